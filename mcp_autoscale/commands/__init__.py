@@ -1,0 +1,1 @@
+"""CLI command groups. Each public module defines ``register(app)``; ``_common`` holds shared options."""

@@ -1,0 +1,87 @@
+"""Options shared by every command that reads the fleet, and the error -> exit-code mapping."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+
+from mcp_autoscale.config import Settings
+from mcp_autoscale.errors import AutoscaleError, InvalidInput
+
+BackendOpt = Annotated[
+    str, typer.Option("--backend", help="sim (embedded simulated fleet, no cluster) or kubernetes.")
+]
+PrometheusOpt = Annotated[
+    str | None, typer.Option("--prometheus", help="Prometheus base URL, e.g. http://127.0.0.1:9090.")
+]
+PolicyOpt = Annotated[Path | None, typer.Option("--policy", help="Policy file (YAML).")]
+AuditOpt = Annotated[Path | None, typer.Option("--audit", help="Audit log file (JSON Lines).")]
+DryRunOpt = Annotated[
+    bool, typer.Option("--dry-run", help="Every mutating call becomes a proposal, whatever the policy says.")
+]
+ContextOpt = Annotated[str | None, typer.Option("--context", help="kubeconfig context (kubernetes backend).")]
+ScenarioOpt = Annotated[str, typer.Option("--scenario", help="Simulator scenario (sim backend).")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Simulator seed (sim backend).")]
+
+
+def build_settings(
+    backend: str = "sim",
+    prometheus: str | None = None,
+    policy: Path | None = None,
+    audit: Path | None = None,
+    dry_run: bool = False,
+    context: str | None = None,
+    scenario: str | None = None,
+    seed: int | None = None,
+    **extra: Any,
+) -> Settings:
+    """Settings from env (MCP_AUTOSCALE_*) overlaid with explicit CLI options."""
+    if backend not in ("sim", "kubernetes"):
+        raise InvalidInput(f"--backend must be 'sim' or 'kubernetes', not {backend!r}")
+    overrides: dict[str, Any] = {"backend": backend, **{k: v for k, v in extra.items() if v is not None}}
+    if prometheus:
+        overrides["prometheus_url"] = prometheus
+    if policy is not None:
+        overrides["policy_file"] = policy
+    if audit is not None:
+        overrides["audit_file"] = audit
+    if dry_run:
+        overrides["dry_run"] = True
+    if context:
+        overrides["kube_context"] = context
+    if scenario:
+        overrides["sim_scenario"] = scenario
+    if seed is not None:
+        overrides["sim_seed"] = seed
+    return Settings(**overrides)
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Print to stderr and exit: 1 failure, 2 bad usage or invalid input."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def exit_on_error() -> Iterator[None]:
+    """Map domain errors to exit codes with a one-line message on stderr (no traceback)."""
+    try:
+        yield
+    except InvalidInput as err:
+        fail(str(err), 2)
+    except AutoscaleError as err:
+        fail(str(err), 1)
+
+
+def echo_out(text: str) -> None:
+    """Write command output to stdout (never used by ``serve`` in stdio mode)."""
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+BackendName = Literal["sim", "kubernetes"]
+Runner = Callable[..., Any]

@@ -1,0 +1,80 @@
+"""Settings: one place, read from CLI options and ``MCP_AUTOSCALE_*`` environment variables.
+
+Secrets are ``SecretStr`` so they never print in logs, reprs or tool output.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mcp_autoscale.models import SloTargets
+
+
+def default_state_dir() -> Path:
+    """Where the audit log and pending proposals live unless told otherwise (XDG state dir)."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "mcp-autoscale"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MCP_AUTOSCALE_", extra="ignore")
+
+    # where the fleet lives
+    backend: Literal["sim", "kubernetes"] = "sim"
+    kubeconfig: Path | None = None
+    kube_context: str | None = None
+    pool_selector: str = Field(
+        default="mcp-autoscale/pool=true",
+        description="Label selector that marks Deployments serving models",
+    )
+    request_timeout_s: float = Field(default=10.0, gt=0, le=120)
+
+    # where the signals come from
+    signal_source: Literal["auto", "sim", "prometheus", "scrape"] = "auto"
+    prometheus_url: str | None = None
+    prometheus_token: SecretStr | None = None
+    prometheus_username: str | None = None
+    prometheus_password: SecretStr | None = None
+    prometheus_ca_file: Path | None = None
+    prometheus_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    rate_window: str = Field(default="2m", pattern=r"^[0-9]+[smh]$")
+    scrape_interval_s: float = Field(default=15.0, gt=0)
+    stale_after_intervals: float = Field(default=2.0, gt=0)
+    pool_label: str = Field(default="", description="Prometheus label naming the pool; '' = derive from pod")
+
+    # governance
+    policy_file: Path | None = None
+    audit_file: Path | None = None
+    state_dir: Path = Field(default_factory=default_state_dir)
+    dry_run: bool = False
+    audit_hmac_key: SecretStr | None = None
+
+    # simulator
+    sim_seed: int = 7
+    sim_scenario: str = "default"
+
+    # money and objectives
+    price_catalogue: Path | None = None
+    slo: SloTargets = Field(default_factory=SloTargets)
+
+    # HTTP transport
+    http_token: SecretStr | None = None
+    allowed_origins: list[str] = Field(default_factory=list)
+    allowed_hosts: list[str] = Field(default_factory=list)
+
+    @property
+    def resolved_audit_file(self) -> Path:
+        return self.audit_file or (self.state_dir / "audit.jsonl")
+
+    @property
+    def resolved_signal_source(self) -> str:
+        if self.signal_source != "auto":
+            return self.signal_source
+        if self.prometheus_url:
+            return "prometheus"
+        return "sim" if self.backend == "sim" else "scrape"
