@@ -91,6 +91,7 @@ class PoolState(BaseModel):
     gitops: GitOpsManager | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     cold_start_s: float | None = Field(default=None, description="Typical time from scale-up to serving")
+    metrics_urls: list[str] = Field(default_factory=list, description="Pods' /metrics URLs (direct scrape)")
 
 
 class NodePoolState(BaseModel):
