@@ -1,0 +1,179 @@
+"""Pure PromQL builder: a constant number of queries per snapshot, whatever the number of pools.
+
+Each query covers *every* pool at once, grouped ``by (namespace, <pool label>)``. Where no pool label is
+configured the pool is derived from the pod name with ``label_replace``: Kubernetes names a Deployment's
+pods ``<deployment>-<pod-template-hash>-<5 chars>`` (hash 8-10 chars), so stripping the two last dash-parts
+gives the Deployment. One query per *signal* carries all dialects as ``or``-ed branches, each tagged with a
+``dialect`` label, and the newest sample timestamp next to the value (``field="value"|"ts"``), so the age of
+every signal costs no extra query.
+
+Label values that reach a query are escaped twice: regex metacharacters for ``=~`` and then the PromQL
+string literal (backslash, double quote, control characters), so a value cannot end the matcher.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from mcp_autoscale.signals.dialects.spec import LABEL_NAME, Dialect, Kind, MetricSpec
+
+POD_POOL_REGEX = "^(.+)-[a-z0-9]{8,10}-[a-z0-9]{5}$"
+"""Deployment pod names: ``<deployment>-<replicaset hash>-<pod suffix>``; group 1 is the Deployment."""
+
+DERIVED_POOL_LABEL = "pool"
+FIELD_LABEL = "field"
+DIALECT_LABEL = "dialect"
+
+_RE2_META = frozenset("\\.+*?()|[]{}^$")
+
+
+def escape_string(value: str) -> str:
+    """``value`` as a double-quoted PromQL string literal (Go escaping rules)."""
+    out = []
+    for ch in value:
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch == '"':
+            out.append('\\"')
+        elif ch == "\n":
+            out.append("\\n")
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def escape_regex(value: str) -> str:
+    """``value`` with RE2 metacharacters escaped, so that it matches only itself."""
+    return "".join("\\" + ch if ch in _RE2_META else ch for ch in value)
+
+
+def regex_any(values: Iterable[str]) -> str:
+    """A quoted RE2 alternation matching exactly the given literal values (anchored by PromQL)."""
+    return escape_string("|".join(escape_regex(v) for v in sorted(set(values))))
+
+
+@dataclass(frozen=True)
+class PoolGrouping:
+    """How series map to pools: a configured label, or derived from ``pod``."""
+
+    pool_label: str = ""
+
+    def __post_init__(self) -> None:
+        if self.pool_label and (not LABEL_NAME.match(self.pool_label) or self.pool_label.startswith("__")):
+            raise ValueError(f"invalid Prometheus label name for pool_label: {self.pool_label!r}")
+
+    @property
+    def label(self) -> str:
+        """The label that carries the pool name in query results."""
+        return self.pool_label or DERIVED_POOL_LABEL
+
+    @property
+    def by(self) -> str:
+        return f"namespace, {self.label}"
+
+    def wrap(self, expr: str) -> str:
+        """Attach the pool label to an instant-vector expression that still has ``pod``."""
+        if self.pool_label:
+            return expr
+        return f'label_replace({expr}, "{DERIVED_POOL_LABEL}", "$1", "pod", {escape_string(POD_POOL_REGEX)})'
+
+
+def selector(metric: str, namespaces: Sequence[str], matchers: Iterable[tuple[str, str]] = ()) -> str:
+    """``metric{namespace=~"a|b", k="v"}`` with every value escaped."""
+    parts = [f"namespace=~{regex_any(namespaces)}"]
+    parts += [f"{k}={escape_string(v)}" for k, v in matchers]
+    return f"{metric}{{{', '.join(parts)}}}"
+
+
+def value_expr(spec: MetricSpec, namespaces: Sequence[str], grouping: PoolGrouping, window: str) -> str:
+    """The expression that computes one signal for every pool."""
+    if spec.kind is Kind.GAUGE:
+        sel = selector(spec.metric, namespaces, spec.matchers)
+        return f"{spec.agg} by ({grouping.by}) ({grouping.wrap(sel)})"
+    if spec.kind is Kind.RATE:
+        sel = selector(spec.metric, namespaces, spec.matchers)
+        expr = f"sum by ({grouping.by}) ({grouping.wrap(f'rate({sel}[{window}])')})"
+        return expr if spec.scale == 1.0 else f"{spec.scale:g} * {expr}"
+    sel = selector(f"{spec.metric}_bucket", namespaces, spec.matchers)
+    inner = f"sum by (le, {grouping.by}) ({grouping.wrap(f'rate({sel}[{window}])')})"
+    return f"histogram_quantile({spec.quantile:g}, {inner})"
+
+
+def timestamp_expr(spec: MetricSpec, namespaces: Sequence[str], grouping: PoolGrouping) -> str:
+    """The newest sample time of the series behind a signal, per pool.
+
+    ``timestamp`` is applied to the bare selector: applied to a function result it returns evaluation time.
+    """
+    sel = selector(spec.sample_for_age, namespaces, spec.matchers)
+    return f"max by ({grouping.by}) ({grouping.wrap(f'timestamp({sel})')})"
+
+
+def _tag(expr: str, label: str, value: str) -> str:
+    return f'label_replace({expr}, "{label}", {escape_string(value)}, "", "")'
+
+
+def signal_query(
+    signal: str,
+    dialects: Iterable[Dialect],
+    namespaces: Sequence[str],
+    grouping: PoolGrouping,
+    window: str,
+) -> str | None:
+    """One query answering ``signal`` for every pool in every dialect, with value and timestamp.
+
+    Dialects whose spec for the signal is identical share one branch (tag ``"vllm,vllm-v0"``).
+    Returns None if no dialect exposes the signal.
+    """
+    shared: dict[MetricSpec, list[str]] = {}
+    for d in dialects:
+        spec = d.signals.get(signal)
+        if spec is not None:
+            shared.setdefault(spec, []).append(d.name)
+    branches = []
+    for spec, names in shared.items():
+        tag = ",".join(names)
+        branches.append(
+            _tag(
+                _tag(value_expr(spec, namespaces, grouping, window), FIELD_LABEL, "value"), DIALECT_LABEL, tag
+            )
+        )
+        branches.append(
+            _tag(_tag(timestamp_expr(spec, namespaces, grouping), FIELD_LABEL, "ts"), DIALECT_LABEL, tag)
+        )
+    return " or ".join(branches) if branches else None
+
+
+def detection_query(markers: Iterable[str], namespaces: Sequence[str], grouping: PoolGrouping) -> str:
+    """Which marker series exist per pool: one series per (pool, marker), whatever the pool count."""
+    names = sorted(set(markers))
+    sel = f"{{__name__=~{regex_any(names)}, namespace=~{regex_any(namespaces)}}}"
+    return f"group by (__name__, {grouping.by}) ({grouping.wrap(sel)})"
+
+
+@dataclass(frozen=True)
+class QueryPlan:
+    """Every query of one snapshot, keyed by what it answers (``"detect"`` or a signal name)."""
+
+    queries: Mapping[str, str]
+
+
+def plan(
+    signals: Sequence[str],
+    dialects: Iterable[Dialect],
+    namespaces: Sequence[str],
+    grouping: PoolGrouping,
+    window: str,
+) -> QueryPlan:
+    """The constant query set: one detection query plus one per signal that some dialect exposes."""
+    ds = list(dialects)
+    queries: dict[str, str] = {
+        "detect": detection_query([m for d in ds for m in d.markers], namespaces, grouping)
+    }
+    for sig in signals:
+        q = signal_query(sig, ds, namespaces, grouping, window)
+        if q is not None:
+            queries[sig] = q
+    return QueryPlan(queries=queries)
