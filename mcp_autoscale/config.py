@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     # simulator
     sim_seed: int = 7
     sim_scenario: str = "default"
+    sim_clock: Literal["wall", "manual"] = Field(
+        default="wall", description="wall: simulated time follows the wall clock; manual: only advance_simulation moves it"
+    )
+
+    sim_warmup_s: float = Field(default=600.0, ge=0, description="Simulated history before the first read")
 
     # money and objectives
     price_catalogue: Path | None = None

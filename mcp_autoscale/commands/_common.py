@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
 from mcp_autoscale.config import Settings
 from mcp_autoscale.errors import AutoscaleError, InvalidInput
@@ -27,6 +28,12 @@ DryRunOpt = Annotated[
 ContextOpt = Annotated[str | None, typer.Option("--context", help="kubeconfig context (kubernetes backend).")]
 ScenarioOpt = Annotated[str, typer.Option("--scenario", help="Simulator scenario (sim backend).")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Simulator seed (sim backend).")]
+ClockOpt = Annotated[
+    str,
+    typer.Option(
+        "--sim-clock", help="Simulator time: 'wall' follows the wall clock; 'manual' moves only when advanced."
+    ),
+]
 
 
 def build_settings(
@@ -38,6 +45,7 @@ def build_settings(
     context: str | None = None,
     scenario: str | None = None,
     seed: int | None = None,
+    sim_clock: str | None = None,
     **extra: Any,
 ) -> Settings:
     """Settings from env (MCP_AUTOSCALE_*) overlaid with explicit CLI options."""
@@ -58,7 +66,14 @@ def build_settings(
         overrides["sim_scenario"] = scenario
     if seed is not None:
         overrides["sim_seed"] = seed
-    return Settings(**overrides)
+    if sim_clock:
+        if sim_clock not in ("wall", "manual"):
+            raise InvalidInput(f"--sim-clock must be 'wall' or 'manual', not {sim_clock!r}")
+        overrides["sim_clock"] = sim_clock
+    try:
+        return Settings(**overrides)
+    except ValidationError as err:
+        raise InvalidInput(f"invalid settings: {err}") from err
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -82,6 +97,3 @@ def echo_out(text: str) -> None:
     """Write command output to stdout (never used by ``serve`` in stdio mode)."""
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
-
-BackendName = Literal["sim", "kubernetes"]
-Runner = Callable[..., Any]

@@ -1,0 +1,3 @@
+from mcp_autoscale.cli import main
+
+main()

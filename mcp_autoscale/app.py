@@ -1,0 +1,136 @@
+"""Application wiring: build every part from ``Settings`` once, at start-up.
+
+Configuration errors (bad policy file, unreadable price catalogue, unknown backend) surface here, before
+the server accepts its first request, as ``ConfigError``/``InvalidInput`` (exit code 2 in the CLI).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mcp_autoscale.actions import Gate
+from mcp_autoscale.audit import AuditLog
+from mcp_autoscale.cluster.base import ClusterBackend
+from mcp_autoscale.config import Settings
+from mcp_autoscale.cost import PriceCatalogue, action_cost_delta, load_catalogue, pool_cost_per_hour
+from mcp_autoscale.errors import ConfigError, InvalidInput
+from mcp_autoscale.logs import get_logger
+from mcp_autoscale.models import Action, NodePoolState, PoolState, SloTargets
+from mcp_autoscale.policy import Policy, builtin_policy, load_policy
+from mcp_autoscale.signals.base import SignalSource
+from mcp_autoscale.sim import Twin
+from mcp_autoscale.snapshot import Snapshotter
+
+log = get_logger(__name__)
+
+
+@dataclass
+class AutoscaleApp:
+    """Everything a tool needs, built once. Tools read from here; only ``gate`` may write."""
+
+    settings: Settings
+    backend: ClusterBackend
+    signals: SignalSource
+    policy: Policy
+    policy_source: str
+    audit: AuditLog
+    catalogue: PriceCatalogue
+    snapshotter: Snapshotter
+    gate: Gate
+    twin: Twin | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def resolve_policy(settings: Settings) -> tuple[Policy, str]:
+    """The policy file if given; otherwise a safe built-in: permissive on the simulator, read-only on a cluster."""
+    if settings.policy_file is not None:
+        return load_policy(Path(settings.policy_file)), str(settings.policy_file)
+    name = "sim-default" if settings.backend == "sim" else "read-only"
+    return builtin_policy(name), f"builtin:{name}"
+
+
+def _build_backend(settings: Settings, twin: Twin | None) -> tuple[ClusterBackend, Twin | None]:
+    if settings.backend == "sim":
+        if twin is None:
+            twin = Twin(scenario=settings.sim_scenario, seed=settings.sim_seed, clock=settings.sim_clock)
+            if settings.sim_warmup_s:
+                twin.advance(settings.sim_warmup_s)
+        return twin.backend, twin
+    if settings.backend == "kubernetes":
+        from mcp_autoscale.cluster.kubernetes import KubernetesBackend
+
+        return KubernetesBackend(settings), None
+    raise InvalidInput(f"unknown backend {settings.backend!r}: use 'sim' or 'kubernetes'")
+
+
+def _build_signals(settings: Settings, twin: Twin | None) -> SignalSource:
+    kind = settings.resolved_signal_source
+    if kind == "sim":
+        if twin is None:
+            raise ConfigError("signal source 'sim' needs --backend sim (or give --prometheus URL)")
+        return twin.signals
+    if kind == "prometheus":
+        if not settings.prometheus_url:
+            raise ConfigError("signal source 'prometheus' needs --prometheus URL (MCP_AUTOSCALE_PROMETHEUS_URL)")
+        from mcp_autoscale.signals.prometheus import PrometheusSource
+
+        return PrometheusSource(settings)
+    from mcp_autoscale.signals.scrape import ScrapeSource
+
+    return ScrapeSource(settings)
+
+
+def build_app(settings: Settings, *, twin: Twin | None = None) -> AutoscaleApp:
+    """Build and validate everything; raise ``ConfigError`` with file/line/field on bad input."""
+    policy, policy_source = resolve_policy(settings)
+    catalogue = load_catalogue(settings.price_catalogue)
+    backend, twin = _build_backend(settings, twin)
+    signals = _build_signals(settings, twin)
+    audit_path = settings.resolved_audit_file
+    audit_path.parent.mkdir(parents=True, exist_ok=True)
+    hmac_key = settings.audit_hmac_key.get_secret_value().encode() if settings.audit_hmac_key else None
+    audit = AuditLog(audit_path, hmac_key=hmac_key)
+
+    def targets_for(pool: PoolState) -> SloTargets:
+        return policy.slo_for(pool.ref) or settings.slo
+
+    snapshotter = Snapshotter(
+        backend,
+        signals,
+        targets_for=targets_for,
+        cost_for=lambda pool: pool_cost_per_hour(pool, catalogue),
+        namespaces=policy.visible_namespaces(),
+    )
+
+    def cost_delta(action: Action, pool: PoolState | None, node_pool: NodePoolState | None) -> float | None:
+        return action_cost_delta(action, pool, node_pool, catalogue)
+
+    gate = Gate(
+        backend=backend,
+        policy=policy,
+        audit=audit,
+        settings=settings,
+        evidence=snapshotter.pool,
+        cost_delta=cost_delta,
+    )
+    log.info(
+        "app.ready",
+        backend=backend.name,
+        signals=signals.name,
+        policy=policy_source,
+        audit=str(audit_path),
+        dry_run=settings.dry_run,
+    )
+    return AutoscaleApp(
+        settings=settings,
+        backend=backend,
+        signals=signals,
+        policy=policy,
+        policy_source=policy_source,
+        audit=audit,
+        catalogue=catalogue,
+        snapshotter=snapshotter,
+        gate=gate,
+        twin=twin,
+    )

@@ -1,0 +1,61 @@
+"""``mcp-autoscale serve``: the MCP server over stdio (default) or streamable HTTP."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from mcp_autoscale.commands._common import (
+    AuditOpt,
+    BackendOpt,
+    ClockOpt,
+    ContextOpt,
+    DryRunOpt,
+    PolicyOpt,
+    PrometheusOpt,
+    ScenarioOpt,
+    SeedOpt,
+    build_settings,
+    exit_on_error,
+    fail,
+)
+from mcp_autoscale.logs import configure_logging
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def serve(
+        backend: BackendOpt = "sim",
+        prometheus: PrometheusOpt = None,
+        policy: PolicyOpt = None,
+        audit: AuditOpt = None,
+        dry_run: DryRunOpt = False,
+        context: ContextOpt = None,
+        scenario: ScenarioOpt = "default",
+        seed: SeedOpt = 7,
+        sim_clock: ClockOpt = "wall",
+        transport: Annotated[str, typer.Option("--transport", help="stdio or http (streamable HTTP at /mcp)")] = "stdio",
+        host: Annotated[str, typer.Option("--host", help="HTTP bind address")] = "127.0.0.1",
+        port: Annotated[int, typer.Option("--port", help="HTTP port", min=1, max=65535)] = 8765,
+        log_level: Annotated[str, typer.Option("--log-level")] = "info",
+    ) -> None:
+        """Run the MCP server (stdio by default; logs go to stderr)."""
+        from mcp_autoscale.app import build_app
+        from mcp_autoscale.server import http_app, create_server, run_stdio
+
+        configure_logging(log_level)
+        if transport not in ("stdio", "http"):
+            fail(f"--transport must be 'stdio' or 'http', not {transport!r}", 2)
+        with exit_on_error():
+            settings = build_settings(
+                backend, prometheus, policy, audit, dry_run, context, scenario, seed, sim_clock=sim_clock
+            )
+            application = build_app(settings)
+            if transport == "stdio":
+                run_stdio(application)
+                return
+            import uvicorn
+
+            asgi = http_app(application, create_server(application), host)
+            uvicorn.run(asgi, host=host, port=port, log_level="warning")

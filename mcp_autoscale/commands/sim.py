@@ -1,0 +1,35 @@
+"""``mcp-autoscale sim``: serve the twin's metrics in vLLM exposition format for a real Prometheus."""
+
+from __future__ import annotations
+
+import threading
+from typing import Annotated
+
+import typer
+
+from mcp_autoscale.commands._common import ScenarioOpt, SeedOpt, echo_out
+from mcp_autoscale.logs import configure_logging
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def sim(
+        port: Annotated[int, typer.Option("--port", help="HTTP port for /metrics (0 = any free port)")] = 9400,
+        host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+        scenario: ScenarioOpt = "default",
+        seed: SeedOpt = 7,
+        speed: Annotated[float, typer.Option("--speed", help="Simulated seconds per wall second", min=0.1)] = 1.0,
+    ) -> None:
+        """Run the simulated fleet in wall-clock time and serve its metrics at /metrics."""
+        from mcp_autoscale.sim import Twin, serve_metrics
+
+        configure_logging("info")
+        twin = Twin(scenario=scenario, seed=seed, clock="wall", speed=speed)
+        server = serve_metrics(twin, host=host, port=port)
+        echo_out(f"serving {len(twin.pools())} simulated pools at {server.url}/metrics (Ctrl-C to stop)")
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.close()

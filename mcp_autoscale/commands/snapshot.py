@@ -1,0 +1,87 @@
+"""``mcp-autoscale snapshot``: the fleet's SLO snapshot as a table or JSON."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from mcp_autoscale.commands._common import (
+    AuditOpt,
+    BackendOpt,
+    ContextOpt,
+    PolicyOpt,
+    PrometheusOpt,
+    ScenarioOpt,
+    SeedOpt,
+    build_settings,
+    echo_out,
+    exit_on_error,
+)
+from mcp_autoscale.logs import configure_logging
+from mcp_autoscale.models import FleetSnapshot
+
+
+def _fmt(value: float | None, unit: str = "", digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}{unit}"
+
+
+def render_table(snap: FleetSnapshot) -> str:
+    """A plain-text table (no colour: it must read well in CI logs and job summaries)."""
+    headers = ["pool", "gpu", "replicas", "owner", "ttft p90", "itl p90", "kv", "queue", "tok/s out", "$/h", "slo"]
+    rows = []
+    for p in snap.pools:
+        r = p.replicas
+        owner = "-" if p.owner is None else f"{'KEDA' if p.owner.kind.value == 'ScaledObject' else 'HPA'}"
+        s = p.signals
+        rows.append(
+            [
+                f"{p.namespace}/{p.name}",
+                f"{p.gpus_per_replica}x{p.gpu_type}",
+                f"{r['ready']}/{r['desired']}" + (f" (+{r['starting']} starting)" if r["starting"] else ""),
+                owner,
+                _fmt(s.ttft_p90_s, "s"),
+                _fmt(None if s.itl_p90_s is None else s.itl_p90_s * 1000, "ms", 0),
+                _fmt(s.kv_usage),
+                _fmt(s.queue_depth, "", 0),
+                _fmt(s.gen_tps, "", 0),
+                _fmt(p.cost_per_hour),
+                p.slo.value + ("" if not p.slo_breaches else " (" + "; ".join(p.slo_breaches) + ")"),
+            ]
+        )
+    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    footer = f"\n{snap.backend} backend, signals from {snap.signal_source}, taken {snap.taken_at:%Y-%m-%d %H:%M:%S}Z"
+    if snap.fleet_cost_per_hour is not None:
+        footer += f", fleet ${snap.fleet_cost_per_hour:.2f}/h"
+    if snap.partial:
+        footer += "\nPARTIAL: " + "; ".join(snap.warnings or ["some signals are missing or stale"])
+    return "\n".join(lines) + footer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def snapshot(
+        backend: BackendOpt = "sim",
+        prometheus: PrometheusOpt = None,
+        policy: PolicyOpt = None,
+        audit: AuditOpt = None,
+        context: ContextOpt = None,
+        scenario: ScenarioOpt = "default",
+        seed: SeedOpt = 7,
+        as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
+        namespace: Annotated[str | None, typer.Option("--namespace", "-n")] = None,
+    ) -> None:
+        """Print the current SLO snapshot."""
+        from mcp_autoscale.app import build_app
+
+        configure_logging("warning")
+        with exit_on_error():
+            settings = build_settings(
+                backend, prometheus, policy, audit, False, context, scenario, seed, sim_clock="manual"
+            )
+            application = build_app(settings)
+            snap = application.snapshotter.take(namespace=namespace)
+        echo_out(snap.model_dump_json(indent=2) if as_json else render_table(snap))

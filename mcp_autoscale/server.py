@@ -1,0 +1,157 @@
+"""MCP wiring only: build the server from an ``AutoscaleApp`` and run it over stdio or streamable HTTP.
+
+Toolsets live in ``mcp_autoscale.tools.*`` (one module each), resources in ``resources.py``, prompts in
+``prompts.py``. Nothing here decides or mutates anything.
+"""
+
+from __future__ import annotations
+
+import hmac
+import importlib
+import ipaddress
+import json
+import pkgutil
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from mcp_autoscale import __version__, prompts, resources, tools
+from mcp_autoscale.app import AutoscaleApp
+from mcp_autoscale.errors import ConfigError
+from mcp_autoscale.logs import get_logger
+
+log = get_logger(__name__)
+
+INSTRUCTIONS = (
+    "Outer-loop autoscaling for LLM inference on Kubernetes. Start with get_slo_snapshot (or list_pools). "
+    "Every mutating tool (scale_deployment, patch_hpa, request_gpu_nodes) needs a rationale citing the data, "
+    "goes through a policy gate and is audited; prefer dry_run=true first. When an HPA or KEDA owns a pool's "
+    "replicas, change its bounds with patch_hpa instead of scaling the Deployment. Runbooks are resources "
+    "under autoscale://runbooks/."
+)
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def _toolset_modules() -> list[str]:
+    names = [m.name for m in pkgutil.iter_modules(tools.__path__) if not m.name.startswith("_")]
+    return sorted(names)
+
+
+def create_server(app: AutoscaleApp) -> MCPServer:
+    """The MCP server for one ``AutoscaleApp``: every toolset module, the resources and the prompts."""
+    server = MCPServer("mcp-autoscale", version=__version__, instructions=INSTRUCTIONS)
+    for name in _toolset_modules():
+        module = importlib.import_module(f"{tools.__name__}.{name}")
+        module.register(server, app)
+    resources.register(server, app)
+    prompts.register(server)
+    return server
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _reply(status: int, payload: dict[str, str], extra: list[tuple[bytes, bytes]] | None = None) -> Any:
+    async def respond(send: Send) -> None:
+        headers = [(b"content-type", b"application/json"), *(extra or [])]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": json.dumps(payload).encode()})
+
+    return respond
+
+
+class HttpGuard:
+    """Pure ASGI middleware in front of ``/mcp``: bearer token and (when the SDK's Host check is off)
+    browser Origin. Pure ASGI, not BaseHTTPMiddleware, so streamed SSE responses pass through untouched.
+    """
+
+    def __init__(
+        self,
+        inner: ASGIApp,
+        token: str | None,
+        allowed_origins: list[str] | None = None,
+        protected_prefix: str = "/mcp",
+    ) -> None:
+        self.inner = inner
+        self.token = token.encode() if token else None
+        self.allowed_origins = allowed_origins
+        self.prefix = protected_prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and str(scope.get("path", "")).startswith(self.prefix):
+            headers = dict(scope.get("headers") or [])
+            origin = headers.get(b"origin")
+            if self.allowed_origins is not None and origin and origin.decode() not in self.allowed_origins:
+                await _reply(403, {"error": "forbidden", "detail": "Origin not allowed"})(send)
+                return
+            if self.token is not None:
+                auth = headers.get(b"authorization", b"")
+                presented = auth[7:].strip() if auth[:7].lower() == b"bearer " else b""
+                if not presented or not hmac.compare_digest(presented, self.token):
+                    challenge = [(b"www-authenticate", b'Bearer realm="mcp-autoscale"')]
+                    detail = {"error": "unauthorized", "detail": "missing or wrong bearer token"}
+                    await _reply(401, detail, challenge)(send)
+                    return
+        await self.inner(scope, receive, send)
+
+
+def transport_security(host: str, allowed_hosts: list[str], allowed_origins: list[str]) -> TransportSecuritySettings:
+    """The SDK's DNS-rebinding protection: loopback hosts (any port) by default, or the listed hosts."""
+    if allowed_hosts:
+        return TransportSecuritySettings(allowed_hosts=allowed_hosts, allowed_origins=allowed_origins)
+    if is_loopback(host):
+        hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
+        origins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*", *allowed_origins]
+        return TransportSecuritySettings(allowed_hosts=hosts, allowed_origins=origins)
+    # Bound beyond loopback with no host list (e.g. behind a Service whose name we cannot know): the
+    # bearer token is the guard and HttpGuard checks browser Origins itself.
+    return TransportSecuritySettings(enable_dns_rebinding_protection=False)
+
+
+def http_app(app: AutoscaleApp, server: MCPServer, host: str) -> ASGIApp:
+    """The streamable-HTTP ASGI app at ``/mcp`` with ``/healthz``, Host/Origin checks and bearer auth."""
+    settings = app.settings
+    token = settings.http_token.get_secret_value() if settings.http_token else None
+    if not is_loopback(host) and not token:
+        raise ConfigError(
+            f"refusing to serve HTTP on {host} without a bearer token: set MCP_AUTOSCALE_HTTP_TOKEN "
+            "(or bind to 127.0.0.1)"
+        )
+
+    @server.custom_route("/healthz", methods=["GET"], include_in_schema=False)
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "backend": app.backend.name, "version": __version__})
+
+    security = transport_security(host, settings.allowed_hosts, settings.allowed_origins)
+    asgi: ASGIApp = server.streamable_http_app(host=host, transport_security=security)
+    own_origin_check = None if security.enable_dns_rebinding_protection else list(settings.allowed_origins)
+    if token or own_origin_check is not None:
+        asgi = HttpGuard(asgi, token, own_origin_check)
+    return asgi
+
+
+def run_stdio(app: AutoscaleApp) -> None:
+    create_server(app).run()
+
+
+def run_http(app: AutoscaleApp, host: str, port: int) -> None:
+    import uvicorn
+
+    server = create_server(app)
+    asgi = http_app(app, server, host)
+    log.info("serve.http", url=f"http://{host}:{port}/mcp", auth=bool(app.settings.http_token))
+    uvicorn.run(asgi, host=host, port=port, log_level="warning")

@@ -1,0 +1,191 @@
+"""Assemble the fleet snapshot: cluster state + signals + SLO verdict + cost, per pool.
+
+``build_snapshot`` and ``judge_slo`` are pure; ``Snapshotter`` is the thin shell that reads the backend and
+the signal source (each call is one collection round: a constant number of backend queries).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from mcp_autoscale.cluster.base import ClusterBackend
+from mcp_autoscale.errors import AutoscaleError
+from mcp_autoscale.logs import get_logger
+from mcp_autoscale.models import (
+    FleetSnapshot,
+    NodePoolState,
+    PoolRef,
+    PoolSignals,
+    PoolSnapshot,
+    PoolState,
+    SignalReport,
+    SloStatus,
+    SloTargets,
+)
+from mcp_autoscale.signals.base import SignalSource
+
+log = get_logger(__name__)
+
+TargetsFor = Callable[[PoolState], SloTargets]
+CostFor = Callable[[PoolState], float | None]
+
+_SLO_CHECKS: tuple[tuple[str, str], ...] = (("ttft_p90_s", "ttft_p90_s"), ("itl_p90_s", "itl_p90_s"))
+"""(signal, target field) pairs judged against the pool's SloTargets."""
+
+
+def judge_slo(signals: PoolSignals, targets: SloTargets) -> tuple[SloStatus, list[str]]:
+    """Breach if any measured p90 exceeds its target; unknown if nothing needed could be measured.
+
+    A stale signal still counts (it is the best evidence there is) but the status is never ``ok`` on
+    stale or missing data alone: an unmeasured objective is ``unknown``, not met.
+    """
+    breaches: list[str] = []
+    measured = 0
+    for signal, target_field in _SLO_CHECKS:
+        value = signals.value(signal)
+        target = float(getattr(targets, target_field))
+        if value is None:
+            continue
+        measured += 1
+        if value > target:
+            breaches.append(f"{signal} {value:.3g} > {target:.3g}")
+    if breaches:
+        return SloStatus.BREACH, breaches
+    if measured < len(_SLO_CHECKS) or any(s in signals.stale for s, _ in _SLO_CHECKS):
+        return SloStatus.UNKNOWN, breaches
+    return SloStatus.OK, breaches
+
+
+def _round_signals(signals: PoolSignals) -> PoolSignals:
+    """Round values and ages so the snapshot stays compact in the model's context."""
+    data = signals.model_dump()
+    for key, value in data.items():
+        if isinstance(value, float):
+            data[key] = round(value, 4)
+    data["age_s"] = {k: round(v, 1) for k, v in signals.age_s.items()}
+    return PoolSignals.model_validate(data)
+
+
+def build_snapshot(
+    pools: Sequence[PoolState],
+    node_pools: Sequence[NodePoolState],
+    report: SignalReport,
+    *,
+    targets_for: TargetsFor,
+    cost_for: CostFor,
+    backend: str,
+    now: datetime,
+    warnings: Sequence[str] = (),
+) -> FleetSnapshot:
+    """Join cluster state and signals per pool. Pure: same inputs, same snapshot."""
+    out: list[PoolSnapshot] = []
+    partial = bool(report.errors) or bool(warnings)
+    for pool in pools:
+        signals = report.pools.get(pool.ref.key)
+        if signals is None:
+            signals = PoolSignals(missing={"*": f"no signals for {pool.ref.key} from {report.source}"})
+        if signals.missing or signals.stale:
+            partial = True
+        targets = targets_for(pool)
+        status, breaches = judge_slo(signals, targets)
+        cost = cost_for(pool)
+        out.append(
+            PoolSnapshot(
+                namespace=pool.ref.namespace,
+                name=pool.ref.name,
+                model=pool.model,
+                engine=pool.engine,
+                role=pool.role,
+                gpu_type=pool.gpu_type,
+                gpus_per_replica=pool.gpus_per_replica,
+                node_pool=pool.node_pool,
+                replicas={
+                    "desired": pool.desired_replicas,
+                    "ready": pool.ready_replicas,
+                    "starting": pool.starting_replicas,
+                    "pending": pool.pending_replicas,
+                },
+                owner=pool.autoscaler,
+                gitops=pool.gitops,
+                signals=_round_signals(signals),
+                slo=status,
+                slo_targets=targets,
+                slo_breaches=breaches,
+                cost_per_hour=None if cost is None else round(cost, 3),
+            )
+        )
+    costs = [p.cost_per_hour for p in out]
+    fleet_cost = round(sum(c for c in costs if c is not None), 3) if any(c is not None for c in costs) else None
+    return FleetSnapshot(
+        taken_at=now,
+        backend=backend,
+        signal_source=report.source,
+        pools=out,
+        node_pools=list(node_pools),
+        partial=partial,
+        warnings=[*report.errors, *warnings],
+        fleet_cost_per_hour=fleet_cost,
+        queries=report.queries,
+    )
+
+
+class Snapshotter:
+    """Reads the backend and the signal source and builds snapshots, optionally filtered."""
+
+    def __init__(
+        self,
+        backend: ClusterBackend,
+        source: SignalSource,
+        *,
+        targets_for: TargetsFor,
+        cost_for: CostFor,
+        namespaces: Sequence[str] | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.backend = backend
+        self.source = source
+        self.targets_for = targets_for
+        self.cost_for = cost_for
+        self.namespaces = list(namespaces) if namespaces else None
+        self.clock = clock or (lambda: datetime.now(UTC))
+
+    def _visible(self, pool: PoolState) -> bool:
+        return self.namespaces is None or pool.ref.namespace in self.namespaces
+
+    def take(
+        self,
+        *,
+        namespace: str | None = None,
+        name: str | None = None,
+        include_node_pools: bool = True,
+    ) -> FleetSnapshot:
+        pools = [p for p in self.backend.list_pools() if self._visible(p)]
+        if namespace is not None:
+            pools = [p for p in pools if p.ref.namespace == namespace]
+        if name is not None:
+            pools = [p for p in pools if p.ref.name == name]
+        warnings: list[str] = []
+        node_pools: list[NodePoolState] = []
+        if include_node_pools:
+            try:
+                node_pools = self.backend.list_node_pools()
+            except AutoscaleError as err:
+                warnings.append(f"node pools unavailable: {err}")
+        report = self.source.collect(pools)
+        log.debug("snapshot", pools=len(pools), source=report.source, queries=report.queries)
+        return build_snapshot(
+            pools,
+            node_pools,
+            report,
+            targets_for=self.targets_for,
+            cost_for=self.cost_for,
+            backend=self.backend.name,
+            now=self.clock(),
+            warnings=warnings,
+        )
+
+    def pool(self, ref: PoolRef) -> PoolSnapshot | None:
+        """The compact snapshot of one pool (the evidence the gate stores with each decision)."""
+        snap = self.take(namespace=ref.namespace, name=ref.name, include_node_pools=False)
+        return snap.pool(ref)

@@ -1,0 +1,67 @@
+"""Argument types and annotations shared by the toolsets (one definition, so schemas stay consistent)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
+from pydantic import Field
+
+from mcp_autoscale.errors import AutoscaleError, NotFound
+from mcp_autoscale.models import K8S_NAME, ActionResult, ActionStatus
+
+Namespace = Annotated[str, Field(pattern=K8S_NAME, max_length=63, description="Pool namespace")]
+Deployment = Annotated[
+    str, Field(pattern=K8S_NAME, max_length=253, description="Pool Deployment name, as the snapshot reports it")
+]
+OptNamespace = Annotated[
+    str | None, Field(default=None, pattern=K8S_NAME, max_length=63, description="Only this namespace")
+]
+OptDeployment = Annotated[
+    str | None, Field(default=None, pattern=K8S_NAME, max_length=253, description="Only this Deployment")
+]
+Rationale = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=2000,
+        description="Why, citing the data (required; recorded in the audit log)",
+    ),
+]
+DryRun = Annotated[bool, Field(description="Validate and record a proposal without changing anything")]
+IdempotencyKey = Annotated[
+    str | None,
+    Field(default=None, max_length=128, description="Retries with the same key act at most once"),
+]
+
+READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, open_world_hint=False)
+
+
+def mutating(title: str, *, idempotent: bool) -> ToolAnnotations:
+    return ToolAnnotations(
+        title=title, read_only_hint=False, destructive_hint=True, idempotent_hint=idempotent, open_world_hint=False
+    )
+
+
+def read_only(title: str) -> ToolAnnotations:
+    return ToolAnnotations(title=title, read_only_hint=True, destructive_hint=False, open_world_hint=False)
+
+
+def require_rationale(rationale: str) -> str:
+    text = rationale.strip()
+    if not text:
+        raise ToolError("rationale is required: say why, citing the snapshot (e.g. 'TTFT p90 3.1 s > 2 s')")
+    return text
+
+
+def as_tool_result(result: ActionResult) -> ActionResult:
+    """Denials and pending approvals are normal results; a failed execution is a tool error the model sees."""
+    if result.status is ActionStatus.FAILED:
+        raise ToolError(f"{result.message} (audit id {result.audit_id})")
+    return result
+
+
+def tool_error(err: AutoscaleError) -> ToolError:
+    prefix = "not found: " if isinstance(err, NotFound) else ""
+    return ToolError(f"{prefix}{err}")

@@ -1,0 +1,150 @@
+"""The real server process over stdio and over streamable HTTP, driven by the MCP SDK's client."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import httpx2
+import pytest
+from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+
+pytestmark = pytest.mark.anyio
+
+FIVE_TOOLS = {"get_slo_snapshot", "patch_hpa", "scale_deployment", "request_gpu_nodes", "estimate_cost"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def serve_args(tmp_path: Path, *extra: str) -> list[str]:
+    return ["-m", "mcp_autoscale", "serve", "--sim-clock", "manual", "--audit", str(tmp_path / "audit.jsonl"),
+            "--log-level", "warning", *extra]
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], deadline_s: float = 30.0) -> None:
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited early: {proc.stderr.read().decode() if proc.stderr else ''}")
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)  # polling interval while waiting for start-up, not a timing assumption
+    raise AssertionError(f"server not healthy at {url} within {deadline_s}s")
+
+
+@pytest.fixture
+def http_server(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    port = free_port()
+    token = "test-token-123"
+    env = {**os.environ, "MCP_AUTOSCALE_HTTP_TOKEN": token}
+    proc = subprocess.Popen(
+        [sys.executable, *serve_args(tmp_path, "--transport", "http", "--port", str(port))],
+        env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(f"{base}/healthz", proc)
+        yield base, token
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_stdio_end_to_end(tmp_path: Path, mode: str) -> None:
+    params = StdioServerParameters(command=sys.executable, args=serve_args(tmp_path))
+    async with Client(params, mode=mode) as c:  # type: ignore[arg-type]
+        names = {t.name for t in (await c.list_tools()).tools}
+        assert FIVE_TOOLS <= names
+        snap = await c.call_tool("get_slo_snapshot", {"namespace": "dev"})
+        assert snap.structured_content["pools"][0]["name"] == "granite-8b"  # type: ignore[index]
+        r = await c.call_tool(
+            "scale_deployment",
+            {"namespace": "dev", "deployment": "granite-8b", "replicas": 2, "rationale": "stdio test", "dry_run": True},
+        )
+        assert r.structured_content["status"] == "dry_run"  # type: ignore[index]
+        bad = await c.call_tool("scale_deployment", {"namespace": "dev", "deployment": "granite-8b", "replicas": -3,
+                                                     "rationale": "x"})
+        assert bad.is_error
+        res = await c.read_resource("autoscale://audit/recent")
+        assert "stdio test" in res.contents[0].text  # type: ignore[union-attr]
+        prompt = await c.get_prompt("diagnose_slo_breach", {"namespace": "dev", "deployment": "granite-8b"})
+        assert prompt.messages
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_http_end_to_end_with_token(http_server: tuple[str, str], mode: str) -> None:
+    base, token = http_server
+    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http:
+        async with Client(streamable_http_client(f"{base}/mcp", http_client=http), mode=mode) as c:  # type: ignore[arg-type]
+            names = {t.name for t in (await c.list_tools()).tools}
+            assert FIVE_TOOLS <= names
+            r = await c.call_tool(
+                "scale_deployment",
+                {"namespace": "dev", "deployment": "granite-8b", "replicas": 2, "rationale": "http", "dry_run": True},
+            )
+            assert r.structured_content["status"] == "dry_run"  # type: ignore[index]
+            recent = (await c.read_resource("autoscale://audit/recent")).contents[0].text  # type: ignore[union-attr]
+            assert "http:token-" in recent
+
+
+INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+    "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}}
+MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
+
+def test_http_rejects_missing_or_wrong_token(http_server: tuple[str, str]) -> None:
+    base, _ = http_server
+    r = httpx.post(f"{base}/mcp", json=INIT, headers=MCP_HEADERS)
+    assert r.status_code == 401 and "bearer" in r.headers["www-authenticate"].lower()
+    r = httpx.post(f"{base}/mcp", json=INIT, headers={**MCP_HEADERS, "Authorization": "Bearer wrong"})
+    assert r.status_code == 401
+
+
+def test_http_rejects_foreign_origin_and_host(http_server: tuple[str, str]) -> None:
+    base, token = http_server
+    auth = {**MCP_HEADERS, "Authorization": f"Bearer {token}"}
+    ok = httpx.post(f"{base}/mcp", json=INIT, headers=auth)
+    assert ok.status_code == 200
+    evil_origin = httpx.post(f"{base}/mcp", json=INIT, headers={**auth, "Origin": "http://evil.example"})
+    assert evil_origin.status_code == 403
+    evil_host = httpx.post(f"{base}/mcp", json=INIT, headers={**auth, "Host": "evil.example"})
+    assert evil_host.status_code == 421
+
+
+def test_http_beyond_loopback_requires_a_token(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "MCP_AUTOSCALE_HTTP_TOKEN"}
+    proc = subprocess.run(
+        [sys.executable, *serve_args(tmp_path, "--transport", "http", "--host", "0.0.0.0", "--port", str(free_port()))],
+        env=env, capture_output=True, timeout=60,
+    )
+    assert proc.returncode == 2
+    assert b"MCP_AUTOSCALE_HTTP_TOKEN" in proc.stderr
+
+
+def test_invalid_policy_stops_serve_with_file_line_field(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nrules:\n  - name: r\n    replicas:\n      min: -5\n")
+    proc = subprocess.run(
+        [sys.executable, *serve_args(tmp_path, "--policy", str(bad))], capture_output=True, timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 2
+    err = proc.stderr.decode()
+    assert f"{bad}:" in err and "min" in err
+    line = err.split(f"{bad}:")[1].split(":")[0]
+    assert line.isdigit() and int(line) in (4, 5), err
