@@ -1,0 +1,275 @@
+"""Signals from a Prometheus server: a constant set of batched PromQL queries per snapshot.
+
+The query plan (one detection query + one per signal) covers every pool at once; the queries run
+concurrently in a small thread pool under one deadline, so a slow Prometheus costs one timeout, not one
+per query. Each signal carries the age of its newest sample; failures become per-signal reasons.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import re
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from urllib3.util.retry import Retry
+
+from mcp_autoscale.config import Settings
+from mcp_autoscale.errors import ConfigError
+from mcp_autoscale.logs import get_logger
+from mcp_autoscale.models import SIGNAL_NAMES, PoolRef, PoolSignals, PoolState, SignalReport
+from mcp_autoscale.signals import dialects
+from mcp_autoscale.signals.common import (
+    NO_DIALECT,
+    SERIES_ABSENT,
+    check_overrides,
+    not_exposed,
+    stale_after_s,
+)
+from mcp_autoscale.signals.dialects.spec import Dialect, Kind
+from mcp_autoscale.signals.promql import DIALECT_LABEL, FIELD_LABEL, PoolGrouping, plan
+
+log = get_logger(__name__)
+
+_BYTES_REPR = re.compile(r"\((b(['\"]).*\2)\)\s*$", re.DOTALL)
+
+
+def prometheus_error_message(err: Exception) -> str:
+    """Prometheus's own ``error`` text from a failed query (prometheus-api-client wraps it in a repr)."""
+    text = str(err)
+    m = _BYTES_REPR.search(text)
+    if m:
+        try:
+            body = json.loads(ast.literal_eval(m.group(1)))
+            if isinstance(body, dict) and body.get("error"):
+                kind = body.get("errorType")
+                return f"{kind}: {body['error']}" if kind else str(body["error"])
+        except (ValueError, SyntaxError):
+            pass
+    return text
+
+
+def failure_reason(err: BaseException, timeout_s: float) -> str:
+    """Name a failed query the way the snapshot reports it."""
+    if isinstance(err, PrometheusApiClientException):
+        return f"query error: {prometheus_error_message(err)}"
+    if isinstance(err, requests.Timeout | TimeoutError):
+        return f"prometheus unreachable: no answer within {timeout_s:g} s"
+    if isinstance(err, requests.ConnectionError):
+        cause = str(err.args[0]) if err.args else type(err).__name__
+        if "Connection refused" in cause:
+            cause = "connection refused"
+        return f"prometheus unreachable: {cause}"
+    if isinstance(err, requests.RequestException):
+        return f"prometheus unreachable: {type(err).__name__}: {err}"
+    return f"query error: {type(err).__name__}: {err}"
+
+
+@dataclass
+class _Answer:
+    """One query's outcome: result rows or a reason."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+
+
+def build_client(settings: Settings) -> PrometheusConnect:
+    """A PrometheusConnect with the configured auth and TLS, no retries (the deadline is ours)."""
+    if not settings.prometheus_url:
+        raise ConfigError("prometheus source needs prometheus_url (--prometheus URL)")
+    session = requests.Session()
+    if settings.prometheus_ca_file is not None:
+        if not settings.prometheus_ca_file.is_file():
+            raise ConfigError(f"prometheus_ca_file {settings.prometheus_ca_file}: no such file")
+        session.verify = str(settings.prometheus_ca_file)
+    headers: dict[str, str] = {}
+    if settings.prometheus_token is not None:
+        headers["Authorization"] = f"Bearer {settings.prometheus_token.get_secret_value()}"
+    auth = None
+    if settings.prometheus_username:
+        password = settings.prometheus_password.get_secret_value() if settings.prometheus_password else ""
+        auth = (settings.prometheus_username, password)
+    return PrometheusConnect(
+        url=settings.prometheus_url.rstrip("/"),
+        headers=headers or None,
+        auth=auth,
+        session=session,
+        retry=Retry(total=0, raise_on_status=False),
+        method="POST",
+    )
+
+
+class PrometheusSource:
+    """``SignalSource`` over Prometheus's HTTP API (``prometheus-api-client``)."""
+
+    name = "prometheus"
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        dialect_overrides: Mapping[str, str] | None = None,
+        client: PrometheusConnect | None = None,
+        max_workers: int = 8,
+    ) -> None:
+        self._settings = settings
+        self._overrides = check_overrides(dialect_overrides)
+        try:
+            self._grouping = PoolGrouping(settings.pool_label)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        self._client = client or build_client(settings)
+        self._timeout = settings.prometheus_timeout_s
+        self._max_workers = max_workers
+
+    def close(self) -> None:
+        self._client.close()
+
+    # ---- querying ---------------------------------------------------------------------------------
+
+    def _query(self, promql: str) -> list[dict[str, Any]]:
+        # (connect, read) timeouts: both bounded, so a black-holed port cannot hang a worker thread.
+        rows = self._client.custom_query(promql, timeout=(self._timeout, self._timeout))
+        return list(rows)
+
+    def _run(self, queries: Mapping[str, str]) -> dict[str, _Answer]:
+        """Run all queries concurrently under one deadline."""
+        pool = ThreadPoolExecutor(
+            max_workers=min(self._max_workers, len(queries)), thread_name_prefix="promql"
+        )
+        futures: dict[str, Future[list[dict[str, Any]]]] = {
+            key: pool.submit(self._query, q) for key, q in queries.items()
+        }
+        wait(futures.values(), timeout=self._timeout + 0.5)
+        pool.shutdown(wait=False, cancel_futures=True)
+        out: dict[str, _Answer] = {}
+        for key, fut in futures.items():
+            if not fut.done():
+                fut.cancel()
+                out[key] = _Answer(error=f"prometheus unreachable: no answer within {self._timeout:g} s")
+                continue
+            err = fut.exception()
+            out[key] = (
+                _Answer(rows=fut.result())
+                if err is None
+                else _Answer(error=failure_reason(err, self._timeout))
+            )
+        return out
+
+    # ---- assembling -------------------------------------------------------------------------------
+
+    def collect(self, pools: Sequence[PoolState]) -> SignalReport:
+        now = datetime.now(UTC)
+        if not pools:
+            return SignalReport(source=self.name, collected_at=now)
+        namespaces = sorted({p.ref.namespace for p in pools})
+        qp = plan(
+            SIGNAL_NAMES, dialects.DIALECTS.values(), namespaces, self._grouping, self._settings.rate_window
+        )
+        started = time.monotonic()
+        answers = self._run(qp.queries)
+        log.debug(
+            "prometheus snapshot", queries=len(qp.queries), seconds=round(time.monotonic() - started, 3)
+        )
+        errors = sorted({f"{key}: {a.error}" for key, a in answers.items() if a.error})
+        if errors and all(a.error for a in answers.values()):
+            reasons = {a.error for a in answers.values()}
+            if len(reasons) == 1:
+                errors = [reasons.pop() or ""]
+        detected = self._detected(answers["detect"])
+        values = {sig: self._index(answers[sig]) for sig in SIGNAL_NAMES if sig in answers}
+        report = SignalReport(source=self.name, collected_at=now, queries=len(qp.queries), errors=errors)
+        for p in pools:
+            report.pools[p.ref.key] = self._pool(p.ref, detected, answers, values)
+        return report
+
+    def _key(self, metric: Mapping[str, str]) -> tuple[str, str] | None:
+        ns, pool = metric.get("namespace"), metric.get(self._grouping.label)
+        return (ns, pool) if ns and pool else None
+
+    def _detected(self, answer: _Answer) -> dict[tuple[str, str], set[str]]:
+        out: dict[tuple[str, str], set[str]] = {}
+        for row in answer.rows:
+            key = self._key(row["metric"])
+            if key is not None:
+                out.setdefault(key, set()).add(row["metric"].get("__name__", ""))
+        return out
+
+    def _index(self, answer: _Answer) -> dict[tuple[str, str, str], dict[str, tuple[float, float]]]:
+        """(namespace, pool, field) -> dialect tag -> (eval time, value)."""
+        out: dict[tuple[str, str, str], dict[str, tuple[float, float]]] = {}
+        for row in answer.rows:
+            key = self._key(row["metric"])
+            if key is None:
+                continue
+            t, v = row["value"]
+            fld = row["metric"].get(FIELD_LABEL, "value")
+            out.setdefault((*key, fld), {})[row["metric"].get(DIALECT_LABEL, "")] = (float(t), float(v))
+        return out
+
+    def _pool(
+        self,
+        ref: PoolRef,
+        detected: Mapping[tuple[str, str], set[str]],
+        answers: Mapping[str, _Answer],
+        values: Mapping[str, Mapping[tuple[str, str, str], dict[str, tuple[float, float]]]],
+    ) -> PoolSignals:
+        key = (ref.namespace, ref.name)
+        dialect: Dialect | None = self._overrides.get(ref.key)
+        if dialect is None:
+            dialect = dialects.detect(detected.get(key, ()))
+        sig = PoolSignals(dialect=dialect.name if dialect else None)
+        limit = stale_after_s(self._settings)
+        window = self._settings.rate_window
+        for name in SIGNAL_NAMES:
+            answer = answers.get(name)
+            if answer is not None and answer.error:
+                sig.missing[name] = answer.error
+                continue
+            if dialect is None:
+                det = answers["detect"].error
+                sig.missing[name] = f"dialect unknown: {det}" if det else NO_DIALECT
+                continue
+            spec = dialect.signals.get(name)
+            if spec is None:
+                sig.missing[name] = not_exposed(dialect)
+                continue
+            table = values.get(name, {})
+            val = _pick(table.get((*key, "value"), {}), dialect.name)
+            ts = _pick(table.get((*key, "ts"), {}), dialect.name)
+            if val is None:
+                if ts is not None and spec.kind is not Kind.GAUGE:
+                    sig.missing[name] = f"not enough samples in the {window} rate window"
+                else:
+                    sig.missing[name] = SERIES_ABSENT
+                continue
+            t_eval, v = val
+            if math.isnan(v) or math.isinf(v):
+                sig.missing[name] = (
+                    f"no observations in the {window} window"
+                    if spec.kind is Kind.QUANTILE
+                    else f"value is {v}"
+                )
+                continue
+            setattr(sig, name, v)
+            if ts is not None:
+                age = max(0.0, t_eval - ts[1])
+                sig.age_s[name] = round(age, 3)
+                if age > limit:
+                    sig.stale.append(name)
+        return sig
+
+
+def _pick(by_tag: Mapping[str, tuple[float, float]], dialect: str) -> tuple[float, float] | None:
+    for tag, value in by_tag.items():
+        if dialect in tag.split(","):
+            return value
+    return None
