@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import http.server
 import shutil
 import socket
 import subprocess
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +34,40 @@ class ExpositionServer:
     def set(self, path: str, body: str | Callable[[], str]) -> str:
         self.bodies[path] = body
         return self.url + path
+
+
+@contextmanager
+def serving() -> Iterator[ExpositionServer]:
+    """Serve an ``ExpositionServer``'s bodies on 127.0.0.1 for the duration of the block."""
+    state = ExpositionServer(url="")
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = state.bodies.get(self.path)
+            state.hits[self.path] = state.hits.get(self.path, 0) + 1
+            if body is None:
+                self.send_error(404)
+                return
+            data = (body() if callable(body) else body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def _free_port() -> int:
@@ -113,3 +150,51 @@ def poll(check: Callable[[], bool], deadline_s: float, what: str, interval_s: fl
             return
         time.sleep(interval_s)
     pytest.fail(f"timed out after {deadline_s} s waiting for {what}")
+
+
+# TTFT distribution of the synthetic pods: cumulative fraction of requests per bucket upper bound.
+TTFT_FRACTIONS = ((0.25, 0.1), (0.5, 0.5), (1.0, 0.8), (2.5, 0.95), (5.0, 1.0), (float("inf"), 1.0))
+
+
+@dataclass
+class SyntheticVllmPod:
+    """A vLLM V1 pod whose counters grow linearly with wall time, so every rate is known exactly."""
+
+    namespace: str
+    pod: str
+    queue: float = 3.0
+    running: float = 5.0
+    kv: float = 0.5
+    prompt_tps: float = 1000.0
+    gen_tps: float = 500.0
+    rps: float = 4.0
+    preempt_per_s: float = 0.5
+    fixed_timestamp_ms: int | None = None
+    t0: float = field(default_factory=time.time)
+
+    def render(self) -> str:
+        dt = time.time() - self.t0
+        lab = f'namespace="{self.namespace}",pod="{self.pod}",model_name="m",engine="0"'
+        ts = f" {self.fixed_timestamp_ms}" if self.fixed_timestamp_ms is not None else ""
+        lines = [
+            f"vllm:num_requests_waiting{{{lab}}} {self.queue}{ts}",
+            f"vllm:num_requests_running{{{lab}}} {self.running}{ts}",
+            f"vllm:kv_cache_usage_perc{{{lab}}} {self.kv}{ts}",
+            f"vllm:prompt_tokens_total{{{lab}}} {self.prompt_tps * dt}{ts}",
+            f"vllm:generation_tokens_total{{{lab}}} {self.gen_tps * dt}{ts}",
+            f"vllm:num_preemptions_total{{{lab}}} {self.preempt_per_s * dt}{ts}",
+            f'vllm:request_success_total{{{lab},finished_reason="stop"}} {self.rps * dt}{ts}',
+        ]
+        n = self.rps * dt
+        for hist in ("vllm:time_to_first_token_seconds", "vllm:inter_token_latency_seconds"):
+            scale = 1.0 if "first" in hist else 0.05
+            for le, frac in TTFT_FRACTIONS:
+                le_s = "+Inf" if le == float("inf") else repr(le * scale)
+                lines.append(f'{hist}_bucket{{{lab},le="{le_s}"}} {frac * n}{ts}')
+            lines.append(f"{hist}_count{{{lab}}} {n}{ts}")
+            lines.append(f"{hist}_sum{{{lab}}} {n * scale}{ts}")
+        return "\n".join(lines) + "\n"
+
+
+def render_pods(pods: list[SyntheticVllmPod]) -> Callable[[], str]:
+    return lambda: "".join(p.render() for p in pods)
