@@ -1,0 +1,139 @@
+"""The agent's markdown report: readable in a pull request, a CI job summary or a terminal."""
+
+from __future__ import annotations
+
+from mcp_autoscale.agent.models import AgentReport, ExitCode, Iteration, PoolView, Proposal
+
+VERDICT_TEXT = {
+    ExitCode.OK: "OK: every SLO is healthy or every breach has an allowed action",
+    ExitCode.UNRESOLVED: "ATTENTION: SLO breaches with no allowed action (denied, pending approval or none)",
+    ExitCode.ERROR: "ERROR: the server or a tool call failed",
+    ExitCode.USAGE: "bad usage",
+}
+
+
+def _f(value: float | None, fmt: str, unit: str = "") -> str:
+    return "-" if value is None else f"{value:{fmt}}{unit}"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _pool_row(p: PoolView) -> str:
+    ttft = _f(p.ttft_p90_s, ".2f", " s")
+    if p.ttft_target_s is not None and p.ttft_p90_s is not None:
+        ttft += f" / {p.ttft_target_s:g} s"
+    itl = _f(None if p.itl_p90_s is None else p.itl_p90_s * 1000, ".0f", " ms")
+    replicas = f"{p.replicas_ready}/{p.replicas_desired}" + (
+        f" (+{p.replicas_starting})" if p.replicas_starting else ""
+    )
+    slo = "**BREACH**" if p.slo == "breach" else p.slo
+    if p.breaches:
+        slo += ": " + "; ".join(p.breaches)
+    cells = [
+        p.pool,
+        replicas,
+        p.owner or "none",
+        ttft,
+        itl,
+        _f(p.kv_usage, ".2f"),
+        _f(p.queue_depth, ".0f"),
+        _f(p.cost_per_hour, ".2f"),
+        slo,
+    ]
+    return "| " + " | ".join(_cell(c) for c in cells) + " |"
+
+
+def _args_text(proposal: Proposal) -> str:
+    shown = {k: v for k, v in proposal.arguments.items() if k not in ("rationale", "idempotency_key")}
+    return ", ".join(f"{k}={v}" for k, v in shown.items())
+
+
+def _proposal(n: int, p: Proposal) -> list[str]:
+    outcome = p.status or "error"
+    head = f"{n}. **{p.tool}** on `{p.pool}` ({_args_text(p)}) -> **{outcome}**"
+    if p.decision:
+        head += f", policy: {p.decision}"
+    if p.audit_id:
+        head += f", audit id `{p.audit_id}`"
+    lines = [head, f"   - rationale: {p.rationale}", f"   - source: {p.source}"]
+    if p.error:
+        lines.append(f"   - error: {p.error}")
+    lines += [f"   - policy reason: {r}" for r in p.reasons]
+    if p.rules:
+        lines.append(f"   - rules: {', '.join(p.rules)}")
+    if p.hint:
+        lines.append(f"   - hint: {p.hint}")
+    lines += [f"   - change: {c.get('field')}: {c.get('before')} -> {c.get('after')}" for c in p.changes]
+    if p.expected:
+        lines.append("   - expected: " + ", ".join(f"{k}={v}" for k, v in p.expected.items()))
+    return lines
+
+
+def render_iteration(it: Iteration, title: str) -> list[str]:
+    lines = [f"## {title}", ""]
+    source = f"{it.backend or '?'} backend, signals from {it.signal_source or '?'}"
+    decided = it.recommendation_source or "-"
+    lines.append(f"Snapshot taken {it.snapshot_taken_at or '-'} ({source}); decisions by {decided}.")
+    if it.fleet_cost_per_hour is not None:
+        lines[-1] += f" Fleet cost ${it.fleet_cost_per_hour:.2f}/h."
+    if it.partial:
+        lines += ["", "**Partial snapshot**: " + "; ".join(it.warnings or ["some signals missing or stale"])]
+    lines += [
+        "",
+        "| pool | ready/desired | owner | TTFT p90 / target | ITL p90 | KV | queue | $/h | SLO |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *(_pool_row(p) for p in it.pools),
+        "",
+    ]
+    breached = it.breached()
+    if breached:
+        lines.append("### Breaches")
+        lines += [f"- `{p.pool}`: {'; '.join(p.breaches) or 'SLO breach'}" for p in breached]
+        lines.append("")
+    lines.append("### Proposed actions")
+    if it.proposals:
+        for n, p in enumerate(it.proposals, 1):
+            lines += _proposal(n, p)
+    else:
+        lines.append("None.")
+    lines.append("")
+    if it.notes:
+        lines.append("### Notes")
+        lines += [f"- {n}" for n in it.notes]
+        lines.append("")
+    unresolved = it.unresolved()
+    if unresolved:
+        lines.append("### Breaches without an allowed action")
+        lines += [f"- `{u}`" for u in unresolved]
+        lines.append("")
+    if it.errors:
+        lines.append("### Errors")
+        lines += [f"- {e}" for e in it.errors]
+        lines.append("")
+    return lines
+
+
+def render_markdown(report: AgentReport) -> str:
+    code = ExitCode(report.exit_code)
+    lines = [
+        "# mcp-autoscale agent report",
+        "",
+        f"**Result: exit {int(code)}, {VERDICT_TEXT[code]}.**",
+        "",
+        f"- server: `{report.server}`",
+        f"- mode: {report.mode}"
+        + (" (every call sent with dry_run=true: nothing changed)" if report.mode == "dry-run" else ""),
+        f"- started: {report.started_at:%Y-%m-%d %H:%M:%S} UTC, iterations: {len(report.iterations)}",
+        f"- mcp-autoscale {report.version}",
+        "",
+    ]
+    if report.errors:
+        lines.append("## Errors")
+        lines += [f"- {e}" for e in report.errors]
+        lines.append("")
+    many = len(report.iterations) > 1
+    for it in report.iterations:
+        lines += render_iteration(it, f"Iteration {it.index}" if many else "What the agent saw and did")
+    return "\n".join(lines).rstrip() + "\n"

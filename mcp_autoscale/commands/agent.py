@@ -1,0 +1,147 @@
+"""``mcp-autoscale agent``: the reference rules-based agent loop (CI-friendly, deterministic).
+
+Exit codes: 0 all SLOs healthy or every breach has an allowed (or dry-run) action; 1 errors (server failed,
+tool errors); 2 bad usage; 3 breaches with no allowed action (denied, pending approval, or none proposed).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import anyio
+import typer
+
+from mcp_autoscale.commands._common import (
+    AuditOpt,
+    BackendOpt,
+    ClockOpt,
+    ContextOpt,
+    DryRunOpt,
+    PolicyOpt,
+    PrometheusOpt,
+    ScenarioOpt,
+    SeedOpt,
+    echo_out,
+    fail,
+)
+from mcp_autoscale.logs import configure_logging
+
+
+def serve_args(
+    backend: str,
+    prometheus: str | None,
+    policy: Path | None,
+    audit: Path | None,
+    dry_run: bool,
+    context: str | None,
+    scenario: str,
+    seed: int,
+    sim_clock: str,
+    log_level: str,
+) -> list[str]:
+    """The ``mcp-autoscale serve`` options for the spawned server (paths made absolute)."""
+    args = ["--backend", backend, "--scenario", scenario, "--seed", str(seed), "--sim-clock", sim_clock]
+    if prometheus:
+        args += ["--prometheus", prometheus]
+    if policy is not None:
+        args += ["--policy", str(policy.resolve())]
+    if audit is not None:
+        args += ["--audit", str(audit.resolve())]
+    if dry_run:
+        args.append("--dry-run")
+    if context:
+        args += ["--context", context]
+    return [*args, "--log-level", log_level]
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def agent(
+        backend: BackendOpt = "sim",
+        prometheus: PrometheusOpt = None,
+        policy: PolicyOpt = None,
+        audit: AuditOpt = None,
+        dry_run: DryRunOpt = False,
+        context: ContextOpt = None,
+        scenario: ScenarioOpt = "default",
+        seed: SeedOpt = 7,
+        sim_clock: ClockOpt = "wall",
+        url: Annotated[
+            str | None,
+            typer.Option("--url", help="Use a running server (streamable HTTP, e.g. http://h:8765/mcp)"),
+        ] = None,
+        token: Annotated[
+            str | None,
+            typer.Option("--token", help="Bearer token for --url (default: $MCP_AUTOSCALE_HTTP_TOKEN)"),
+        ] = None,
+        apply: Annotated[
+            bool, typer.Option("--apply", help="Send calls with dry_run=false (the policy still decides)")
+        ] = False,
+        once: Annotated[bool, typer.Option("--once", help="One pass, then exit (for CI)")] = False,
+        interval: Annotated[
+            float, typer.Option("--interval", min=1.0, help="Seconds between passes")
+        ] = 300.0,
+        max_iterations: Annotated[
+            int | None,
+            typer.Option("--max-iterations", min=1, help="Stop after N passes (default: no limit)"),
+        ] = None,
+        namespace: Annotated[
+            str | None, typer.Option("--namespace", "-n", help="Only this namespace")
+        ] = None,
+        report: Annotated[
+            Path | None, typer.Option("--report", help="Write the markdown report here")
+        ] = None,
+        json_out: Annotated[Path | None, typer.Option("--json", help="Write the JSON report here")] = None,
+        quiet: Annotated[bool, typer.Option("--quiet", help="Do not print the report to stdout")] = False,
+        log_level: Annotated[str, typer.Option("--log-level", help="Agent and server log level")] = "warning",
+    ) -> None:
+        """Read the fleet over MCP, propose gated actions with data-cited rationales, write a report.
+
+        Exit 0: SLOs healthy or every breach has an allowed/dry-run action; 3: a breach has no allowed
+        action; 1: server or tool errors; 2: bad usage.
+        """
+        from mcp_autoscale.agent import AgentOptions, AgentReport, render_markdown, run_agent
+
+        configure_logging(log_level)
+        if apply and dry_run:
+            fail("--apply and --dry-run contradict each other: pick one", 2)
+        if backend not in ("sim", "kubernetes"):
+            fail(f"--backend must be 'sim' or 'kubernetes', not {backend!r}", 2)
+        if sim_clock not in ("wall", "manual"):
+            fail(f"--sim-clock must be 'wall' or 'manual', not {sim_clock!r}", 2)
+        if url is not None and not url.startswith(("http://", "https://")):
+            fail(f"--url must be an http(s) URL ending in /mcp, not {url!r}", 2)
+        if policy is not None and not policy.is_file():
+            fail(f"--policy {policy}: no such file", 2)
+        options = AgentOptions(
+            serve_args=serve_args(
+                backend, prometheus, policy, audit, dry_run, context, scenario, seed, sim_clock, log_level
+            ),
+            url=url,
+            token=token or os.environ.get("MCP_AUTOSCALE_HTTP_TOKEN") or None,
+            apply=apply,
+            once=once,
+            interval_s=interval,
+            max_iterations=max_iterations,
+            namespace=namespace,
+        )
+
+        def save(current: AgentReport) -> None:
+            if report is not None:
+                _write(report, render_markdown(current))
+            if json_out is not None:
+                _write(json_out, current.model_dump_json(indent=2))
+
+        result = anyio.run(run_agent, options, save)
+        if not quiet:
+            echo_out(render_markdown(result))
+        raise typer.Exit(result.exit_code)
