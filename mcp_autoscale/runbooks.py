@@ -420,26 +420,38 @@ _PHRASE_BONUS = 1.5
 
 
 class _Index(BaseModel):
-    """Per-runbook term sets by field; built per call (8 small files: microseconds, no cache needed)."""
+    """Per-runbook term sets by field, so a search only normalises the query."""
 
-    symptoms: set[str]
-    title: set[str]
-    signals: set[str]
+    model_config = ConfigDict(frozen=True)
+
+    symptoms: frozenset[str]
+    title: frozenset[str]
+    signals: frozenset[str]
     body: dict[str, int]
-    phrases: list[set[str]]
+    phrases: tuple[frozenset[str], ...]
 
 
 def _index(runbook: Runbook) -> _Index:
+    return _index_of(
+        runbook.slug, runbook.title, tuple(runbook.symptoms), tuple(runbook.signals), runbook.body
+    )
+
+
+@lru_cache(maxsize=256)
+def _index_of(
+    slug: str, title: str, symptoms: tuple[str, ...], signals: tuple[str, ...], body: str
+) -> _Index:
+    """Cached on the runbook's content (runbooks are immutable), so repeated searches cost only the query."""
     body_counts: dict[str, int] = {}
-    for term in normalise(runbook.body):
+    for term in normalise(body):
         body_counts[term] = body_counts.get(term, 0) + 1
-    phrases = [set(normalise(s)) for s in runbook.symptoms]
+    phrases = [frozenset(normalise(s)) for s in symptoms]
     return _Index(
-        symptoms=set().union(*phrases),
-        title=set(normalise(runbook.title)) | set(normalise(runbook.slug)),
-        signals=set(normalise(" ".join(runbook.signals))),
+        symptoms=frozenset().union(*phrases),
+        title=frozenset(normalise(title)) | frozenset(normalise(slug)),
+        signals=frozenset(normalise(" ".join(signals))),
         body=body_counts,
-        phrases=[p for p in phrases if p],
+        phrases=tuple(p for p in phrases if p),
     )
 
 
