@@ -37,12 +37,13 @@ class InstanceType(BaseModel):
 
 
 class GpuModel(BaseModel):
-    """A GPU model: memory and bandwidth for tier reasoning, and the instance that prices its GPU-hour."""
+    """A GPU model: memory, bandwidth, FLOPS for tier reasoning, and the instance that prices its GPU-hour."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     memory_gb: float = Field(gt=0)
     bandwidth_gbs: float = Field(gt=0)
+    bf16_tflops: float | None = Field(default=None, gt=0, description="Dense BF16 TFLOPS (prefill roofline)")
     reference_instance: str
     aliases: list[str] = Field(default_factory=list)
 

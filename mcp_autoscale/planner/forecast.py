@@ -1,0 +1,41 @@
+"""Short-horizon load forecast, so new replicas are ready before the SLO breaks.
+
+Holt's linear trend (double exponential smoothing) over the last few samples: cheap, pure, and enough to
+see a ramp coming one cold start ahead. The horizon is cold start + one control interval: a replica asked
+for now serves from ``cold_start`` on, and the next chance to correct is one interval later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def holt_forecast(
+    times_s: Sequence[float], values: Sequence[float], horizon_s: float, alpha: float = 0.5, beta: float = 0.3
+) -> float | None:
+    """Forecast ``values`` ``horizon_s`` seconds after the last sample; None with fewer than 2 samples.
+
+    Samples may be irregular: the trend is kept per second. The result is never negative.
+    """
+    pts = [(t, v) for t, v in zip(times_s, values, strict=True) if v is not None]
+    if len(pts) < 2:
+        return None
+    pts.sort(key=lambda p: p[0])
+    level = pts[0][1]
+    dt0 = pts[1][0] - pts[0][0]
+    trend = (pts[1][1] - pts[0][1]) / dt0 if dt0 > 0 else 0.0
+    last_t = pts[0][0]
+    for t, v in pts[1:]:
+        dt = t - last_t
+        if dt <= 0:
+            continue
+        prev = level
+        level = alpha * v + (1 - alpha) * (level + trend * dt)
+        trend = beta * (level - prev) / dt + (1 - beta) * trend
+        last_t = t
+    return max(0.0, level + trend * horizon_s)
+
+
+def lead_time_s(cold_start_s: float, control_interval_s: float) -> float:
+    """How far ahead to size: a new replica serves after its cold start, and we look again one interval on."""
+    return cold_start_s + control_interval_s

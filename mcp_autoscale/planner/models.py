@@ -1,0 +1,151 @@
+"""Planner inputs and outputs: configuration, history samples, and the compact models tools return."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from mcp_autoscale.models import SloTargets
+
+
+class CapacityConfig(BaseModel):
+    """Per-replica token capacity within SLO (tokens/s one replica sustains)."""
+
+    c_in_tps: float | None = Field(default=None, gt=0, description="Prompt tokens/s per replica within SLO")
+    c_out_tps: float | None = Field(default=None, gt=0, description="Output tokens/s per replica within SLO")
+
+
+class PlannerConfig(BaseModel):
+    """Knobs of the planner. Defaults follow DOMAIN.md §3 (seed 003, llm-d WVA, KEDA)."""
+
+    target_utilisation: float = Field(default=0.75, gt=0, le=1, description="U: 0.7-0.8 keeps headroom")
+    default_floor: int = Field(default=1, ge=0)
+    floors: dict[str, int] = Field(default_factory=dict, description="namespace -> replica floor (HA = 2)")
+    capacities: dict[str, CapacityConfig] = Field(
+        default_factory=dict, description="'namespace/deployment' -> configured per-replica capacity"
+    )
+    slo: SloTargets = Field(default_factory=SloTargets)
+    # llm-d WVA saturation analyzer
+    kv_saturated: float = Field(default=0.80, description="A replica is saturated at KV >= this")
+    queue_saturated: float = Field(default=5.0, description="... or at this many waiting requests")
+    kv_spare_min: float = Field(default=0.10, description="Scale up when average spare KV < this")
+    queue_spare_min: float = Field(default=3.0, description="Scale up when average spare queue < this")
+    # scale-in safety clamp (seed 003): never scale down while KV is hot or the queue is non-trivial
+    scale_in_kv_max: float = Field(default=0.75)
+    scale_in_queue_max: float = Field(default=1.0, description="Waiting requests per replica")
+    # lead time
+    default_cold_start_s: float = Field(default=120.0, gt=0, description="When a pool does not say")
+    control_interval_s: float = Field(default=120.0, gt=0, description="How often the outer loop runs")
+    forecast_window: int = Field(default=10, ge=2, description="Recent samples the forecast uses")
+    holt_alpha: float = Field(default=0.5, gt=0, le=1)
+    holt_beta: float = Field(default=0.3, gt=0, le=1)
+    # roofline prior (CALIBRATION.md §4)
+    mfu: float = Field(default=0.5, gt=0, le=1, description="Prefill model-FLOPs utilisation")
+    bandwidth_efficiency: float = Field(default=0.75, gt=0, le=1, description="eta, decode HBM efficiency")
+    batch_half: float = Field(default=95.0, gt=0, description="ITL(B) = t0 (1 + B / batch_half); NIM 8B fit")
+    max_num_seqs: int = Field(default=256, ge=1, description="vLLM batch cap")
+    # diagnoses
+    tier_min_saving_fraction: float = Field(default=0.2, ge=0, le=1)
+    tier_small_model_fraction: float = Field(
+        default=0.5, gt=0, le=1, description="'Small model': weights <= this x one GPU's memory"
+    )
+    tier_weight_fraction: float = Field(default=0.75, gt=0, le=1, description="Weights <= this x GPU memory")
+    cpu_bound_kv_max: float = Field(default=0.30)
+    cpu_bound_running_per_replica_max: float = Field(default=4.0)
+    idle_tps_max: float = Field(default=1.0, description="Tokens/s at or below which a pool is idle")
+
+    def floor(self, namespace: str) -> int:
+        return self.floors.get(namespace, self.default_floor)
+
+
+class PoolSample(BaseModel):
+    """One observation of a pool (from a snapshot or the twin), the planner's history unit."""
+
+    t_s: float = Field(description="Seconds on any monotonic clock")
+    ready_replicas: int = 0
+    prompt_tps: float | None = None
+    gen_tps: float | None = None
+    ttft_p90_s: float | None = None
+    itl_p90_s: float | None = None
+    kv_usage: float | None = None
+    queue_depth: float | None = None
+    running: float | None = None
+
+
+class Capacity(BaseModel):
+    c_in_tps: float | None
+    c_out_tps: float | None
+    source: Literal["configured", "learned", "estimated", "learned+estimated", "unknown"]
+    note: str | None = None
+
+
+class Saturation(BaseModel):
+    """The llm-d WVA saturation analyzer's view of a pool (pool means stand in for per-replica values)."""
+
+    replicas: int
+    kv_per_replica: float | None
+    queue_per_replica: float | None
+    spare_kv: float | None
+    spare_queue: float | None
+    saturated: bool
+    scale_up: bool
+    scale_in_ok: bool
+    replicas_for_margin: int = Field(description="Fewest replicas that keep both spare margins")
+    reasons: list[str] = Field(default_factory=list)
+
+
+class Diagnosis(BaseModel):
+    kind: Literal["tier_misplacement", "dark_capacity", "cpu_bound", "kv_pressure", "compute_saturation"]
+    target: str = Field(description="namespace/deployment or nodepool/<name>")
+    summary: str
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    usd_per_month: float | None = Field(default=None, description="Waste (or saving available) per month")
+    suggestion: str | None = None
+
+
+class ToolCall(BaseModel):
+    """The exact MCP tool call an agent should make."""
+
+    tool: Literal["scale_deployment", "patch_hpa", "request_gpu_nodes"]
+    arguments: dict[str, Any]
+
+
+class ExpectedEffect(BaseModel):
+    replicas_before: int
+    replicas_after: int
+    usd_per_hour_delta: float | None = None
+    usd_per_month_delta: float | None = None
+    utilisation_after: float | None = Field(default=None, description="Forecast load / capacity after")
+    slo: str
+
+
+class Recommendation(BaseModel):
+    pool: str
+    action: Literal["none", "scale_deployment", "patch_hpa", "request_gpu_nodes"]
+    replicas_now: int
+    replicas_target: int
+    bottleneck: str
+    reasons: list[str]
+    expected: ExpectedEffect
+    tool_call: ToolCall | None = None
+    prerequisites: list[ToolCall] = Field(default_factory=list, description="Calls to make first (GPU nodes)")
+    diagnoses: list[Diagnosis] = Field(default_factory=list)
+
+
+class PoolExplanation(BaseModel):
+    pool: str
+    role: str
+    replicas: dict[str, int]
+    owner: str | None
+    capacity: Capacity
+    load: dict[str, float | None] = Field(description="Observed and forecast token rates")
+    headroom: dict[str, float | None] = Field(description="Fraction of capacity still free (in, out)")
+    replicas_needed: int | None
+    saturation: Saturation
+    bottleneck: str
+    slo: dict[str, Any]
+    usd_per_hour: float | None
+    usd_per_month: float | None
+    usd_per_m_output_tokens: float | None = None
+    diagnoses: list[Diagnosis] = Field(default_factory=list)

@@ -1,0 +1,634 @@
+"""Per-pool recommendations: how many replicas, why, what it does to SLO and $, and the exact tool call.
+
+The sizing combines three views and takes the most demanding one when scaling out:
+1. token capacity, ``N = max(ceil(R_in / (C_in U)), ceil(R_out / (C_out U)), floor)``, on the larger of the
+   observed rate and its forecast one lead time ahead (cold start + one control interval);
+2. the llm-d WVA saturation rules (spare KV / spare queue margins);
+3. an SLO breach (TTFT for prefill and unified pools, ITL for decode and unified pools) asks for >= +1,
+   unless the pool is CPU-bound, where GPU replicas would not help.
+Scale-in needs all three to agree: no breach, KV <= 0.75, queue trivial, and N-1 (or the token target)
+keeping the WVA margins. Pools owned by an HPA or KEDA are never scaled directly: the planner moves the
+owner's min (or max) instead, so it never fights the fast loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from mcp_autoscale.cost.catalogue import PriceCatalogue
+from mcp_autoscale.cost.estimate import (
+    action_cost_delta,
+    node_pool_free_gpus,
+    pool_gpu_hour,
+    split_token_prices,
+)
+from mcp_autoscale.models import (
+    Action,
+    ActionKind,
+    ActionParams,
+    AutoscalerKind,
+    AutoscalerPatch,
+    FleetSnapshot,
+    GpuNodeRequest,
+    NodePoolState,
+    PoolRef,
+    PoolSnapshot,
+    PoolState,
+    Role,
+    ScaleDeploymentParams,
+)
+from mcp_autoscale.planner.capacity import replicas_needed, resolve_capacity
+from mcp_autoscale.planner.diagnoses import (
+    cpu_bound,
+    dark_capacity_nodes,
+    idle_pool,
+    kv_or_compute,
+    tier_misplacement,
+)
+from mcp_autoscale.planner.forecast import holt_forecast, lead_time_s
+from mcp_autoscale.planner.models import (
+    Capacity,
+    Diagnosis,
+    ExpectedEffect,
+    PlannerConfig,
+    PoolExplanation,
+    PoolSample,
+    Recommendation,
+    Saturation,
+    ToolCall,
+)
+from mcp_autoscale.planner.saturation import analyse
+
+History = Mapping[str, Sequence[PoolSample]]
+
+
+def samples_from_snapshots(snapshots: Sequence[FleetSnapshot]) -> dict[str, list[PoolSample]]:
+    """Turn a series of fleet snapshots into per-pool history (``t_s`` = seconds since the first)."""
+    out: dict[str, list[PoolSample]] = {}
+    if not snapshots:
+        return out
+    t0 = snapshots[0].taken_at
+    for snap in snapshots:
+        t = (snap.taken_at - t0).total_seconds()
+        for p in snap.pools:
+            s = p.signals
+            out.setdefault(f"{p.namespace}/{p.name}", []).append(
+                PoolSample(
+                    t_s=t,
+                    ready_replicas=p.replicas.get("ready", 0),
+                    prompt_tps=s.prompt_tps,
+                    gen_tps=s.gen_tps,
+                    ttft_p90_s=s.ttft_p90_s,
+                    itl_p90_s=s.itl_p90_s,
+                    kv_usage=s.kv_usage,
+                    queue_depth=s.queue_depth,
+                    running=s.running,
+                )
+            )
+    return out
+
+
+def _state_from_snapshot(p: PoolSnapshot) -> PoolState:
+    return PoolState(
+        ref=PoolRef(namespace=p.namespace, name=p.name),
+        model=p.model,
+        engine=p.engine,
+        role=p.role,
+        gpu_type=p.gpu_type,
+        gpus_per_replica=p.gpus_per_replica,
+        node_pool=p.node_pool,
+        desired_replicas=p.replicas.get("desired", 0),
+        ready_replicas=p.replicas.get("ready", 0),
+        starting_replicas=p.replicas.get("starting", 0),
+        pending_replicas=p.replicas.get("pending", 0),
+        autoscaler=p.owner,
+        gitops=p.gitops,
+    )
+
+
+@dataclass
+class _Assessment:
+    key: str
+    snap: PoolSnapshot
+    state: PoolState
+    capacity: Capacity
+    r_in: float | None
+    r_out: float | None
+    f_in: float | None
+    f_out: float | None
+    horizon_s: float
+    n_cap: int | None
+    saturation: Saturation
+    target: int
+    bottleneck: str
+    reasons: list[str]
+    diagnoses: list[Diagnosis]
+    usd_per_gpu_hour: float | None
+    breaches: list[str] = field(default_factory=list)
+
+
+def _fmt_tps(x: float | None) -> str:
+    if x is None:
+        return "?"
+    return f"{x / 1000:.1f}k" if x >= 1000 else f"{x:.0f}"
+
+
+def _assess(
+    snap: PoolSnapshot,
+    state: PoolState,
+    catalogue: PriceCatalogue,
+    history: Sequence[PoolSample] | None,
+    config: PlannerConfig,
+) -> _Assessment:
+    key = f"{snap.namespace}/{snap.name}"
+    s = snap.signals
+    slo = snap.slo_targets
+    cfg = config.model_copy(update={"slo": slo})
+    role = snap.role
+    desired = snap.replicas.get("desired", state.desired_replicas)
+    ready = snap.replicas.get("ready", state.ready_replicas)
+    floor = cfg.floor(snap.namespace)
+    cap = resolve_capacity(
+        key, snap.model, snap.gpu_type, snap.gpus_per_replica, role, catalogue, history, cfg
+    )
+    r_in = None if role == Role.DECODE else s.prompt_tps
+    r_out = None if role == Role.PREFILL else s.gen_tps
+    horizon = lead_time_s(state.cold_start_s or cfg.default_cold_start_s, cfg.control_interval_s)
+    f_in = f_out = None
+    if history and len(history) >= 2:
+        recent = list(history)[-cfg.forecast_window :]
+        times = [h.t_s for h in recent]
+        if r_in is not None:
+            vals = [h.prompt_tps for h in recent]
+            if all(v is not None for v in vals):
+                f_in = holt_forecast(
+                    times, [float(v or 0) for v in vals], horizon, cfg.holt_alpha, cfg.holt_beta
+                )
+        if r_out is not None:
+            vals = [h.gen_tps for h in recent]
+            if all(v is not None for v in vals):
+                f_out = holt_forecast(
+                    times, [float(v or 0) for v in vals], horizon, cfg.holt_alpha, cfg.holt_beta
+                )
+    load_in = _max_opt(r_in, f_in)
+    load_out = _max_opt(r_out, f_out)
+    u = cfg.target_utilisation
+    n_cap = None
+    if (cap.c_in_tps and load_in is not None) or (cap.c_out_tps and load_out is not None):
+        n_cap = replicas_needed(load_in, load_out, cap.c_in_tps, cap.c_out_tps, u, floor)
+    sat = analyse(ready, s.kv_usage, s.queue_depth, cfg)
+
+    per_gpu = pool_gpu_hour(state, catalogue)
+    diags: list[Diagnosis] = []
+    for d in (
+        tier_misplacement(snap, cap, per_gpu, catalogue, cfg, state.capacity_type),
+        idle_pool(snap, per_gpu, catalogue, cfg),
+        cpu_bound(snap, per_gpu, catalogue, cfg),
+        kv_or_compute(snap, per_gpu, catalogue, cfg),
+    ):
+        if d is not None:
+            diags.append(d)
+    kinds: set[str] = {d.kind for d in diags}
+
+    breaches: list[str] = []
+    if role != Role.DECODE and s.ttft_p90_s is not None and s.ttft_p90_s > slo.ttft_p90_s:
+        breaches.append(f"TTFT p90 {s.ttft_p90_s:.2f} s > {slo.ttft_p90_s:g} s")
+    if role != Role.PREFILL and s.itl_p90_s is not None and s.itl_p90_s > slo.itl_p90_s:
+        breaches.append(f"ITL p90 {s.itl_p90_s * 1e3:.0f} ms > {slo.itl_p90_s * 1e3:.0f} ms")
+
+    reasons: list[str] = list(breaches)
+    load_txt = []
+    if load_in is not None and cap.c_in_tps:
+        load_txt.append(
+            f"prompt {_fmt_tps(r_in)} tok/s (forecast {_fmt_tps(f_in)}) / C_in {_fmt_tps(cap.c_in_tps)}"
+        )
+    if load_out is not None and cap.c_out_tps:
+        load_txt.append(
+            f"output {_fmt_tps(r_out)} tok/s (forecast {_fmt_tps(f_out)}) / C_out {_fmt_tps(cap.c_out_tps)}"
+        )
+    if n_cap is not None:
+        reasons.append(f"{'; '.join(load_txt)} at U {u:g} -> {n_cap} replicas ({cap.source} capacity)")
+    elif cap.source == "unknown":
+        reasons.append(f"capacity unknown ({cap.note}); sizing on saturation rules only")
+
+    candidates = [desired]
+    if n_cap is not None:
+        candidates.append(n_cap)
+    if sat.scale_up:
+        reasons.extend(sat.reasons)
+        candidates.append(max(ready + 1, sat.replicas_for_margin))
+    if breaches and "cpu_bound" not in kinds:
+        candidates.append(max(ready, desired) + (0 if desired > ready else 1))
+    if "cpu_bound" in kinds:
+        reasons.append("latency without GPU pressure (CPU-bound): no GPU scale-out for it")
+    target_up = max(candidates)
+    target = desired
+    if target_up > desired:
+        target = target_up
+    elif not breaches and not sat.scale_up and desired > floor:
+        q_per = None if s.queue_depth is None or ready <= 0 else s.queue_depth / ready
+        hot = s.kv_usage is not None and s.kv_usage > cfg.scale_in_kv_max
+        queued = q_per is not None and q_per > cfg.scale_in_queue_max
+        if hot:
+            reasons.append(f"KV {s.kv_usage:.2f} > {cfg.scale_in_kv_max:g}: no scale-in")
+        elif queued:
+            reasons.append(f"{q_per:.1f} waiting per replica: no scale-in")
+        elif sat.scale_in_ok and snap.replicas.get("starting", 0) == 0:
+            lower = max(floor, sat.replicas_for_margin, n_cap if n_cap is not None else desired - 1)
+            if lower < desired:
+                target = lower
+                reasons.append(
+                    f"N-1 keeps the WVA margins; token load needs {n_cap if n_cap is not None else '?'}"
+                )
+        elif not sat.scale_in_ok:
+            reasons.extend(r for r in sat.reasons if r not in reasons)
+
+    bottleneck = _bottleneck(kinds, cap, load_in, load_out, ready, sat, breaches)
+    return _Assessment(
+        key=key,
+        snap=snap,
+        state=state,
+        capacity=cap,
+        r_in=r_in,
+        r_out=r_out,
+        f_in=f_in,
+        f_out=f_out,
+        horizon_s=horizon,
+        n_cap=n_cap,
+        saturation=sat,
+        target=target,
+        bottleneck=bottleneck,
+        reasons=reasons,
+        diagnoses=diags,
+        usd_per_gpu_hour=per_gpu,
+        breaches=breaches,
+    )
+
+
+def _max_opt(a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return max(a, b)
+
+
+def _bottleneck(
+    kinds: set[str],
+    cap: Capacity,
+    load_in: float | None,
+    load_out: float | None,
+    ready: int,
+    sat: Saturation,
+    breaches: list[str],
+) -> str:
+    if "cpu_bound" in kinds:
+        return "cpu"
+    if "kv_pressure" in kinds:
+        return "kv_cache"
+    if "compute_saturation" in kinds:
+        return "decode_compute"
+    if sat.scale_up and sat.spare_queue is not None and sat.spare_queue < 3:
+        return "queue"
+    u_in = load_in / (ready * cap.c_in_tps) if load_in and cap.c_in_tps and ready else None
+    u_out = load_out / (ready * cap.c_out_tps) if load_out and cap.c_out_tps and ready else None
+    if u_in is None and u_out is None:
+        return "unknown" if breaches else "none"
+    if (u_in or 0) >= (u_out or 0):
+        return "prefill_tokens"
+    return "decode_tokens"
+
+
+def _utilisation(a: _Assessment, replicas: int) -> float | None:
+    if replicas <= 0:
+        return None
+    parts = []
+    load_in = _max_opt(a.r_in, a.f_in)
+    load_out = _max_opt(a.r_out, a.f_out)
+    if load_in is not None and a.capacity.c_in_tps:
+        parts.append(load_in / (replicas * a.capacity.c_in_tps))
+    if load_out is not None and a.capacity.c_out_tps:
+        parts.append(load_out / (replicas * a.capacity.c_out_tps))
+    return round(max(parts), 3) if parts else None
+
+
+def _rationale(a: _Assessment, what: str, delta: float | None) -> str:
+    s = a.snap.signals
+    facts = []
+    if s.kv_usage is not None:
+        facts.append(f"KV {s.kv_usage:.2f}")
+    if s.queue_depth is not None:
+        facts.append(f"queue {s.queue_depth:g}")
+    money = "" if delta is None else f" ({'+' if delta >= 0 else '-'}${abs(delta):.2f}/h)"
+    text = f"{a.key}: {'; '.join(a.reasons[:4])}" + (f" [{', '.join(facts)}]" if facts else "")
+    return f"{text} -> {what}{money}"[:900]
+
+
+def _tool_call(kind: ActionKind, arguments: dict[str, Any]) -> ToolCall:
+    return ToolCall(tool=kind.value, arguments=arguments)
+
+
+def _recommend_one(
+    a: _Assessment,
+    node_pool: NodePoolState | None,
+    catalogue: PriceCatalogue,
+    snapshot: FleetSnapshot,
+    config: PlannerConfig,
+) -> Recommendation:
+    snap, state = a.snap, a.state
+    desired = snap.replicas.get("desired", state.desired_replicas)
+    owner = snap.owner or state.autoscaler
+    target = a.target
+    ref = PoolRef(namespace=snap.namespace, name=snap.name)
+    params: ActionParams | None = None
+    what = "no change"
+    notes: list[str] = []
+    if target != desired:
+        if owner is not None and not owner.paused:
+            kind_name = "KEDA ScaledObject" if owner.kind == AutoscalerKind.KEDA else "HPA"
+            if target > desired:
+                new_max = target if target > owner.max_replicas else None
+                if target > owner.min_replicas:
+                    params = AutoscalerPatch(min_replicas=target, max_replicas=new_max)
+                    what = f"raise {kind_name} {owner.name} min {owner.min_replicas} -> {target}"
+                    if new_max is not None:
+                        what += f", max {owner.max_replicas} -> {new_max}"
+                else:
+                    notes.append(f"{kind_name} min {owner.min_replicas} already covers {target}")
+            elif owner.min_replicas > target:
+                params = AutoscalerPatch(min_replicas=target)
+                what = f"lower {kind_name} {owner.name} min {owner.min_replicas} -> {target}"
+            else:
+                notes.append(f"{kind_name} {owner.name} (min {owner.min_replicas}) will scale in on its own")
+        else:
+            params = ScaleDeploymentParams(replicas=target)
+            what = f"scale {desired} -> {target}"
+            if owner is not None and owner.paused:
+                notes.append(f"autoscaler {owner.name} is paused: direct scale")
+    if snap.gitops is not None and params is not None:
+        notes.append(f"managed by {snap.gitops.tool} app {snap.gitops.app}: commit the change to Git too")
+
+    delta: float | None = 0.0
+    tool_call: ToolCall | None = None
+    prereqs: list[ToolCall] = []
+    if params is not None:
+        action = Action(
+            id=f"plan-{snap.namespace}-{snap.name}",
+            kind=params.kind,
+            target=ref,
+            params=params,
+            rationale="planner",
+            dry_run=True,
+            requested_at=snapshot.taken_at,
+        )
+        delta = action_cost_delta(
+            action, state.model_copy(update={"desired_replicas": desired}), None, catalogue
+        )
+        rationale = _rationale(a, what, delta)
+        if isinstance(params, AutoscalerPatch):
+            args: dict[str, Any] = {"namespace": snap.namespace, "deployment": snap.name}
+            args["min_replicas"] = params.min_replicas
+            if params.max_replicas is not None:
+                args["max_replicas"] = params.max_replicas
+            args.update(rationale=rationale, dry_run=True)
+            tool_call = _tool_call(ActionKind.PATCH_HPA, args)
+        else:
+            tool_call = _tool_call(
+                ActionKind.SCALE_DEPLOYMENT,
+                {
+                    "namespace": snap.namespace,
+                    "deployment": snap.name,
+                    "replicas": target,
+                    "rationale": rationale,
+                    "dry_run": True,
+                },
+            )
+        extra_gpus = (target - desired) * snap.gpus_per_replica
+        if node_pool is not None and extra_gpus > 0:
+            free = node_pool_free_gpus(node_pool)
+            if extra_gpus > free:
+                need = extra_gpus - free
+                node_req = Action(
+                    id=f"plan-nodes-{node_pool.name}",
+                    kind=ActionKind.REQUEST_GPU_NODES,
+                    params=GpuNodeRequest(node_pool=node_pool.name, gpus=need),
+                    rationale="planner",
+                    dry_run=True,
+                    requested_at=snapshot.taken_at,
+                )
+                node_delta = action_cost_delta(node_req, None, node_pool, catalogue)
+                lim = node_pool.gpu_limit
+                total_after = (
+                    node_pool.nodes_ready + node_pool.nodes_launching
+                ) * node_pool.gpus_per_node + need
+                if lim is not None and total_after > lim:
+                    notes.append(f"node pool {node_pool.name} limit {lim} GPUs would be exceeded")
+                prereqs.append(
+                    _tool_call(
+                        ActionKind.REQUEST_GPU_NODES,
+                        {
+                            "node_pool": node_pool.name,
+                            "gpus": need,
+                            "method": "auto",
+                            "rationale": (
+                                f"{a.key} needs {extra_gpus} more {node_pool.gpu_type} GPUs, {free} free in "
+                                f"{node_pool.name}; provisioning takes ~{node_pool.typical_provision_s:.0f} s"
+                                + ("" if node_delta is None else f" (+${node_delta:.2f}/h for new nodes)")
+                            ),
+                            "dry_run": True,
+                        },
+                    )
+                )
+            else:
+                notes.append(f"{free} idle GPUs in {node_pool.name} absorb this: no new nodes")
+
+    action_name = "none" if tool_call is None else tool_call.tool
+    months = catalogue.hours_per_month
+    if tool_call is None:
+        slo_text = (
+            "SLO holds at current size"
+            if not a.breaches
+            else "breach not fixable by replicas (see diagnoses)"
+        )
+        if a.breaches and "cpu_bound" not in {d.kind for d in a.diagnoses} and target > desired:
+            slo_text = "owner bounds already allow the target; the fast loop will get there"
+    elif target > desired:
+        slo_text = (
+            f"capacity for the load forecast {a.horizon_s:.0f} s ahead; new replicas serve after ~"
+            f"{(state.cold_start_s or config.default_cold_start_s):.0f} s"
+        )
+        if a.breaches:
+            slo_text = f"{' and '.join(a.breaches)} back within SLO once they serve; " + slo_text
+    else:
+        slo_text = "SLO margins kept with fewer replicas (WVA N-1 rule and token load)"
+    expected = ExpectedEffect(
+        replicas_before=desired,
+        replicas_after=target if tool_call is not None else desired,
+        usd_per_hour_delta=None if delta is None else round(delta, 4),
+        usd_per_month_delta=None if delta is None else round(delta * months, 2),
+        utilisation_after=_utilisation(a, target if tool_call is not None else desired),
+        slo=slo_text,
+    )
+    return Recommendation(
+        pool=a.key,
+        action=action_name,
+        replicas_now=desired,
+        replicas_target=target,
+        bottleneck=a.bottleneck,
+        reasons=a.reasons + notes,
+        expected=expected,
+        tool_call=tool_call,
+        prerequisites=prereqs,
+        diagnoses=a.diagnoses,
+    )
+
+
+def _index(
+    snapshot: FleetSnapshot, pools: Sequence[PoolState], node_pools: Sequence[NodePoolState] | None
+) -> tuple[dict[str, PoolState], dict[str, NodePoolState]]:
+    states = {p.ref.key: p for p in pools}
+    nps = {n.name: n for n in (node_pools if node_pools else snapshot.node_pools)}
+    return states, nps
+
+
+def recommend(
+    snapshot: FleetSnapshot,
+    pools: Sequence[PoolState],
+    node_pools: Sequence[NodePoolState] | None,
+    catalogue: PriceCatalogue,
+    history: History | None = None,
+    config: PlannerConfig | None = None,
+) -> list[Recommendation]:
+    """One recommendation per pool in the snapshot (see module doc for the rules)."""
+    cfg = config or PlannerConfig()
+    states, nps = _index(snapshot, pools, node_pools)
+    out: list[Recommendation] = []
+    for snap in snapshot.pools:
+        key = f"{snap.namespace}/{snap.name}"
+        state = states.get(key) or _state_from_snapshot(snap)
+        a = _assess(snap, state, catalogue, (history or {}).get(key), cfg)
+        np_name = snap.node_pool or state.node_pool
+        out.append(_recommend_one(a, nps.get(np_name or ""), catalogue, snapshot, cfg))
+    return out
+
+
+def diagnose(
+    snapshot: FleetSnapshot,
+    pools: Sequence[PoolState],
+    catalogue: PriceCatalogue,
+    config: PlannerConfig | None = None,
+) -> list[Diagnosis]:
+    """Every diagnosis in the fleet: per pool and per node pool (dark GPUs), largest $ first."""
+    cfg = config or PlannerConfig()
+    states, _ = _index(snapshot, pools, None)
+    found: list[Diagnosis] = list(dark_capacity_nodes(list(snapshot.node_pools), catalogue, cfg))
+    for snap in snapshot.pools:
+        key = f"{snap.namespace}/{snap.name}"
+        state = states.get(key) or _state_from_snapshot(snap)
+        found.extend(_assess(snap, state, catalogue, None, cfg).diagnoses)
+    return sorted(found, key=lambda d: -(d.usd_per_month or 0.0))
+
+
+class ScalingPlan(BaseModel):
+    """What ``recommend_scaling`` returns: per-pool recommendations plus fleet-level diagnoses."""
+
+    taken_at: str
+    recommendations: list[Recommendation]
+    fleet_diagnoses: list[Diagnosis] = Field(default_factory=list, description="Node pools: dark GPUs")
+    usd_per_hour_delta: float | None = Field(description="Sum over recommended actions")
+    partial: bool = False
+    warnings: list[str] = Field(default_factory=list)
+
+
+def plan_fleet(
+    snapshot: FleetSnapshot,
+    pools: Sequence[PoolState],
+    catalogue: PriceCatalogue,
+    history: History | None = None,
+    config: PlannerConfig | None = None,
+) -> ScalingPlan:
+    """Recommendations for every pool and the node-pool diagnoses, in one compact model."""
+    cfg = config or PlannerConfig()
+    recs = recommend(snapshot, pools, None, catalogue, history, cfg)
+    deltas = [r.expected.usd_per_hour_delta for r in recs if r.tool_call is not None]
+    total = None if any(d is None for d in deltas) else round(sum(d or 0.0 for d in deltas), 4)
+    return ScalingPlan(
+        taken_at=snapshot.taken_at.isoformat(),
+        recommendations=recs,
+        fleet_diagnoses=dark_capacity_nodes(list(snapshot.node_pools), catalogue, cfg),
+        usd_per_hour_delta=total,
+        partial=snapshot.partial,
+        warnings=list(snapshot.warnings),
+    )
+
+
+def explain_pool(
+    snapshot_pool: PoolSnapshot,
+    pool_state: PoolState | None,
+    catalogue: PriceCatalogue,
+    node_pool: NodePoolState | None = None,
+    history: Sequence[PoolSample] | None = None,
+    config: PlannerConfig | None = None,
+) -> PoolExplanation:
+    """Capacity headroom, bottleneck, diagnoses and cost of one pool."""
+    cfg = config or PlannerConfig()
+    state = pool_state or _state_from_snapshot(snapshot_pool)
+    a = _assess(snapshot_pool, state, catalogue, history, cfg)
+    ready = snapshot_pool.replicas.get("ready", 0)
+    desired = snapshot_pool.replicas.get("desired", 0)
+    per_h = (
+        None if a.usd_per_gpu_hour is None else desired * snapshot_pool.gpus_per_replica * a.usd_per_gpu_hour
+    )
+    per_out = None
+    if per_h is not None:
+        _, per_out = split_token_prices(
+            per_h,
+            snapshot_pool.signals.prompt_tps,
+            snapshot_pool.signals.gen_tps,
+            catalogue.output_token_weight,
+        )
+    diags = list(a.diagnoses)
+    if node_pool is not None:
+        diags.extend(dark_capacity_nodes([node_pool], catalogue, cfg))
+
+    def _head(load: float | None, c: float | None) -> float | None:
+        if load is None or not c or ready <= 0:
+            return None
+        return round(1.0 - load / (ready * c), 3)
+
+    owner = snapshot_pool.owner or state.autoscaler
+    return PoolExplanation(
+        pool=a.key,
+        role=snapshot_pool.role.value,
+        replicas=dict(snapshot_pool.replicas),
+        owner=None
+        if owner is None
+        else f"{owner.kind.value}/{owner.name} [{owner.min_replicas}-{owner.max_replicas}]",
+        capacity=a.capacity,
+        load={
+            "prompt_tps": a.r_in,
+            "gen_tps": a.r_out,
+            "prompt_tps_forecast": None if a.f_in is None else round(a.f_in, 1),
+            "gen_tps_forecast": None if a.f_out is None else round(a.f_out, 1),
+            "horizon_s": a.horizon_s,
+        },
+        headroom={"in": _head(a.r_in, a.capacity.c_in_tps), "out": _head(a.r_out, a.capacity.c_out_tps)},
+        replicas_needed=a.n_cap,
+        saturation=a.saturation,
+        bottleneck=a.bottleneck,
+        slo={
+            "status": snapshot_pool.slo.value,
+            "breaches": a.breaches,
+            "ttft_p90_s": snapshot_pool.signals.ttft_p90_s,
+            "itl_p90_s": snapshot_pool.signals.itl_p90_s,
+            "targets": snapshot_pool.slo_targets.model_dump(),
+        },
+        usd_per_hour=None if per_h is None else round(per_h, 4),
+        usd_per_month=None if per_h is None else round(per_h * catalogue.hours_per_month, 2),
+        usd_per_m_output_tokens=None if per_out is None else round(per_out, 4),
+        diagnoses=diags,
+    )
