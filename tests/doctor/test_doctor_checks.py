@@ -21,14 +21,13 @@ from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "kube"))
 
-from emulator import Emulator  # noqa: E402
-from kube_objects import KEDA_CRD, NODEPOOL_CRD, crd, default_fleet  # noqa: E402
+from emulator import Emulator
+from kube_objects import KEDA_CRD, NODEPOOL_CRD, crd, default_fleet
 
-from mcp_autoscale.cli import app as cli  # noqa: E402
-from mcp_autoscale.cluster.kubernetes import REQUIRED_PERMISSIONS  # noqa: E402
-from mcp_autoscale.config import Settings  # noqa: E402
-from mcp_autoscale.doctor import (  # noqa: E402
-    Check,
+from mcp_autoscale.cli import app as cli
+from mcp_autoscale.cluster.kubernetes import REQUIRED_PERMISSIONS
+from mcp_autoscale.config import Settings
+from mcp_autoscale.doctor import (
     Status,
     check_dependencies,
     dialects_seen,
@@ -36,10 +35,6 @@ from mcp_autoscale.doctor import (  # noqa: E402
 )
 
 NODECLAIM_CRD = crd("karpenter.sh", "v1", "nodeclaims", "NodeClaim", scope="Cluster")
-
-
-def rows(report_checks: list[Check], status: Status) -> dict[str, Check]:
-    return {f"{c.group}:{c.name}": c for c in report_checks if c.status is status}
 
 
 def doctor(*args: str, env: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
@@ -224,7 +219,7 @@ def test_table_output_names_failures(tmp_path: Path, closed_port: int) -> None:
     assert "FAILED: " in result.stdout and "1 failed" in result.stdout
 
 
-# ------------------------------------------------------------------------------------------ kubernetes backend
+# ---------------------------------------------------------------------------------- kubernetes backend
 
 
 def test_healthy_kubernetes_setup(kube: tuple[Emulator, dict[str, str]], tmp_path: Path) -> None:
