@@ -348,5 +348,10 @@ class AuditRecord(BaseModel):
     evidence: dict[str, Any] | None = Field(default=None, description="Compact snapshot of the target")
     inverse: dict[str, Any] | None = Field(default=None, description="Tool call that undoes this action")
     attempts: int = Field(default=1, description="Write attempts (retries on 409 Conflict)")
+    cost_delta_per_hour: float | None = Field(default=None, description="USD/h the action adds (< 0 saves)")
+    idempotency_key: str | None = Field(default=None, description="Client key: a retry returns this record")
+    proposal_id: str | None = Field(default=None, description="Pending-approval proposal this record belongs to")
+    approver: str | None = Field(default=None, description="Who approved or rejected (approval records)")
     prev_hash: str = ""
     hash: str = ""
+    signature: str | None = Field(default=None, description="HMAC-SHA256 of the record (when a key is set)")

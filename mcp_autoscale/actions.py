@@ -1,0 +1,517 @@
+"""The one action gate: propose -> check (ownership, policy) -> approve -> execute (or dry run) -> audit.
+
+``Gate.submit`` is the only code path that calls a ``ClusterBackend`` write method. Every submit, whatever
+its outcome, appends exactly one audit record carrying the agent's rationale, the caller, the verdict, the
+changes, the evidence the decision used and, for applied changes, the inverse tool call.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from mcp_autoscale.audit import AuditLog
+from mcp_autoscale.cluster.base import ClusterBackend
+from mcp_autoscale.config import Settings
+from mcp_autoscale.errors import AutoscaleError, BackendUnavailable, Conflict, InvalidInput, NotFound
+from mcp_autoscale.locks import FilePoolLock, PoolLock
+from mcp_autoscale.logs import get_logger
+from mcp_autoscale.models import (
+    Action,
+    ActionKind,
+    ActionParams,
+    ActionResult,
+    ActionStatus,
+    AuditRecord,
+    AutoscalerKind,
+    AutoscalerPatch,
+    Change,
+    Decision,
+    GpuNodeRequest,
+    NodePoolState,
+    PoolRef,
+    PoolSnapshot,
+    PoolState,
+    ScaleDeploymentParams,
+    Verdict,
+)
+from mcp_autoscale.policy import Policy, PolicyContext, evaluate, target_label
+
+log = get_logger(__name__)
+
+CONFLICT_ATTEMPTS = 3
+HISTORY = timedelta(days=1)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# --------------------------------------------------------------------------------------------------
+# Building actions
+# --------------------------------------------------------------------------------------------------
+
+
+def new_action(
+    kind: ActionKind,
+    target: PoolRef | None,
+    params: ActionParams,
+    rationale: str,
+    *,
+    dry_run: bool,
+    caller: str,
+    idempotency_key: str | None = None,
+    now: datetime | None = None,
+) -> Action:
+    """A typed proposal. The rationale is required: an action nobody can explain does not happen."""
+    if not rationale or not rationale.strip():
+        raise InvalidInput("rationale is required: say in one or two sentences why this action is needed")
+    if params.kind != kind:
+        raise InvalidInput(f"parameters are for {params.kind.value}, not {kind.value}")
+    if kind != ActionKind.REQUEST_GPU_NODES and target is None:
+        raise InvalidInput(f"{kind.value} needs a target pool (namespace and deployment)")
+    return Action(
+        id=f"act-{uuid.uuid4().hex[:12]}",
+        kind=kind,
+        target=target,
+        params=params,
+        rationale=rationale.strip(),
+        dry_run=dry_run,
+        caller=caller,
+        idempotency_key=idempotency_key,
+        requested_at=now or _utcnow(),
+    )
+
+
+def action_arguments(action: Action) -> dict[str, Any]:
+    """The action as the MCP tool call that would make it (what the audit log records)."""
+    args: dict[str, Any] = {}
+    if action.target is not None:
+        args = {"namespace": action.target.namespace, "deployment": action.target.name}
+    args.update(action.params.model_dump(mode="json", exclude={"kind"}, exclude_none=True))
+    return args
+
+
+def action_from_call(
+    tool: str,
+    arguments: dict[str, Any],
+    rationale: str,
+    *,
+    dry_run: bool = False,
+    caller: str = "local",
+    idempotency_key: str | None = None,
+    now: datetime | None = None,
+) -> Action:
+    """Rebuild an Action from a tool name and its arguments (rollback inverses, ``policy explain``)."""
+    try:
+        kind = ActionKind(tool)
+    except ValueError:
+        known = ", ".join(k.value for k in ActionKind)
+        raise InvalidInput(f"unknown tool {tool!r}; mutating tools are: {known}") from None
+    rest = dict(arguments)
+    target: PoolRef | None = None
+    try:
+        if kind != ActionKind.REQUEST_GPU_NODES:
+            ns = rest.pop("namespace", None)
+            name = rest.pop("deployment", None) or rest.pop("name", None)
+            if not ns or not name:
+                raise InvalidInput(f"{tool} needs 'namespace' and 'deployment' arguments")
+            target = PoolRef(namespace=ns, name=name)
+        params: ActionParams
+        if kind == ActionKind.SCALE_DEPLOYMENT:
+            params = ScaleDeploymentParams.model_validate(rest)
+        elif kind == ActionKind.PATCH_HPA:
+            params = AutoscalerPatch.model_validate(rest)
+        else:
+            params = GpuNodeRequest.model_validate(rest)
+    except ValidationError as err:
+        first = err.errors(include_url=False)[0]
+        field = ".".join(str(p) for p in first["loc"]) or "(arguments)"
+        raise InvalidInput(f"{tool}: {field}: {first['msg']}") from None
+    return new_action(
+        kind,
+        target,
+        params,
+        rationale,
+        dry_run=dry_run,
+        caller=caller,
+        idempotency_key=idempotency_key,
+        now=now,
+    )
+
+
+def inverse_of(action: Action, pool: PoolState | None) -> dict[str, Any] | None:
+    """The tool call that undoes an applied action, from the state before it (None: no safe inverse)."""
+    p = action.params
+    if pool is None or action.target is None:
+        return None
+    base = {"namespace": action.target.namespace, "deployment": action.target.name}
+    if isinstance(p, ScaleDeploymentParams):
+        return {
+            "tool": ActionKind.SCALE_DEPLOYMENT.value,
+            "arguments": {**base, "replicas": pool.desired_replicas},
+        }
+    if isinstance(p, AutoscalerPatch) and pool.autoscaler is not None:
+        owner = pool.autoscaler
+        undo: dict[str, Any] = {}
+        for field in p.model_fields_set - {"kind"}:
+            if getattr(p, field) is None:
+                continue
+            before = getattr(owner, field, None)
+            if before is not None:
+                undo[field] = before
+        return {"tool": ActionKind.PATCH_HPA.value, "arguments": {**base, **undo}} if undo else None
+    return None
+
+
+def ownership_verdict(action: Action, pool: PoolState | None) -> Verdict | None:
+    """Never fight the owner: a direct scale of an autoscaled pool is reverted within seconds."""
+    if pool is None:
+        return None
+    owner = pool.autoscaler
+    if action.kind == ActionKind.SCALE_DEPLOYMENT and owner is not None and not owner.paused:
+        alt = "use patch_hpa to change min_replicas/max_replicas"
+        if owner.kind == AutoscalerKind.KEDA:
+            alt += ", or patch_hpa paused=true to pause KEDA if the policy allows it"
+        return Verdict(
+            decision=Decision.DENY,
+            rules=["ownership"],
+            reasons=[
+                f"rule 'ownership': replicas of {pool.ref.key} are owned by "
+                f"{owner.kind.value} '{owner.name}' "
+                f"(min {owner.min_replicas}, max {owner.max_replicas}); a direct scale would be reverted"
+            ],
+            hint=f"{alt} (e.g. raise min_replicas to hold a floor)",
+        )
+    if action.kind == ActionKind.PATCH_HPA and owner is None:
+        return Verdict(
+            decision=Decision.DENY,
+            rules=["ownership"],
+            reasons=[f"rule 'ownership': {pool.ref.key} has no HPA or KEDA ScaledObject to patch"],
+            hint=f"use scale_deployment to set the replicas of {pool.ref.key} directly",
+        )
+    return None
+
+
+def compact_evidence(snapshot: PoolSnapshot | None) -> dict[str, Any] | None:
+    if snapshot is None:
+        return None
+    return snapshot.model_dump(mode="json", exclude_none=True)
+
+
+def _describe_changes(changes: list[Change]) -> str:
+    return ", ".join(f"{c.field} {c.before} -> {c.after}" for c in changes) or "no field changes"
+
+
+# --------------------------------------------------------------------------------------------------
+# The gate
+# --------------------------------------------------------------------------------------------------
+
+
+class Gate:
+    """The only path from a proposal to a cluster write."""
+
+    def __init__(
+        self,
+        *,
+        backend: ClusterBackend,
+        policy: Policy,
+        audit: AuditLog,
+        settings: Settings,
+        evidence: Callable[[PoolRef], PoolSnapshot | None] = lambda ref: None,
+        cost_delta: Callable[[Action, PoolState | None, NodePoolState | None], float | None] = (
+            lambda a, p, n: None
+        ),
+        clock: Callable[[], datetime] = _utcnow,
+        lock: PoolLock | None = None,
+        lock_timeout_s: float = 30.0,
+    ) -> None:
+        self.backend = backend
+        self.policy = policy
+        self.audit = audit
+        self.settings = settings
+        self.evidence = evidence
+        self.cost_delta = cost_delta
+        self.clock = clock
+        self.lock: PoolLock = lock or FilePoolLock(settings.state_dir / "locks")
+        self.lock_timeout_s = lock_timeout_s
+
+    # ----------------------------------------------------------------------------------- context
+
+    def _resolve(self, action: Action) -> tuple[PoolState | None, NodePoolState | None]:
+        if isinstance(action.params, GpuNodeRequest):
+            name = action.params.node_pool
+            for np_ in self.backend.list_node_pools():
+                if np_.name == name:
+                    return None, np_
+            known = ", ".join(n.name for n in self.backend.list_node_pools()) or "none"
+            raise NotFound(f"node pool {name!r} not found (known: {known})")
+        assert action.target is not None
+        return self.backend.get_pool(action.target), None
+
+    def _safe_evidence(self, ref: PoolRef | None) -> PoolSnapshot | None:
+        if ref is None:
+            return None
+        try:
+            return self.evidence(ref)
+        except Exception as err:  # evidence is best effort; a missing snapshot fails the guards instead
+            log.warning("gate.evidence_failed", pool=ref.key, error=str(err))
+            return None
+
+    def _safe_cost(
+        self, action: Action, pool: PoolState | None, node_pool: NodePoolState | None
+    ) -> float | None:
+        try:
+            return self.cost_delta(action, pool, node_pool)
+        except Exception as err:  # an unknown cost fails budget rules rather than the call
+            log.warning("gate.cost_failed", action=action.id, error=str(err))
+            return None
+
+    def _context(
+        self,
+        action: Action,
+        pool: PoolState | None,
+        node_pool: NodePoolState | None,
+        snapshot: PoolSnapshot | None,
+        cost: float | None,
+        now: datetime,
+    ) -> PolicyContext:
+        return PolicyContext(
+            pool=pool,
+            node_pool=node_pool,
+            snapshot=snapshot,
+            now=now,
+            recent=self.audit.records(since=now - HISTORY),
+            cost_delta_per_hour=cost,
+        )
+
+    def _decide(
+        self, action: Action, now: datetime
+    ) -> tuple[Verdict, PoolState | None, NodePoolState | None, PoolSnapshot | None, float | None]:
+        pool, node_pool = self._resolve(action)
+        snapshot = self._safe_evidence(action.target)
+        cost = self._safe_cost(action, pool, node_pool)
+        verdict = ownership_verdict(action, pool) or evaluate(
+            self.policy, action, self._context(action, pool, node_pool, snapshot, cost, now)
+        )
+        return verdict, pool, node_pool, snapshot, cost
+
+    # ------------------------------------------------------------------------------------ public
+
+    def check(self, action: Action) -> Verdict:
+        """What submit would decide now. No side effects, no audit record."""
+        try:
+            return self._decide(action, self.clock())[0]
+        except (NotFound, BackendUnavailable) as err:
+            return Verdict(decision=Decision.DENY, rules=["target"], reasons=[f"rule 'target': {err}"])
+
+    def submit(self, action: Action) -> ActionResult:
+        """Decide, then act or refuse; always exactly one audit record (idempotent retries add none)."""
+        if action.idempotency_key:
+            prior = self._idempotent(action)
+            if prior is not None:
+                return prior
+        key = target_label(action)
+        try:
+            with self.lock.acquire(key, self.lock_timeout_s):
+                if action.idempotency_key:
+                    prior = self._idempotent(action)
+                    if prior is not None:
+                        return prior
+                return self._submit_locked(action)
+        except Conflict as err:
+            verdict = Verdict(decision=Decision.DENY, rules=["lock"], reasons=[f"rule 'lock': {err}"])
+            return self._record(action, verdict, ActionStatus.FAILED, f"Not done: {err}", now=self.clock())
+
+    # ---------------------------------------------------------------------------------- internals
+
+    def _idempotent(self, action: Action) -> ActionResult | None:
+        assert action.idempotency_key is not None
+        first = self.audit.find_idempotent(action.idempotency_key, caller=action.caller)
+        if first is None:
+            return None
+        latest = [r for r in self.audit.records() if r.action_id == first.action_id][-1]
+        result = self.result_from_record(latest)
+        result.notes.append(
+            f"idempotent retry: key {action.idempotency_key!r} was already handled as {first.action_id} "
+            f"(audit {first.id}); nothing was done again"
+        )
+        return result
+
+    @staticmethod
+    def result_from_record(record: AuditRecord) -> ActionResult:
+        return ActionResult(
+            action_id=record.action_id,
+            tool=ActionKind(record.tool),
+            target=record.target,
+            status=record.status,
+            verdict=record.verdict,
+            changes=record.changes,
+            message=record.message,
+            audit_id=record.id,
+        )
+
+    def _submit_locked(self, action: Action) -> ActionResult:
+        now = self.clock()
+        try:
+            verdict, pool, _, snapshot, cost = self._decide(action, now)
+        except (NotFound, BackendUnavailable) as err:
+            verdict = Verdict(
+                decision=Decision.DENY,
+                rules=["target"],
+                reasons=[f"rule 'target': {err}"],
+                hint="list pools and node pools with get_slo_snapshot, then retry with a name it reports",
+            )
+            return self._record(action, verdict, ActionStatus.FAILED, f"Not done: {err}", now=now)
+        evidence = compact_evidence(snapshot)
+        dry = action.dry_run or self.settings.dry_run
+        if verdict.decision == Decision.DENY:
+            msg = f"Denied, nothing changed: {'; '.join(verdict.reasons)}."
+            if verdict.hint:
+                msg += f" What would be allowed: {verdict.hint}."
+            return self._record(
+                action, verdict, ActionStatus.DENIED, msg, now=now, evidence=evidence, cost=cost
+            )
+        if verdict.decision == Decision.NEEDS_APPROVAL and not dry:
+            return self._pend(action, verdict, now=now, evidence=evidence, cost=cost)
+        return self._execute(action, verdict, pool, dry=dry, now=now, evidence=evidence, cost=cost)
+
+    def _pend(
+        self,
+        action: Action,
+        verdict: Verdict,
+        *,
+        now: datetime,
+        evidence: dict[str, Any] | None,
+        cost: float | None,
+    ) -> ActionResult:
+        msg = (
+            f"Needs human approval, nothing changed yet: {'; '.join(verdict.reasons)}. "
+            f"A human can approve it with `mcp-autoscale approve {action.id}`."
+        )
+        return self._record(
+            action, verdict, ActionStatus.PENDING_APPROVAL, msg, now=now, evidence=evidence, cost=cost
+        )
+
+    def _write(self, action: Action, dry: bool) -> list[Change]:
+        p = action.params
+        if isinstance(p, ScaleDeploymentParams):
+            assert action.target is not None
+            return self.backend.scale_deployment(action.target, p.replicas, dry_run=dry)
+        if isinstance(p, AutoscalerPatch):
+            assert action.target is not None
+            return self.backend.patch_autoscaler(action.target, p, dry_run=dry)
+        return self.backend.request_gpu_nodes(p, dry_run=dry)
+
+    def _execute(
+        self,
+        action: Action,
+        verdict: Verdict,
+        pool: PoolState | None,
+        *,
+        dry: bool,
+        now: datetime,
+        evidence: dict[str, Any] | None,
+        cost: float | None,
+        approver: str | None = None,
+        proposal_id: str | None = None,
+    ) -> ActionResult:
+        attempts = 0
+        try:
+            while True:
+                attempts += 1
+                try:
+                    changes = self._write(action, dry)
+                    break
+                except Conflict:
+                    if attempts >= CONFLICT_ATTEMPTS:
+                        raise
+        except AutoscaleError as err:
+            msg = f"Failed, the backend refused the change: {err}"
+            return self._record(
+                action, verdict, ActionStatus.FAILED, msg, now=now, evidence=evidence, cost=cost,
+                attempts=attempts, approver=approver, proposal_id=proposal_id,
+            )  # fmt: skip
+        target = target_label(action)
+        if dry:
+            who = "the server runs with --dry-run" if self.settings.dry_run else "dry_run was requested"
+            would = (
+                "would need human approval" if verdict.decision == Decision.NEEDS_APPROVAL else "allows it"
+            )
+            msg = (
+                f"Dry run ({who}), nothing changed: {target} would get {_describe_changes(changes)}; "
+                f"the policy {would}. Call again with dry_run=false to apply."
+            )
+            return self._record(
+                action, verdict, ActionStatus.DRY_RUN, msg, now=now, evidence=evidence, cost=cost,
+                changes=changes, attempts=attempts, approver=approver, proposal_id=proposal_id,
+            )  # fmt: skip
+        inverse = inverse_of(action, pool)
+        msg = f"Applied: {target} {_describe_changes(changes)}."
+        if isinstance(action.params, ScaleDeploymentParams) and pool is not None and pool.cold_start_s:
+            msg += f" New replicas need about {pool.cold_start_s:.0f} s to start serving; re-check then."
+        result = self._record(
+            action, verdict, ActionStatus.APPLIED, msg, now=now, evidence=evidence, cost=cost,
+            changes=changes, inverse=inverse, attempts=attempts, approver=approver, proposal_id=proposal_id,
+        )  # fmt: skip
+        if inverse is not None:
+            result.message += f" Undo with rollback_action(audit_id={result.audit_id!r})."
+        if action.target is not None:
+            try:
+                self.backend.record_event(action.target, "MCPAutoscaleApplied", f"{msg} ({action.rationale})")
+            except Exception as err:  # events are best effort by contract
+                log.warning("gate.event_failed", error=str(err))
+        return result
+
+    def _record(
+        self,
+        action: Action,
+        verdict: Verdict,
+        status: ActionStatus,
+        message: str,
+        *,
+        now: datetime,
+        evidence: dict[str, Any] | None = None,
+        cost: float | None = None,
+        changes: list[Change] | None = None,
+        inverse: dict[str, Any] | None = None,
+        attempts: int = 1,
+        approver: str | None = None,
+        proposal_id: str | None = None,
+    ) -> ActionResult:
+        record = self.audit.append(
+            ts=now,
+            action_id=action.id,
+            tool=action.kind.value,
+            target=target_label(action),
+            arguments=action_arguments(action),
+            rationale=action.rationale,
+            caller=action.caller,
+            dry_run=action.dry_run or self.settings.dry_run,
+            verdict=verdict,
+            status=status,
+            changes=changes or [],
+            message=message,
+            evidence=evidence,
+            inverse=inverse,
+            attempts=max(1, attempts),
+            cost_delta_per_hour=cost,
+            idempotency_key=action.idempotency_key,
+            approver=approver,
+            proposal_id=proposal_id,
+        )
+        log.info("gate.decided", action=action.id, target=record.target, status=status.value, audit=record.id)
+        return ActionResult(
+            action_id=action.id,
+            tool=action.kind,
+            target=record.target,
+            status=status,
+            verdict=verdict,
+            changes=changes or [],
+            message=message,
+            audit_id=record.id,
+        )

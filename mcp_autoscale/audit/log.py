@@ -1,0 +1,211 @@
+"""Append-only, hash-chained JSON Lines audit log.
+
+Each line is one ``AuditRecord``. ``hash`` is the SHA-256 of the record's canonical JSON (sorted keys, no
+whitespace, without ``hash`` and ``signature``), and that JSON includes ``prev_hash``, the previous record's
+hash: changing, removing or reordering any record breaks the chain from there on. With a key, ``signature``
+is an HMAC-SHA256 over the same bytes plus the hash, so a forger who rewrites the whole chain is caught too.
+
+Writes take a file lock (several processes may share one log), go out as one ``write`` of one line, then
+``flush`` + ``fsync``. A crash mid-write can leave only the last line incomplete; the next ``AuditLog``
+moves that fragment aside into ``<file>.truncated.<ms>`` and carries on. A small ``<file>.head`` file holds
+the newest seq and hash so that ``verify`` also notices records cut off the end of the log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+from mcp_autoscale.errors import NotFound
+from mcp_autoscale.logs import get_logger
+from mcp_autoscale.models import AuditRecord
+
+log = get_logger(__name__)
+
+_UNHASHED = ("hash", "signature")
+
+
+def canonical_bytes(record: dict[str, Any]) -> bytes:
+    """The bytes a record's hash covers: canonical JSON of every field except ``hash`` and ``signature``."""
+    body = {k: v for k, v in record.items() if k not in _UNHASHED}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def record_hash(record: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical_bytes(record)).hexdigest()
+
+
+def record_signature(record: dict[str, Any], key: bytes) -> str:
+    msg = canonical_bytes(record) + b"\n" + str(record.get("hash", "")).encode("ascii")
+    return hmac.new(key, msg, hashlib.sha256).hexdigest()
+
+
+def head_path(path: Path) -> Path:
+    return path.with_name(path.name + ".head")
+
+
+def _last_line(fh: Any, size: int) -> bytes:
+    """The last complete line of a file that ends with a newline (reads backwards in blocks)."""
+    end = size - 1  # position of the final newline
+    pos, chunk, buf = end, 8192, b""
+    while pos > 0:
+        start = max(0, pos - chunk)
+        fh.seek(start)
+        buf = fh.read(pos - start) + buf
+        nl = buf.rfind(b"\n")
+        if nl >= 0:
+            return buf[nl + 1 :]
+        pos = start
+    return buf
+
+
+def _fsync_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+class AuditLog:
+    """The gate's memory: who did what, why, under which verdict, with which result."""
+
+    def __init__(self, path: Path, hmac_key: bytes | None = None, *, recover: bool = True) -> None:
+        """Open (or create) a log; ``recover=False`` for readers that must not touch the file."""
+        self.path = Path(path)
+        self.hmac_key = hmac_key or None
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = FileLock(str(self.path) + ".lock")
+        self.recovered: Path | None = None
+        if recover:
+            with self._lock:
+                self.recovered = self._recover()
+
+    # ---------------------------------------------------------------------------------------------- write
+
+    def _recover(self) -> Path | None:
+        """Move an incomplete last line (a crash mid-write) aside; earlier records stay untouched."""
+        if not self.path.exists():
+            return None
+        with open(self.path, "r+b") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            if size == 0:
+                return None
+            fh.seek(size - 1)
+            if fh.read(1) == b"\n":
+                return None
+            fh.seek(0)
+            data = fh.read()
+            cut = data.rfind(b"\n") + 1
+            aside = self.path.with_name(f"{self.path.name}.truncated.{int(time.time() * 1000)}")
+            _fsync_write(aside, data[cut:])
+            fh.truncate(cut)
+            fh.flush()
+            os.fsync(fh.fileno())
+        log.warning(
+            "audit.recovered_truncated_line", file=str(self.path), moved_to=str(aside), bytes=size - cut
+        )
+        return aside
+
+    def _tail(self) -> tuple[int, str]:
+        if not self.path.exists():
+            return 0, ""
+        with open(self.path, "rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            if size == 0:
+                return 0, ""
+            last = json.loads(_last_line(fh, size))
+        return int(last["seq"]), str(last["hash"])
+
+    def append(self, **fields: Any) -> AuditRecord:
+        """Append one record; assigns id, seq, ts (unless given), prev_hash, hash and signature."""
+        with self._lock:
+            aside = self._recover()
+            if aside is not None:
+                self.recovered = aside
+            seq, prev = self._tail()
+            fields.pop("hash", None)
+            fields.pop("signature", None)
+            fields["seq"] = seq + 1
+            fields["prev_hash"] = prev
+            fields.setdefault("id", f"aud-{seq + 1:06d}-{uuid.uuid4().hex[:8]}")
+            fields.setdefault("ts", datetime.now(UTC))
+            record = AuditRecord.model_validate(fields)
+            data = record.model_dump(mode="json")
+            data["hash"] = record_hash(data)
+            data["signature"] = record_signature(data, self.hmac_key) if self.hmac_key else None
+            line = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            try:
+                os.write(fd, line.encode("utf-8"))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            _fsync_write(
+                head_path(self.path), json.dumps({"seq": data["seq"], "hash": data["hash"]}).encode()
+            )
+            return AuditRecord.model_validate(data)
+
+    # ----------------------------------------------------------------------------------------------- read
+
+    def _iter(self) -> list[AuditRecord]:
+        if not self.path.exists():
+            return []
+        out: list[AuditRecord] = []
+        with open(self.path, "rb") as fh:
+            for raw in fh:
+                if not raw.endswith(b"\n"):
+                    break
+                try:
+                    out.append(AuditRecord.model_validate_json(raw))
+                except ValueError:
+                    log.warning("audit.unreadable_line", file=str(self.path))
+        return out
+
+    def records(
+        self,
+        *,
+        pool: str | None = None,
+        tool: str | None = None,
+        status: str | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[AuditRecord]:
+        """Records oldest first; ``pool`` is 'ns/name' or a bare name; ``limit`` keeps the newest N."""
+        out = []
+        for r in self._iter():
+            if pool is not None and r.target != pool and r.target.rpartition("/")[2] != pool:
+                continue
+            if tool is not None and r.tool != tool:
+                continue
+            if status is not None and r.status.value != status:
+                continue
+            if since is not None and r.ts < since:
+                continue
+            out.append(r)
+        if limit is not None:
+            out = out[-limit:] if limit > 0 else []
+        return out
+
+    def get(self, audit_id: str) -> AuditRecord:
+        for r in self._iter():
+            if r.id == audit_id:
+                return r
+        raise NotFound(f"no audit record {audit_id!r} in {self.path}")
+
+    def find_idempotent(self, key: str, caller: str | None = None) -> AuditRecord | None:
+        """The first record written for this idempotency key (and caller, when given)."""
+        for r in self._iter():
+            if r.idempotency_key == key and (caller is None or r.caller == caller):
+                return r
+        return None

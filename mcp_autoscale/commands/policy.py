@@ -1,0 +1,191 @@
+"""``mcp-autoscale policy check FILE`` and ``policy explain FILE --tool T --args JSON``."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mcp_autoscale.commands._common import echo_out, exit_on_error
+from mcp_autoscale.errors import InvalidInput, NotFound
+from mcp_autoscale.models import (
+    Action,
+    Autoscaler,
+    AutoscalerKind,
+    NodePoolState,
+    PoolSignals,
+    PoolSnapshot,
+    PoolState,
+    SloStatus,
+    SloTargets,
+    Verdict,
+)
+from mcp_autoscale.policy import Policy, PolicyContext, evaluate, load_policy
+from mcp_autoscale.policy.evaluate import trace
+
+policy_app = typer.Typer(
+    help="Validate a policy file, or explain its verdict for one tool call.", no_args_is_help=True
+)
+
+
+def _fleet_state(action: Action) -> tuple[PoolState | None, NodePoolState | None, str]:
+    """Current state from the simulated fleet, when the target exists there."""
+    try:
+        from mcp_autoscale.sim import Twin
+    except ImportError:
+        return None, None, "no fleet state"
+    twin = Twin()
+    backend = twin.backend
+    try:
+        if action.target is not None:
+            return backend.get_pool(action.target), None, "simulated fleet"
+        name = getattr(action.params, "node_pool", None)
+        for np_ in backend.list_node_pools():
+            if np_.name == name:
+                return None, np_, "simulated fleet"
+    except NotFound:
+        pass
+    return None, None, "no fleet state"
+
+
+def _synthetic_pool(action: Action, current: int, owner_min: int | None, owner_max: int | None) -> PoolState:
+    assert action.target is not None
+    owner = None
+    if owner_min is not None or owner_max is not None:
+        owner = Autoscaler(
+            kind=AutoscalerKind.HPA,
+            name=action.target.name,
+            min_replicas=owner_min if owner_min is not None else 1,
+            max_replicas=owner_max if owner_max is not None else max(current, 1),
+        )
+    return PoolState(
+        ref=action.target, model="unknown", gpu_type="unknown", desired_replicas=current,
+        ready_replicas=current, autoscaler=owner,
+    )  # fmt: skip
+
+
+def _snapshot(pool: PoolState, kv: float | None, queue: float | None, age: float | None) -> PoolSnapshot:
+    ages = {} if age is None else {"kv_usage": age, "queue_depth": age}
+    missing = {}
+    if kv is None:
+        missing["kv_usage"] = "not given (use --kv)"
+    if queue is None:
+        missing["queue_depth"] = "not given (use --queue)"
+    replicas = {"desired": pool.desired_replicas, "ready": pool.ready_replicas, "starting": 0, "pending": 0}
+    return PoolSnapshot(
+        namespace=pool.ref.namespace,
+        name=pool.ref.name,
+        model=pool.model,
+        engine=pool.engine,
+        role=pool.role,
+        gpu_type=pool.gpu_type,
+        gpus_per_replica=pool.gpus_per_replica,
+        replicas=replicas,
+        owner=pool.autoscaler,
+        signals=PoolSignals(kv_usage=kv, queue_depth=queue, age_s=ages, missing=missing),
+        slo=SloStatus.UNKNOWN,
+        slo_targets=SloTargets(),
+    )
+
+
+def _render(
+    policy: Policy, source: Path, action: Action, verdict: Verdict, ctx_line: str, rows: list[Any]
+) -> str:
+    params = json.dumps(action.params.model_dump(mode="json", exclude={"kind"}, exclude_none=True))
+    lines = [
+        f"policy:   {policy.name} ({source})",
+        f"action:   {action.kind.value} {params}" + (f" on {action.target.key}" if action.target else ""),
+        f"context:  {ctx_line}",
+        f"decision: {verdict.decision.value.upper()}",
+        f"decided by: {', '.join(verdict.rules) or '-'}",
+    ]
+    lines += [f"  - {r}" for r in verdict.reasons]
+    if verdict.hint:
+        lines.append(f"hint:     {verdict.hint}")
+    if verdict.approvers:
+        lines.append(f"approvers: {', '.join(verdict.approvers)}")
+    lines.append("rules:")
+    lines += [f"  {t.status:<12} {t.rule}" + (f": {t.detail}" if t.detail else "") for t in rows]
+    return "\n".join(lines)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(policy_app, name="policy")
+
+
+@policy_app.command("check")
+def check(file: Annotated[Path, typer.Argument(help="Policy YAML file")]) -> None:
+    """Validate a policy file: exit 0 if valid, 2 with FILE:LINE: field: message if not."""
+    with exit_on_error():
+        policy = load_policy(file)
+        echo_out(
+            f"{file}: OK: policy '{policy.name}', {len(policy.rules)} rules, "
+            f"tools {[t.value for t in policy.tools] or 'none (read-only)'}"
+        )
+
+
+@policy_app.command("explain")
+def explain(
+    file: Annotated[Path, typer.Argument(help="Policy YAML file")],
+    tool: Annotated[str, typer.Option("--tool", help="scale_deployment | patch_hpa | request_gpu_nodes")],
+    args: Annotated[str, typer.Option("--args", help="Tool arguments as JSON")] = "{}",
+    current: Annotated[
+        int | None, typer.Option("--current", help="Current replicas (else: sim fleet)")
+    ] = None,
+    owner_min: Annotated[int | None, typer.Option("--owner-min", help="Current HPA minReplicas")] = None,
+    owner_max: Annotated[int | None, typer.Option("--owner-max", help="Current HPA maxReplicas")] = None,
+    kv: Annotated[float | None, typer.Option("--kv", help="KV-cache usage 0-1")] = None,
+    queue: Annotated[float | None, typer.Option("--queue", help="Waiting requests (pool total)")] = None,
+    age: Annotated[float | None, typer.Option("--age", help="Age of the newest signals, seconds")] = None,
+    cost: Annotated[float | None, typer.Option("--cost", help="USD/h the action adds")] = None,
+    at: Annotated[str | None, typer.Option("--at", help="Evaluate at this ISO time (default: now)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+) -> None:
+    """Print the verdict for one tool call under FILE, and which rules decided it."""
+    from mcp_autoscale.actions import action_from_call, ownership_verdict
+
+    with exit_on_error():
+        policy = load_policy(file)
+        try:
+            arguments = json.loads(args)
+        except ValueError as err:
+            raise InvalidInput(f"--args is not valid JSON: {err}") from None
+        if not isinstance(arguments, dict):
+            raise InvalidInput("--args must be a JSON object")
+        try:
+            now = datetime.fromisoformat(at) if at else datetime.now(UTC)
+        except ValueError:
+            raise InvalidInput(f"--at {at!r} is not an ISO 8601 time") from None
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=UTC)
+        action = action_from_call(tool, arguments, "policy explain", caller="cli:policy-explain", now=now)
+        pool, node_pool, origin = (None, None, "given")
+        if current is None and owner_min is None and owner_max is None:
+            pool, node_pool, origin = _fleet_state(action)
+        elif action.target is not None:
+            pool = _synthetic_pool(action, current if current is not None else 1, owner_min, owner_max)
+        if cost is None and (pool is not None or node_pool is not None):
+            from mcp_autoscale.cost import action_cost_delta, load_catalogue
+
+            cost = action_cost_delta(action, pool, node_pool, load_catalogue(None))
+        snap = _snapshot(pool, kv, queue, age) if pool is not None else None
+        ctx = PolicyContext(pool=pool, node_pool=node_pool, snapshot=snap, now=now, cost_delta_per_hour=cost)
+        verdict = ownership_verdict(action, pool) or evaluate(policy, action, ctx)
+        rows = trace(policy, action, ctx)
+        ctx_line = (
+            f"replicas {pool.desired_replicas if pool else '?'} ({origin}), "
+            f"kv {kv if kv is not None else '?'}, "
+            f"queue {queue if queue is not None else '?'}, data age {age if age is not None else '?'} s, "
+            f"cost {'?' if cost is None else f'{cost:+.2f} $/h'}, at {now.isoformat(timespec='seconds')}"
+        )
+        if as_json:
+            echo_out(json.dumps({
+                "verdict": verdict.model_dump(mode="json"),
+                "rules": [t.model_dump() for t in rows],
+                "context": ctx_line,
+            }, indent=2))  # fmt: skip
+        else:
+            echo_out(_render(policy, file, action, verdict, ctx_line, rows))

@@ -1,0 +1,34 @@
+"""Policy: the language (schema), a loader with FILE:LINE errors, and the pure evaluator."""
+
+from mcp_autoscale.policy.evaluate import PolicyContext, evaluate, target_label
+from mcp_autoscale.policy.loader import BUILTIN_POLICIES, builtin_policy, load_policy, parse_policy
+from mcp_autoscale.policy.schema import (
+    ApprovalSpec,
+    Budget,
+    Guards,
+    Match,
+    Policy,
+    ReplicaBounds,
+    Rule,
+    ScaleInLimit,
+    TimeWindow,
+)
+
+__all__ = [
+    "BUILTIN_POLICIES",
+    "ApprovalSpec",
+    "Budget",
+    "Guards",
+    "Match",
+    "Policy",
+    "PolicyContext",
+    "ReplicaBounds",
+    "Rule",
+    "ScaleInLimit",
+    "TimeWindow",
+    "builtin_policy",
+    "evaluate",
+    "load_policy",
+    "parse_policy",
+    "target_label",
+]

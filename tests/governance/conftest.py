@@ -1,0 +1,91 @@
+"""Governance fixtures: a fake backend, a temp audit log, a gate on a manual clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from governance_fakes import T0, FakeBackend, snapshot_for
+
+from mcp_autoscale.actions import Gate
+from mcp_autoscale.audit import AuditLog
+from mcp_autoscale.config import Settings
+from mcp_autoscale.models import Action, NodePoolState, PoolRef, PoolSnapshot, PoolState
+from mcp_autoscale.policy import Policy, parse_policy
+
+
+class Clock:
+    def __init__(self, start: datetime = T0) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+class Signals:
+    """Mutable live signals per pool for the gate's evidence callback."""
+
+    def __init__(self, backend: FakeBackend) -> None:
+        self.backend = backend
+        self.kv: dict[str, float | None] = {}
+        self.queue: dict[str, float | None] = {}
+        self.age: float | None = 5.0
+
+    def __call__(self, ref: PoolRef) -> PoolSnapshot | None:
+        pool = self.backend.get_pool(ref)
+        return snapshot_for(
+            pool, kv=self.kv.get(ref.key, 0.4), queue=self.queue.get(ref.key, 0.0), age=self.age
+        )
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def backend() -> FakeBackend:
+    return FakeBackend()
+
+
+@pytest.fixture
+def signals(backend: FakeBackend) -> Signals:
+    return Signals(backend)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(backend="sim", audit_file=tmp_path / "audit.jsonl", state_dir=tmp_path / "state")
+
+
+def simple_cost(action: Action, pool: PoolState | None, node_pool: NodePoolState | None) -> float | None:
+    """$1/h per GPU added (negative when removed): easy numbers for budget tests."""
+    from mcp_autoscale.models import GpuNodeRequest, ScaleDeploymentParams
+
+    if isinstance(action.params, GpuNodeRequest):
+        return float(action.params.gpus)
+    if isinstance(action.params, ScaleDeploymentParams) and pool is not None:
+        return float((action.params.replicas - pool.desired_replicas) * pool.gpus_per_replica)
+    return 0.0
+
+
+@pytest.fixture
+def make_gate(
+    backend: FakeBackend, settings: Settings, clock: Clock, signals: Signals, tmp_path: Path
+) -> Callable[..., Gate]:
+    def factory(policy: Policy | str, **kw: Any) -> Gate:
+        if isinstance(policy, str):
+            policy = parse_policy(policy, "<test>")
+        kw.setdefault("settings", settings)
+        kw.setdefault("audit", AuditLog(tmp_path / "audit.jsonl"))
+        return Gate(
+            backend=backend, policy=policy, evidence=signals, cost_delta=simple_cost, clock=clock, **kw
+        )
+
+    return factory
