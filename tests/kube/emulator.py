@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import socket
 import threading
 import uuid
 from collections.abc import Callable
@@ -128,7 +129,7 @@ class Fault:
 class Hook:
     method: str
     path: re.Pattern[str]
-    fn: Callable[[Emulator], None]
+    fn: Callable[[Emulator], object]
     times: int
 
 
@@ -341,16 +342,24 @@ class Emulator:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
+            def setup(self) -> None:
+                super().setup()
+                # headers and body go out as two writes: without NODELAY, Nagle + delayed ACK add ~40 ms each
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 code, body = emu.handle(self.command, self.path, self.headers.get("Content-Type"), raw)
                 data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.send_response(code)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the client gave up (a timeout test): nothing to answer
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
@@ -381,7 +390,7 @@ class Emulator:
         with self.lock:
             self.faults.append(Fault(method.upper(), re.compile(path_regex), status, times, body, delay_s))
 
-    def on(self, method: str, path_regex: str, fn: Callable[[Emulator], None], times: int = 1) -> None:
+    def on(self, method: str, path_regex: str, fn: Callable[[Emulator], object], times: int = 1) -> None:
         """Run ``fn(emu)`` before the next ``times`` matching requests are handled (a concurrent writer)."""
         with self.lock:
             self.hooks.append(Hook(method.upper(), re.compile(path_regex), fn, times))
