@@ -1,6 +1,7 @@
 """Signals from a Prometheus server: a constant set of batched PromQL queries per snapshot.
 
-The query plan (one detection query + one per signal) covers every pool at once; the queries run
+The query plan (one detection query, one per gauge/counter signal, one per latency histogram) covers every
+pool at once; the queries run
 concurrently in a small thread pool under one deadline, so a slow Prometheus costs one timeout, not one
 per query. Each signal carries the age of its newest sample; failures become per-signal reasons.
 """
@@ -35,6 +36,7 @@ from mcp_autoscale.signals.common import (
     stale_after_s,
 )
 from mcp_autoscale.signals.dialects.spec import Dialect, Kind
+from mcp_autoscale.signals.histogram import bucket_quantile
 from mcp_autoscale.signals.promql import DIALECT_LABEL, FIELD_LABEL, PoolGrouping, plan
 
 log = get_logger(__name__)
@@ -71,6 +73,15 @@ def failure_reason(err: BaseException, timeout_s: float) -> str:
     if isinstance(err, requests.RequestException):
         return f"prometheus unreachable: {type(err).__name__}: {err}"
     return f"query error: {type(err).__name__}: {err}"
+
+
+@dataclass
+class _Series:
+    """One pool's result in one query: a value, or a histogram's per-bucket rates."""
+
+    t: float = 0.0
+    value: float = math.nan
+    buckets: list[tuple[float, float]] = field(default_factory=list)
 
 
 @dataclass
@@ -185,10 +196,10 @@ class PrometheusSource:
             if len(reasons) == 1:
                 errors = [reasons.pop() or ""]
         detected = self._detected(answers["detect"])
-        values = {sig: self._index(answers[sig]) for sig in SIGNAL_NAMES if sig in answers}
+        values = {key: self._index(answer) for key, answer in answers.items() if key != "detect"}
         report = SignalReport(source=self.name, collected_at=now, queries=len(qp.queries), errors=errors)
         for p in pools:
-            report.pools[p.ref.key] = self._pool(p.ref, detected, answers, values)
+            report.pools[p.ref.key] = self._pool(p.ref, detected, qp.answered_by, answers, values)
         return report
 
     def _key(self, metric: Mapping[str, str]) -> tuple[str, str] | None:
@@ -203,24 +214,31 @@ class PrometheusSource:
                 out.setdefault(key, set()).add(row["metric"].get("__name__", ""))
         return out
 
-    def _index(self, answer: _Answer) -> dict[tuple[str, str, str], dict[str, tuple[float, float]]]:
-        """(namespace, pool, field) -> dialect tag -> (eval time, value)."""
-        out: dict[tuple[str, str, str], dict[str, tuple[float, float]]] = {}
+    def _index(self, answer: _Answer) -> dict[tuple[str, str, str], dict[str, _Series]]:
+        """(namespace, pool, field) -> dialect tag -> evaluation time and value(s)."""
+        out: dict[tuple[str, str, str], dict[str, _Series]] = {}
         for row in answer.rows:
-            key = self._key(row["metric"])
+            metric = row["metric"]
+            key = self._key(metric)
             if key is None:
                 continue
             t, v = row["value"]
-            fld = row["metric"].get(FIELD_LABEL, "value")
-            out.setdefault((*key, fld), {})[row["metric"].get(DIALECT_LABEL, "")] = (float(t), float(v))
+            fld = metric.get(FIELD_LABEL, "value")
+            series = out.setdefault((*key, fld), {}).setdefault(metric.get(DIALECT_LABEL, ""), _Series())
+            series.t = float(t)
+            if fld == "buckets":
+                series.buckets.append((float(metric.get("le", "nan")), float(v)))
+            else:
+                series.value = float(v)
         return out
 
     def _pool(
         self,
         ref: PoolRef,
         detected: Mapping[tuple[str, str], set[str]],
+        answered_by: Mapping[str, str],
         answers: Mapping[str, _Answer],
-        values: Mapping[str, Mapping[tuple[str, str, str], dict[str, tuple[float, float]]]],
+        values: Mapping[str, Mapping[tuple[str, str, str], dict[str, _Series]]],
     ) -> PoolSignals:
         key = (ref.namespace, ref.name)
         dialect: Dialect | None = self._overrides.get(ref.key)
@@ -230,7 +248,8 @@ class PrometheusSource:
         limit = stale_after_s(self._settings)
         window = self._settings.rate_window
         for name in SIGNAL_NAMES:
-            answer = answers.get(name)
+            qkey = answered_by.get(name)
+            answer = answers.get(qkey) if qkey else None
             if answer is not None and answer.error:
                 sig.missing[name] = answer.error
                 continue
@@ -239,12 +258,20 @@ class PrometheusSource:
                 sig.missing[name] = f"dialect unknown: {det}" if det else NO_DIALECT
                 continue
             spec = dialect.signals.get(name)
-            if spec is None:
+            if spec is None or qkey is None:
                 sig.missing[name] = not_exposed(dialect)
                 continue
-            table = values.get(name, {})
-            val = _pick(table.get((*key, "value"), {}), dialect.name)
+            table = values.get(qkey, {})
             ts = _pick(table.get((*key, "ts"), {}), dialect.name)
+            if spec.kind is Kind.QUANTILE:
+                hist = _pick(table.get((*key, "buckets"), {}), dialect.name)
+                val = None
+                if hist is not None:
+                    assert spec.quantile is not None
+                    val = (hist.t, bucket_quantile(spec.quantile, hist.buckets))
+            else:
+                got = _pick(table.get((*key, "value"), {}), dialect.name)
+                val = (got.t, got.value) if got is not None else None
             if val is None:
                 if ts is not None and spec.kind is not Kind.GAUGE:
                     sig.missing[name] = f"not enough samples in the {window} rate window"
@@ -261,14 +288,14 @@ class PrometheusSource:
                 continue
             setattr(sig, name, v)
             if ts is not None:
-                age = max(0.0, t_eval - ts[1])
+                age = max(0.0, t_eval - ts.value)
                 sig.age_s[name] = round(age, 3)
                 if age > limit:
                     sig.stale.append(name)
         return sig
 
 
-def _pick(by_tag: Mapping[str, tuple[float, float]], dialect: str) -> tuple[float, float] | None:
+def _pick(by_tag: Mapping[str, _Series], dialect: str) -> _Series | None:
     for tag, value in by_tag.items():
         if dialect in tag.split(","):
             return value

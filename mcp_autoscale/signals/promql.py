@@ -3,9 +3,9 @@
 Each query covers *every* pool at once, grouped ``by (namespace, <pool label>)``. Where no pool label is
 configured the pool is derived from the pod name with ``label_replace``: Kubernetes names a Deployment's
 pods ``<deployment>-<pod-template-hash>-<5 chars>`` (hash 8-10 chars), so stripping the two last dash-parts
-gives the Deployment. One query per *signal* carries all dialects as ``or``-ed branches, each tagged with a
-``dialect`` label, and the newest sample timestamp next to the value (``field="value"|"ts"``), so the age of
-every signal costs no extra query.
+gives the Deployment. One query per *signal* (one per histogram for the percentiles) carries all dialects as
+``or``-ed branches, each tagged with a ``dialect`` label, and the newest sample timestamp next to the value
+(``field="value"|"buckets"|"ts"``), so the age of every signal costs no extra query.
 
 Label values that reach a query are escaped twice: regex metacharacters for ``=~`` and then the PromQL
 string literal (backslash, double quote, control characters), so a value cannot end the matcher.
@@ -88,8 +88,14 @@ def selector(metric: str, namespaces: Sequence[str], matchers: Iterable[tuple[st
     return f"{metric}{{{', '.join(parts)}}}"
 
 
+def bucket_rate_expr(spec: MetricSpec, namespaces: Sequence[str], grouping: PoolGrouping, window: str) -> str:
+    """Per-bucket rates of a histogram, summed per pool: what ``histogram_quantile`` is applied to."""
+    sel = selector(f"{spec.metric}_bucket", namespaces, spec.matchers)
+    return f"sum by (le, {grouping.by}) ({grouping.wrap(f'rate({sel}[{window}])')})"
+
+
 def value_expr(spec: MetricSpec, namespaces: Sequence[str], grouping: PoolGrouping, window: str) -> str:
-    """The expression that computes one signal for every pool."""
+    """The expression that computes one signal for every pool (a quantile as ``histogram_quantile``)."""
     if spec.kind is Kind.GAUGE:
         sel = selector(spec.metric, namespaces, spec.matchers)
         return f"{spec.agg} by ({grouping.by}) ({grouping.wrap(sel)})"
@@ -97,9 +103,7 @@ def value_expr(spec: MetricSpec, namespaces: Sequence[str], grouping: PoolGroupi
         sel = selector(spec.metric, namespaces, spec.matchers)
         expr = f"sum by ({grouping.by}) ({grouping.wrap(f'rate({sel}[{window}])')})"
         return expr if spec.scale == 1.0 else f"{spec.scale:g} * {expr}"
-    sel = selector(f"{spec.metric}_bucket", namespaces, spec.matchers)
-    inner = f"sum by (le, {grouping.by}) ({grouping.wrap(f'rate({sel}[{window}])')})"
-    return f"histogram_quantile({spec.quantile:g}, {inner})"
+    return f"histogram_quantile({spec.quantile:g}, {bucket_rate_expr(spec, namespaces, grouping, window)})"
 
 
 def timestamp_expr(spec: MetricSpec, namespaces: Sequence[str], grouping: PoolGrouping) -> str:
@@ -124,26 +128,42 @@ def signal_query(
 ) -> str | None:
     """One query answering ``signal`` for every pool in every dialect, with value and timestamp.
 
+    For a quantile signal the value branch returns the per-bucket rates (``field="buckets"``, one series
+    per ``le``) instead of one quantile, so that p50, p90 and p99 of the same histogram share one query;
+    the quantiles are then computed with Prometheus's own algorithm (``histogram.bucket_quantile``).
     Dialects whose spec for the signal is identical share one branch (tag ``"vllm,vllm-v0"``).
     Returns None if no dialect exposes the signal.
     """
-    shared: dict[MetricSpec, list[str]] = {}
+    shared: dict[tuple[str, str, tuple[tuple[str, str], ...]], tuple[MetricSpec, list[str]]] = {}
     for d in dialects:
         spec = d.signals.get(signal)
         if spec is not None:
-            shared.setdefault(spec, []).append(d.name)
+            # quantiles of the same histogram are one branch whatever their q
+            key = (spec.kind.value, spec.metric if spec.kind is Kind.QUANTILE else repr(spec), spec.matchers)
+            shared.setdefault(key, (spec, []))[1].append(d.name)
     branches = []
-    for spec, names in shared.items():
+    for spec, names in shared.values():
         tag = ",".join(names)
-        branches.append(
-            _tag(
-                _tag(value_expr(spec, namespaces, grouping, window), FIELD_LABEL, "value"), DIALECT_LABEL, tag
-            )
-        )
-        branches.append(
-            _tag(_tag(timestamp_expr(spec, namespaces, grouping), FIELD_LABEL, "ts"), DIALECT_LABEL, tag)
-        )
+        if spec.kind is Kind.QUANTILE:
+            value = _tag(bucket_rate_expr(spec, namespaces, grouping, window), FIELD_LABEL, "buckets")
+        else:
+            value = _tag(value_expr(spec, namespaces, grouping, window), FIELD_LABEL, "value")
+        branches.append(_tag(value, DIALECT_LABEL, tag))
+        ts = _tag(timestamp_expr(spec, namespaces, grouping), FIELD_LABEL, "ts")
+        branches.append(_tag(ts, DIALECT_LABEL, tag))
     return " or ".join(branches) if branches else None
+
+
+def histogram_signature(signal: str, dialects: Iterable[Dialect]) -> tuple[tuple[str, str], ...] | None:
+    """Which histogram each dialect reads ``signal`` from; equal signatures can share one query."""
+    sig = []
+    for d in dialects:
+        spec = d.signals.get(signal)
+        if spec is not None:
+            if spec.kind is not Kind.QUANTILE:
+                return None
+            sig.append((d.name, f"{spec.metric}{spec.matchers}"))
+    return tuple(sig) or None
 
 
 def detection_query(markers: Iterable[str], namespaces: Sequence[str], grouping: PoolGrouping) -> str:
@@ -155,9 +175,13 @@ def detection_query(markers: Iterable[str], namespaces: Sequence[str], grouping:
 
 @dataclass(frozen=True)
 class QueryPlan:
-    """Every query of one snapshot, keyed by what it answers (``"detect"`` or a signal name)."""
+    """Every query of one snapshot, keyed by what it answers (``"detect"``, a signal, or a histogram group).
+
+    ``answered_by`` maps each signal to the key of the query holding its data.
+    """
 
     queries: Mapping[str, str]
+    answered_by: Mapping[str, str]
 
 
 def plan(
@@ -167,13 +191,23 @@ def plan(
     grouping: PoolGrouping,
     window: str,
 ) -> QueryPlan:
-    """The constant query set: one detection query plus one per signal that some dialect exposes."""
+    """The constant query set: detection, one query per non-quantile signal, one per histogram."""
     ds = list(dialects)
     queries: dict[str, str] = {
         "detect": detection_query([m for d in ds for m in d.markers], namespaces, grouping)
     }
+    answered_by: dict[str, str] = {}
+    by_histogram: dict[tuple[tuple[str, str], ...], str] = {}
     for sig in signals:
+        hist = histogram_signature(sig, ds)
+        if hist is not None and hist in by_histogram:
+            answered_by[sig] = by_histogram[hist]
+            continue
         q = signal_query(sig, ds, namespaces, grouping, window)
-        if q is not None:
-            queries[sig] = q
-    return QueryPlan(queries=queries)
+        if q is None:
+            continue
+        queries[sig] = q
+        answered_by[sig] = sig
+        if hist is not None:
+            by_histogram[hist] = sig
+    return QueryPlan(queries=queries, answered_by=answered_by)

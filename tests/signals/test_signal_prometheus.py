@@ -32,7 +32,7 @@ def test_prometheus_down_names_the_failure_per_signal(closed_port: int) -> None:
     t0 = time.monotonic()
     report = source.collect(POOLS)
     assert time.monotonic() - t0 < 1.0 + 1.0
-    assert report.queries == 1 + len(SIGNAL_NAMES)
+    assert report.queries == 10  # detection + 7 gauge/counter signals + TTFT and ITL histograms
     assert report.errors == ["prometheus unreachable: connection refused"]
     for sig in report.pools.values():
         assert sig.missing == dict.fromkeys(SIGNAL_NAMES, "prometheus unreachable: connection refused")

@@ -89,7 +89,7 @@ def source(stack: Stack, **kw: object) -> PrometheusSource:
 def test_snapshot_matches_the_known_truth(stack: Stack) -> None:
     pools = [pool("chat", "llama-8b"), pool("batch", "qwen-7b")]
     report = source(stack).collect(pools)
-    assert report.queries == 1 + len(SIGNAL_NAMES)
+    assert report.queries == 10  # detection + 7 gauge/counter signals + TTFT and ITL histograms
     assert not report.errors
     chat = report.pools["chat/llama-8b"]
     assert chat.dialect == "vllm"

@@ -11,6 +11,7 @@ from mcp_autoscale.signals import dialects
 from mcp_autoscale.signals.dialects.spec import MetricSpec, gauge, latency, rate
 from mcp_autoscale.signals.promql import (
     PoolGrouping,
+    bucket_rate_expr,
     detection_query,
     escape_regex,
     escape_string,
@@ -62,6 +63,14 @@ def test_histogram_quantile_sums_rates_by_le_and_pool() -> None:
     )
 
 
+def test_bucket_rates_summed_by_le_and_pool() -> None:
+    spec = latency("vllm:time_to_first_token_seconds", None)["ttft_p90_s"]
+    assert bucket_rate_expr(spec, ["chat"], LABELLED, "2m") == (
+        "sum by (le, namespace, app_kubernetes_io_instance) "
+        '(rate(vllm:time_to_first_token_seconds_bucket{namespace=~"chat"}[2m]))'
+    )
+
+
 def test_timestamp_is_taken_of_the_bare_selector() -> None:
     spec = latency("vllm:time_to_first_token_seconds", None)["ttft_p50_s"]
     q = timestamp_expr(spec, ["chat"], LABELLED)
@@ -77,8 +86,9 @@ def test_signal_query_tags_dialects_and_shares_identical_branches() -> None:
     tags = re.findall(r'"dialect", "([^"]+)"', q)
     # vllm and vllm-v0 share the TTFT histogram: one branch pair for both; TGI has no TTFT
     assert sorted(set(tags)) == ["dynamo", "sglang", "triton-trtllm", "vllm,vllm-v0"]
-    assert len(tags) == 2 * 4  # one value and one timestamp branch each
-    assert q.count('"field", "value"') == 4 and q.count('"field", "ts"') == 4
+    assert len(tags) == 2 * 4  # one bucket-rates and one timestamp branch each
+    assert q.count('"field", "buckets"') == 4 and q.count('"field", "ts"') == 4
+    assert "histogram_quantile" not in q  # quantiles are computed from the bucket rates, once per histogram
 
 
 def test_detection_query_asks_only_for_markers() -> None:
@@ -93,7 +103,10 @@ def test_detection_query_asks_only_for_markers() -> None:
 def test_query_count_is_constant_in_the_number_of_pools(n_namespaces: int) -> None:
     namespaces = [f"ns-{i}" for i in range(n_namespaces)]
     qp = plan(SIGNAL_NAMES, dialects.DIALECTS.values(), namespaces, DERIVED, "2m")
-    assert len(qp.queries) == 1 + len(SIGNAL_NAMES)
+    # detection + 7 gauge/counter signals + one query per latency histogram (TTFT, ITL)
+    assert len(qp.queries) == 10
+    assert qp.answered_by["ttft_p99_s"] == qp.answered_by["ttft_p50_s"] != qp.answered_by["itl_p90_s"]
+    assert set(qp.answered_by) == set(SIGNAL_NAMES)
 
 
 def test_string_escaping_follows_go_rules() -> None:
