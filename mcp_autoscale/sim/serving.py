@@ -199,7 +199,14 @@ class ServingPool:
 
         self._exp = _Stream(rng, lambda r, n: r.exponential(1.0, n))
         self._unif = _Stream(rng, lambda r, n: r.random(n))
-        self._norm = _Stream(rng, lambda r, n: r.standard_normal(n))
+        self._ctx = _Stream(
+            rng,
+            lambda r, n: np.minimum(r.lognormal(workload.ctx_mu, workload.ctx_sigma, n), workload.ctx_max),
+        )
+        self._gen = _Stream(
+            rng,
+            lambda r, n: np.minimum(r.lognormal(workload.gen_mu, workload.gen_sigma, n), workload.gen_max),
+        )
         self._mass = self._exp.next()
         self._burst_until = -1.0
 
@@ -218,17 +225,16 @@ class ServingPool:
         self.last: TickStats = TickStats(t=0.0)
 
     # ---------------------------------------------------------------- load
-    def _token(self, mu: float, sigma: float, scale: float, cap: int) -> int:
-        x = math.exp(mu + sigma * self._norm.next()) * scale
-        return max(1, min(int(x), int(cap * scale)))
-
     def _sample_request(self, t: float, prompt_mean: float | None, output_mean: float | None) -> Request:
+        """Prompt/output lengths: the workload's lognormal draws, rescaled when a schedule sets the means."""
         w = self.w
-        ctx_mu = w.ctx_mu if prompt_mean is None else math.log(prompt_mean) - w.ctx_sigma**2 / 2
-        gen_mu = w.gen_mu if output_mean is None else math.log(output_mean) - w.gen_sigma**2 / 2
-        prompt = self._token(ctx_mu, w.ctx_sigma, self.ctx_scale, w.ctx_max)
-        output = self._token(gen_mu, w.gen_sigma, self.gen_scale, w.gen_max)
-        return Request(t, prompt, output)
+        prompt = self._ctx.next()
+        output = self._gen.next()
+        if prompt_mean is not None:
+            prompt *= prompt_mean / math.exp(w.ctx_mu + w.ctx_sigma**2 / 2)
+        if output_mean is not None:
+            output *= output_mean / math.exp(w.gen_mu + w.gen_sigma**2 / 2)
+        return Request(t, max(1, int(prompt * self.ctx_scale)), max(1, int(output * self.gen_scale)))
 
     def rate(self, t: float, hour: float) -> float:
         """Requests/s of the built-in load model at sim time ``t`` (seconds) and local hour."""
