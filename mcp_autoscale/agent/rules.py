@@ -22,7 +22,9 @@ KV_PRESSURE = 0.9
 KV_TARGET = 0.8
 """KV usage per replica the rule sizes for (llm-d WVA saturation threshold)."""
 MAX_STEP_FACTOR = 2
-"""Grow at most 2x per decision (field practice: bursts of 2-3x per minute)."""
+"""Size for at most 2x the current replicas (field practice: bursts of 2-3x per minute)."""
+MAX_STEP = 4
+"""Move a replica count or an autoscaler bound by at most this much per pass; the next pass continues."""
 RATIONALE_MAX = 2000
 MUTATING_TOOLS = ("scale_deployment", "patch_hpa", "request_gpu_nodes")
 
@@ -154,27 +156,38 @@ def rule_proposals(views: Iterable[PoolView], dry_run: bool) -> tuple[list[Propo
 
 
 def _capacity_proposal(view: PoolView, target: int, why: str, dry_run: bool) -> Proposal:
+    """Owned pool: raise the autoscaler's floor (and its ceiling only when every replica already serves at
+    the ceiling); unowned pool: scale the Deployment. Each in a bounded step."""
     namespace, name = view.pool.split("/", 1)
     data = describe(view)
     args: dict[str, Any] = {"namespace": namespace, "deployment": name}
-    if view.owner_kind is not None and view.owner_max is not None:
-        new_min = target
+    if view.owner_kind is not None and view.owner_max is not None and view.owner_min is not None:
+        new_min = max(min(target, view.owner_min + MAX_STEP), view.owner_min + 1)
         args["min_replicas"] = new_min
         step = f"raise {view.owner_kind} {view.owner_name} min_replicas {view.owner_min} -> {new_min}"
-        if target > view.owner_max:
-            args["max_replicas"] = target
-            step += f" and max_replicas {view.owner_max} -> {target}"
-        step += (
-            f" so capacity is held ({view.owner_kind} owns the replicas:"
-            " a scale_deployment would be reverted)"
-        )
+        at_ceiling = view.replicas_desired >= view.owner_max and view.replicas_ready >= view.replicas_desired
+        if new_min > view.owner_max or (at_ceiling and target > view.owner_max):
+            new_max = max(new_min, min(target, view.owner_max + MAX_STEP))
+            args["max_replicas"] = new_max
+            step += f" and max_replicas {view.owner_max} -> {new_max}"
+        if view.replicas_desired > view.replicas_ready:
+            step += (
+                f"; it already wants {view.replicas_desired} replicas ({view.replicas_ready} serving), so "
+                "the higher floor holds the capacity being built until the queue drains"
+            )
+        step += f" ({view.owner_kind} owns the replicas: a scale_deployment would be reverted)"
+        if target > new_min:
+            step += f"; the rule sizes for {target} replicas and moves a bound at most {MAX_STEP} per pass"
         tool = "patch_hpa"
-        expected = {"replicas_before": view.replicas_desired, "min_replicas_after": new_min}
+        expected: dict[str, Any] = {"replicas_before": view.replicas_desired, "min_replicas_after": new_min}
     else:
-        args["replicas"] = target
-        step = f"scale {view.pool} {view.replicas_desired} -> {target} replicas (no autoscaler owns them)"
+        new = min(target, view.replicas_desired + MAX_STEP)
+        args["replicas"] = new
+        step = f"scale {view.replicas_desired} -> {new} replicas (no autoscaler owns them)"
         tool = "scale_deployment"
-        expected = {"replicas_before": view.replicas_desired, "replicas_after": target}
+        expected = {"replicas_before": view.replicas_desired, "replicas_after": new}
+        if target > new:
+            step += f"; the rule sizes for {target} replicas and moves at most {MAX_STEP} per pass"
     rationale = _clip(f"{view.pool}: {data}. Capacity-bound ({why}): {step}.")
     args.update(rationale=rationale, dry_run=dry_run)
     return Proposal(

@@ -70,17 +70,26 @@ def test_owned_pool_gets_patch_hpa_raising_the_floor_not_scale_deployment() -> N
     assert notes == []
     [p] = proposals
     assert p.tool == "patch_hpa" and p.addresses_breach
-    # queue 60 / 5 per replica = 12, capped at 2x the current 4 = 8
-    assert p.arguments["min_replicas"] == 8 and "max_replicas" not in p.arguments
+    # queue 60 / 5 per replica = 12, capped at 2x the current 4 = 8; the floor moves 2 -> 6 (step 4)
+    assert p.arguments["min_replicas"] == 6 and "max_replicas" not in p.arguments
     assert p.arguments["dry_run"] is True and p.arguments["namespace"] == "chat"
-    assert "TTFT p90 3.40 s > target 2.00 s" in p.rationale and "min_replicas 2 -> 8" in p.rationale
+    assert "TTFT p90 3.40 s > target 2.00 s" in p.rationale and "min_replicas 2 -> 6" in p.rationale
+    assert "sizes for 8 replicas" in p.rationale
 
 
-def test_target_above_max_raises_max_too() -> None:
-    owner = {**KEDA, "max_replicas": 5}
-    [p], _ = rule_proposals([pool_view(snapshot_pool(owner=owner))], dry_run=False)
-    assert p.arguments["min_replicas"] == 8 and p.arguments["max_replicas"] == 8
+def test_ceiling_is_raised_only_when_every_replica_serves_at_it() -> None:
+    at_max = {**KEDA, "min_replicas": 2, "max_replicas": 4}
+    [p], _ = rule_proposals([pool_view(snapshot_pool(owner=at_max))], dry_run=False)
+    assert p.arguments["min_replicas"] == 6 and p.arguments["max_replicas"] == 8
     assert p.arguments["dry_run"] is False
+
+
+def test_capacity_already_on_its_way_raises_the_floor_only() -> None:
+    owner = {**KEDA, "max_replicas": 16}
+    view = pool_view(snapshot_pool(owner=owner, queue=870.0, kv=1.0, desired=16, ready=4))
+    [p], _ = rule_proposals([view], dry_run=True)
+    assert p.tool == "patch_hpa" and p.arguments["min_replicas"] == 6 and "max_replicas" not in p.arguments
+    assert "already wants 16 replicas (4 serving)" in p.rationale
 
 
 def test_unowned_pool_gets_scale_deployment() -> None:
