@@ -45,6 +45,61 @@ def _toolset_modules() -> list[str]:
     return sorted(names)
 
 
+def compact_schema(schema: Any) -> Any:
+    """Drop pydantic's auto-generated ``title`` keys (they repeat the property names) in place.
+
+    ``tools/list`` goes into the model's context on every turn; titles are ~20% of it and carry nothing a
+    description does not. A property that is itself *called* ``title`` is kept (it lives under
+    ``properties``, which is a name -> schema mapping, not a schema).
+    """
+    if isinstance(schema, dict):
+        if isinstance(schema.get("title"), str):
+            del schema["title"]
+        _merge_nullable(schema)
+        for key, value in schema.items():
+            if key in ("properties", "$defs", "definitions", "patternProperties") and isinstance(value, dict):
+                for sub in value.values():
+                    compact_schema(sub)
+            else:
+                compact_schema(value)
+    elif isinstance(schema, list):
+        for item in schema:
+            compact_schema(item)
+    return schema
+
+
+def _merge_nullable(schema: dict[str, Any]) -> None:
+    """``anyOf: [{type: number}, {type: null}], default: null`` -> ``type: [number, null]`` (same meaning)."""
+    options = schema.get("anyOf")
+    if not isinstance(options, list) or not all(isinstance(o, dict) and set(o) == {"type"} for o in options):
+        return
+    types: list[Any] = []
+    for option in options:
+        t = option["type"]
+        types.extend(t if isinstance(t, list) else [t])
+    del schema["anyOf"]
+    schema["type"] = types
+    if "default" in schema and schema["default"] is None:
+        del schema["default"]
+
+
+def _drop_model_docs(schema: dict[str, Any]) -> None:
+    """Output schemas: a model's docstring repeats the tool description; property descriptions stay."""
+    schema.pop("description", None)
+    for sub in schema.get("$defs", {}).values():
+        if isinstance(sub, dict) and "properties" in sub:
+            sub.pop("description", None)
+
+
+def _compact_tool_schemas(server: MCPServer) -> None:
+    for tool in server._tool_manager.list_tools():
+        compact_schema(tool.parameters)
+        output = tool.fn_metadata.output_schema
+        if output is not None:
+            compact_schema(output)
+            _drop_model_docs(output)
+
+
 def create_server(app: AutoscaleApp) -> MCPServer:
     """The MCP server for one ``AutoscaleApp``: every toolset module, the resources and the prompts."""
     server = MCPServer("mcp-autoscale", version=__version__, instructions=INSTRUCTIONS)
@@ -53,6 +108,7 @@ def create_server(app: AutoscaleApp) -> MCPServer:
         module.register(server, app)
     resources.register(server, app)
     prompts.register(server)
+    _compact_tool_schemas(server)
     return server
 
 

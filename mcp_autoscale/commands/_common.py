@@ -15,7 +15,8 @@ from mcp_autoscale.config import Settings
 from mcp_autoscale.errors import AutoscaleError, InvalidInput
 
 BackendOpt = Annotated[
-    str, typer.Option("--backend", help="sim (embedded simulated fleet, no cluster) or kubernetes.")
+    str | None,
+    typer.Option("--backend", help="sim (embedded simulated fleet, no cluster; the default) or kubernetes."),
 ]
 PrometheusOpt = Annotated[
     str | None, typer.Option("--prometheus", help="Prometheus base URL, e.g. http://127.0.0.1:9090.")
@@ -26,10 +27,10 @@ DryRunOpt = Annotated[
     bool, typer.Option("--dry-run", help="Every mutating call becomes a proposal, whatever the policy says.")
 ]
 ContextOpt = Annotated[str | None, typer.Option("--context", help="kubeconfig context (kubernetes backend).")]
-ScenarioOpt = Annotated[str, typer.Option("--scenario", help="Simulator scenario (sim backend).")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Simulator seed (sim backend).")]
+ScenarioOpt = Annotated[str | None, typer.Option("--scenario", help="Simulator scenario (sim backend).")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Simulator seed (sim backend).")]
 ClockOpt = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--sim-clock", help="Simulator time: 'wall' follows the wall clock; 'manual' moves only when advanced."
     ),
@@ -37,7 +38,7 @@ ClockOpt = Annotated[
 
 
 def build_settings(
-    backend: str = "sim",
+    backend: str | None = None,
     prometheus: str | None = None,
     policy: Path | None = None,
     audit: Path | None = None,
@@ -48,10 +49,12 @@ def build_settings(
     sim_clock: str | None = None,
     **extra: Any,
 ) -> Settings:
-    """Settings from env (MCP_AUTOSCALE_*) overlaid with explicit CLI options."""
-    if backend not in ("sim", "kubernetes"):
-        raise InvalidInput(f"--backend must be 'sim' or 'kubernetes', not {backend!r}")
-    overrides: dict[str, Any] = {"backend": backend, **{k: v for k, v in extra.items() if v is not None}}
+    """Settings from env (MCP_AUTOSCALE_*) overlaid with the CLI options actually given (None = not given)."""
+    overrides: dict[str, Any] = {k: v for k, v in extra.items() if v is not None}
+    if backend is not None:
+        if backend not in ("sim", "kubernetes"):
+            raise InvalidInput(f"--backend must be 'sim' or 'kubernetes', not {backend!r}")
+        overrides["backend"] = backend
     if prometheus:
         overrides["prometheus_url"] = prometheus
     if policy is not None:

@@ -26,15 +26,15 @@ from mcp_autoscale.logs import configure_logging
 def register(app: typer.Typer) -> None:
     @app.command()
     def serve(
-        backend: BackendOpt = "sim",
+        backend: BackendOpt = None,
         prometheus: PrometheusOpt = None,
         policy: PolicyOpt = None,
         audit: AuditOpt = None,
         dry_run: DryRunOpt = False,
         context: ContextOpt = None,
-        scenario: ScenarioOpt = "default",
-        seed: SeedOpt = 7,
-        sim_clock: ClockOpt = "wall",
+        scenario: ScenarioOpt = None,
+        seed: SeedOpt = None,
+        sim_clock: ClockOpt = None,
         transport: Annotated[str, typer.Option("--transport", help="stdio or http (streamable HTTP at /mcp)")] = "stdio",
         host: Annotated[str, typer.Option("--host", help="HTTP bind address")] = "127.0.0.1",
         port: Annotated[int, typer.Option("--port", help="HTTP port", min=1, max=65535)] = 8765,

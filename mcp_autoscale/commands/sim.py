@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from mcp_autoscale.commands._common import ScenarioOpt, SeedOpt, echo_out
+from mcp_autoscale.commands._common import echo_out
 from mcp_autoscale.logs import configure_logging
 
 
@@ -16,8 +16,8 @@ def register(app: typer.Typer) -> None:
     def sim(
         port: Annotated[int, typer.Option("--port", help="HTTP port for /metrics (0 = any free port)")] = 9400,
         host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
-        scenario: ScenarioOpt = "default",
-        seed: SeedOpt = 7,
+        scenario: Annotated[str, typer.Option("--scenario", help="Simulator scenario")] = "default",
+        seed: Annotated[int, typer.Option("--seed", help="Simulator seed")] = 7,
         speed: Annotated[float, typer.Option("--speed", help="Simulated seconds per wall second", min=0.1)] = 1.0,
     ) -> None:
         """Run the simulated fleet in wall-clock time and serve its metrics at /metrics."""

@@ -64,13 +64,13 @@ def render_table(snap: FleetSnapshot) -> str:
 def register(app: typer.Typer) -> None:
     @app.command()
     def snapshot(
-        backend: BackendOpt = "sim",
+        backend: BackendOpt = None,
         prometheus: PrometheusOpt = None,
         policy: PolicyOpt = None,
         audit: AuditOpt = None,
         context: ContextOpt = None,
-        scenario: ScenarioOpt = "default",
-        seed: SeedOpt = 7,
+        scenario: ScenarioOpt = None,
+        seed: SeedOpt = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
         namespace: Annotated[str | None, typer.Option("--namespace", "-n")] = None,
     ) -> None:

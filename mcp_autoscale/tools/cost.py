@@ -9,8 +9,8 @@ from pydantic import Field
 
 from mcp_autoscale.app import AutoscaleApp
 from mcp_autoscale.cost import CostEstimate, WhatIf, estimate
-from mcp_autoscale.tools._shared import OptDeployment, OptNamespace, read_only, tool_error
 from mcp_autoscale.errors import InvalidInput
+from mcp_autoscale.tools._shared import OptDeployment, OptNamespace, read_only, tool_error
 
 
 def register(server: MCPServer, app: AutoscaleApp) -> None:
@@ -18,15 +18,17 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
     def estimate_cost(
         namespace: OptNamespace = None,
         deployment: OptDeployment = None,
-        what_if_replicas: Annotated[int | None, Field(default=None, ge=0, le=1000)] = None,
-        what_if_gpu_type: Annotated[
-            str | None, Field(default=None, max_length=32, description="e.g. L4, L40S, A100-80, H100")
+        replicas: Annotated[int | None, Field(default=None, ge=0, le=1000, description="What-if replicas")] = None,
+        gpu_type: Annotated[
+            str | None, Field(default=None, max_length=32, description="What-if GPU: L4, L40S, A100-80, H100")
         ] = None,
-        what_if_capacity_type: Literal["on-demand", "spot"] | None = None,
+        capacity_type: Annotated[
+            Literal["on-demand", "spot"] | None, Field(default=None, description="What-if capacity type")
+        ] = None,
     ) -> CostEstimate:
         """Current $/h and $/month per pool and fleet, $ per 1M input/output tokens at observed throughput,
-        idle GPU $ per node pool. With namespace+deployment and a what_if_* field: the $ delta of that change."""
-        wants_what_if = any(v is not None for v in (what_if_replicas, what_if_gpu_type, what_if_capacity_type))
+        idle GPU $ per node pool. With namespace+deployment and replicas/gpu_type/capacity_type: the $ delta."""
+        wants_what_if = any(v is not None for v in (replicas, gpu_type, capacity_type))
         what_if = None
         if wants_what_if:
             if namespace is None or deployment is None:
@@ -34,9 +36,9 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
             what_if = WhatIf(
                 namespace=namespace,
                 deployment=deployment,
-                replicas=what_if_replicas,
-                gpu_type=what_if_gpu_type,
-                capacity_type=what_if_capacity_type,
+                replicas=replicas,
+                gpu_type=gpu_type,
+                capacity_type=capacity_type,
             )
         snap = app.snapshotter.take(namespace=namespace, name=deployment)
         if (namespace or deployment) and not snap.pools:

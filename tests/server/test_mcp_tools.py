@@ -143,8 +143,8 @@ async def test_out_of_bounds_is_denied_with_reasons(client: Client, app: Autosca
 async def test_non_allowlisted_namespace_is_denied(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
     policy = tmp_path / "p.yaml"
     policy.write_text(
-        "version: 1\nrules:\n  - name: dev-only\n    match: {namespaces: [dev]}\n"
-        "    tools: [scale_deployment]\n    replicas: {min: 0, max: 4}\n"
+        "version: 1\ntools: [scale_deployment]\nnamespaces: [dev]\nrules:\n  - name: dev-only\n"
+        "    match: {namespaces: [dev]}\n    replicas: {min: 0, max: 4}\n"
     )
     app = build_app(make_settings(policy_file=policy))
     async with Client(create_server(app)) as c:
@@ -193,7 +193,18 @@ async def test_request_gpu_nodes_dry_run(client: Client, app: AutoscaleApp) -> N
 async def test_estimate_cost(client: Client) -> None:
     r = await client.call_tool("estimate_cost", {})
     assert not r.is_error, r.content
-    assert r.structured_content
+    est = r.structured_content
+    assert est is not None and est["fleet_usd_per_hour"] > 0
+    assert {p["pool"] for p in est["pools"]} >= {"chat/llama-8b", "batch/qwen-7b"}
+
+
+async def test_estimate_cost_what_if(client: Client) -> None:
+    r = await client.call_tool("estimate_cost", {"namespace": "batch", "deployment": "qwen-7b", "gpu_type": "L4"})
+    assert not r.is_error, r.content
+    what_if = r.structured_content["what_if"]  # type: ignore[index]
+    assert what_if["delta_usd_per_hour"] < 0  # an H100 pool moved to L4 costs less
+    bad = await client.call_tool("estimate_cost", {"replicas": 3})
+    assert bad.is_error and "namespace and deployment" in bad.content[0].text  # type: ignore[union-attr]
 
 
 async def test_server_wide_dry_run_turns_allowed_calls_into_proposals(make_settings: Callable[..., Settings]) -> None:
