@@ -30,29 +30,36 @@ from mcp_autoscale.logs import configure_logging
 
 
 def serve_args(
-    backend: str,
+    backend: str | None,
     prometheus: str | None,
     policy: Path | None,
     audit: Path | None,
     dry_run: bool,
     context: str | None,
-    scenario: str,
-    seed: int,
-    sim_clock: str,
+    scenario: str | None,
+    seed: int | None,
+    sim_clock: str | None,
     log_level: str,
 ) -> list[str]:
-    """The ``mcp-autoscale serve`` options for the spawned server (paths made absolute)."""
-    args = ["--backend", backend, "--scenario", scenario, "--seed", str(seed), "--sim-clock", sim_clock]
-    if prometheus:
-        args += ["--prometheus", prometheus]
+    """The ``mcp-autoscale serve`` options for the spawned server: only those given (the server reads the
+    rest from ``MCP_AUTOSCALE_*``, which the agent passes through); paths made absolute."""
+    args: list[str] = []
+    for flag, value in (
+        ("--backend", backend),
+        ("--prometheus", prometheus),
+        ("--context", context),
+        ("--scenario", scenario),
+        ("--seed", None if seed is None else str(seed)),
+        ("--sim-clock", sim_clock),
+    ):
+        if value:
+            args += [flag, value]
     if policy is not None:
         args += ["--policy", str(policy.resolve())]
     if audit is not None:
         args += ["--audit", str(audit.resolve())]
     if dry_run:
         args.append("--dry-run")
-    if context:
-        args += ["--context", context]
     return [*args, "--log-level", log_level]
 
 
@@ -66,15 +73,15 @@ def _write(path: Path, text: str) -> None:
 def register(app: typer.Typer) -> None:
     @app.command()
     def agent(
-        backend: BackendOpt = "sim",
+        backend: BackendOpt = None,
         prometheus: PrometheusOpt = None,
         policy: PolicyOpt = None,
         audit: AuditOpt = None,
         dry_run: DryRunOpt = False,
         context: ContextOpt = None,
-        scenario: ScenarioOpt = "default",
-        seed: SeedOpt = 7,
-        sim_clock: ClockOpt = "wall",
+        scenario: ScenarioOpt = None,
+        seed: SeedOpt = None,
+        sim_clock: ClockOpt = None,
         url: Annotated[
             str | None,
             typer.Option("--url", help="Use a running server (streamable HTTP, e.g. http://h:8765/mcp)"),
@@ -114,9 +121,9 @@ def register(app: typer.Typer) -> None:
         configure_logging(log_level)
         if apply and dry_run:
             fail("--apply and --dry-run contradict each other: pick one", 2)
-        if backend not in ("sim", "kubernetes"):
+        if backend is not None and backend not in ("sim", "kubernetes"):
             fail(f"--backend must be 'sim' or 'kubernetes', not {backend!r}", 2)
-        if sim_clock not in ("wall", "manual"):
+        if sim_clock is not None and sim_clock not in ("wall", "manual"):
             fail(f"--sim-clock must be 'wall' or 'manual', not {sim_clock!r}", 2)
         if url is not None and not url.startswith(("http://", "https://")):
             fail(f"--url must be an http(s) URL ending in /mcp, not {url!r}", 2)

@@ -25,7 +25,7 @@ from mcp_autoscale.logs import configure_logging
 def register(app: typer.Typer) -> None:
     @app.command()
     def doctor(
-        backend: BackendOpt = "sim",
+        backend: BackendOpt = None,
         prometheus: PrometheusOpt = None,
         policy: PolicyOpt = None,
         audit: AuditOpt = None,
