@@ -19,6 +19,7 @@ from mcp_autoscale.models import (
     PoolSignals,
     PoolSnapshot,
     PoolState,
+    Role,
     SignalReport,
     SloStatus,
     SloTargets,
@@ -30,19 +31,27 @@ log = get_logger(__name__)
 TargetsFor = Callable[[PoolState], SloTargets]
 CostFor = Callable[[PoolState], float | None]
 
-_SLO_CHECKS: tuple[tuple[str, str], ...] = (("ttft_p90_s", "ttft_p90_s"), ("itl_p90_s", "itl_p90_s"))
-"""(signal, target field) pairs judged against the pool's SloTargets."""
+_SLO_CHECKS: dict[Role, tuple[str, ...]] = {
+    Role.UNIFIED: ("ttft_p90_s", "itl_p90_s"),
+    Role.PREFILL: ("ttft_p90_s",),
+    Role.DECODE: ("itl_p90_s",),
+}
+"""Which p90 objectives a pool owns: in disaggregated serving prefill owns TTFT and decode owns ITL."""
 
 
-def judge_slo(signals: PoolSignals, targets: SloTargets) -> tuple[SloStatus, list[str]]:
-    """Breach if any measured p90 exceeds its target; unknown if nothing needed could be measured.
+def judge_slo(
+    signals: PoolSignals, targets: SloTargets, role: Role = Role.UNIFIED
+) -> tuple[SloStatus, list[str]]:
+    """Breach if any measured p90 the pool owns exceeds its target; unknown if one could not be measured.
 
     A stale signal still counts (it is the best evidence there is) but the status is never ``ok`` on
     stale or missing data alone: an unmeasured objective is ``unknown``, not met.
     """
+    checks = _SLO_CHECKS[role]
     breaches: list[str] = []
     measured = 0
-    for signal, target_field in _SLO_CHECKS:
+    for signal in checks:
+        target_field = signal
         value = signals.value(signal)
         target = float(getattr(targets, target_field))
         if value is None:
@@ -52,7 +61,7 @@ def judge_slo(signals: PoolSignals, targets: SloTargets) -> tuple[SloStatus, lis
             breaches.append(f"{signal} {value:.3g} > {target:.3g}")
     if breaches:
         return SloStatus.BREACH, breaches
-    if measured < len(_SLO_CHECKS) or any(s in signals.stale for s, _ in _SLO_CHECKS):
+    if measured < len(checks) or any(s in signals.stale for s in checks):
         return SloStatus.UNKNOWN, breaches
     return SloStatus.OK, breaches
 
@@ -88,7 +97,7 @@ def build_snapshot(
         if signals.missing or signals.stale:
             partial = True
         targets = targets_for(pool)
-        status, breaches = judge_slo(signals, targets)
+        status, breaches = judge_slo(signals, targets, pool.role)
         cost = cost_for(pool)
         out.append(
             PoolSnapshot(

@@ -79,13 +79,25 @@ async def run_demo(audit: Path, scenario: str) -> int:
         echo_out(f"  chat/llama-8b: {'; '.join(target['slo_breaches']) or 'within SLO'}; "
                  f"replicas owned by {owner['kind']} {owner['name']} ({owner['min_replicas']}..{owner['max_replicas']})")
 
-        _section("3. A scaling proposal (dry run): raise KEDA's floor for chat/llama-8b")
-        new_min = min(owner["max_replicas"], target["replicas"]["desired"] + 2)
-        res = _result(await client.call_tool("patch_hpa", {
-            **DEMO_POOL, "min_replicas": new_min, "dry_run": True,
-            "rationale": f"TTFT p90 {target['signals'].get('ttft_p90_s')} s over target; queue "
-                         f"{target['signals'].get('queue_depth')}: raise KEDA floor so capacity is there before bursts",
-        }))
+        signals = target["signals"]
+        r = target["replicas"]
+        evidence = (
+            f"TTFT p90 {signals.get('ttft_p90_s')} s (target {target['slo_targets']['ttft_p90_s']} s), "
+            f"queue {signals.get('queue_depth')}, KV {signals.get('kv_usage')}, {r['ready']}/{r['desired']} ready"
+        )
+        if r["desired"] >= owner["max_replicas"]:
+            title, change = (
+                f"KEDA is pinned at its ceiling ({owner['max_replicas']}): raise max_replicas",
+                {"max_replicas": owner["max_replicas"] + 4},
+            )
+            why = f"{evidence}; the fast loop is at max_replicas {owner['max_replicas']} and cannot add capacity"
+        else:
+            title, change = "raise KEDA's floor so capacity is there before bursts", {
+                "min_replicas": min(owner["max_replicas"], owner["min_replicas"] + 2)
+            }
+            why = f"{evidence}; hold a higher floor through the burst (cold start ~2-3 min)"
+        _section(f"3. A scaling proposal (dry run): {title}")
+        res = _result(await client.call_tool("patch_hpa", {**DEMO_POOL, **change, "dry_run": True, "rationale": why}))
         _show_action(res)
 
         _section("4. A careless call: scale the KEDA-owned Deployment directly to 40")
