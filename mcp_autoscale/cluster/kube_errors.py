@@ -95,6 +95,8 @@ def map_api_error(exc: ApiException, target: Target, attempts: int = 1) -> Autos
             "the Kubernetes API rejected the credentials (401 Unauthorized); check the kubeconfig"
         )
     if status == 404:
+        if target.verb == "create":  # the collection is missing: namespace or resource type
+            return NotFound(f"cannot create {target.object}: {msg}")
         return NotFound(f"{target.object} not found")
     if status == 409:
         return Conflict(
