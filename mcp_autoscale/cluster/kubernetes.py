@@ -658,7 +658,7 @@ class KubernetesBackend:
         if recheck is not None:
             recheck(np)
         per_node = ko.gpus_per_node(np)
-        nodes = math.ceil(request.gpus / per_node)
+        nodes = ko.balloon_replicas(request.gpus, per_node)
         limit, used = ko.gpu_limit(np), ko.gpus_in_use(np)
         needed_limit = used + nodes * per_node
         bottleneck = limit is not None and needed_limit > limit
