@@ -86,6 +86,7 @@ class SimClusterBackend:
                 "llm-d.ai/role": p.spec.role.value,
             },
             cold_start_s=p.cold_start_s,
+            metrics_urls=list(tw.metrics_urls),
         )
 
     def list_pools(self) -> list[PoolState]:

@@ -16,15 +16,20 @@ log = get_logger(__name__)
 class MetricsServer:
     """Handle on a running server: ``url`` (base, no path), ``port``, ``close()``."""
 
-    def __init__(self, httpd: ThreadingHTTPServer, thread: threading.Thread) -> None:
+    def __init__(self, twin: Twin, httpd: ThreadingHTTPServer, thread: threading.Thread) -> None:
+        self._twin = twin
         self._httpd = httpd
         self._thread = thread
         host, port = httpd.server_address[:2]
         self.host = str(host)
         self.port = int(port)
         self.url = f"http://{self.host}:{self.port}"
+        self.metrics_url = f"{self.url}/metrics"
 
     def close(self) -> None:
+        with self._twin._lock:
+            if self.metrics_url in self._twin.metrics_urls:
+                self._twin.metrics_urls.remove(self.metrics_url)
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(timeout=5)
@@ -67,6 +72,8 @@ def serve_metrics(twin: Twin, host: str = "127.0.0.1", port: int = 0) -> Metrics
     httpd.daemon_threads = True
     thread = threading.Thread(target=httpd.serve_forever, name="sim-metrics", daemon=True)
     thread.start()
-    server = MetricsServer(httpd, thread)
-    log.info("sim.metrics.serving", url=f"{server.url}/metrics")
+    server = MetricsServer(twin, httpd, thread)
+    with twin._lock:
+        twin.metrics_urls.append(server.metrics_url)
+    log.info("sim.metrics.serving", url=server.metrics_url)
     return server

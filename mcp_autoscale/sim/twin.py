@@ -147,6 +147,8 @@ class Twin:
         self._pools: dict[str, _Pool] = {}
         self._hooks: list[StepHook] = []
         self.events: list[dict[str, str]] = []
+        self.metrics_urls: list[str] = []
+        """``/metrics`` URLs of running ``serve_metrics`` servers (every pool's pods are in each)."""
         self._load_steps = sorted(
             ((sc.preroll_s + s.at_s, s.pool.key, s.factor) for s in sc.load_steps), key=lambda x: x[0]
         )

@@ -180,6 +180,8 @@ def test_serve_metrics_over_loopback() -> None:
         assert "vllm:time_to_first_token_seconds" in fams
         assert httpx.get(f"{srv.url}/healthz", timeout=5).text.strip() == "ok"
         assert httpx.get(f"{srv.url}/nope", timeout=5).status_code == 404
+        assert tw.backend.get_pool(LLAMA8B).metrics_urls == [f"{srv.url}/metrics"]
+    assert tw.backend.get_pool(LLAMA8B).metrics_urls == []
 
 
 def test_a_day_of_the_default_fleet_runs_fast() -> None:

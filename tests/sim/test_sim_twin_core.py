@@ -8,7 +8,7 @@ from datetime import datetime
 import pytest
 
 from mcp_autoscale.errors import InvalidInput, NotFound
-from mcp_autoscale.models import SIGNAL_NAMES, PoolRef, PoolState
+from mcp_autoscale.models import SIGNAL_NAMES, AutoscalerPatch, PoolRef, PoolState
 from mcp_autoscale.sim import SCENARIOS, ArrivalStep, TraceRequest, Twin, TwinStep
 
 LLAMA8B = PoolRef(namespace="chat", name="llama-8b")
@@ -180,10 +180,8 @@ def test_wall_clock_catches_up_when_read() -> None:
     assert manual.now == t0
 
 
-def _patch(**kw: int) -> object:
-    from mcp_autoscale.models import AutoscalerPatch
-
-    return AutoscalerPatch(**kw)  # type: ignore[arg-type]
+def _patch(**kw: int) -> AutoscalerPatch:
+    return AutoscalerPatch.model_validate(kw)
 
 
 def _fake_state(ns: str, name: str) -> PoolState:
