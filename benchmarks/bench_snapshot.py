@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import http.server
+import multiprocessing
 import os
 import platform
 import shutil
@@ -20,7 +21,6 @@ import socket
 import statistics
 import subprocess
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -71,7 +71,7 @@ def render(pools: list[tuple[str, str]], t0: float) -> str:
     return "\n".join(out) + "\n"
 
 
-def serve(sets: dict[str, list[tuple[str, str]]]) -> tuple[http.server.ThreadingHTTPServer, str]:
+def _serve_forever(sets: dict[str, list[tuple[str, str]]], port: int) -> None:
     t0 = time.time()
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -90,9 +90,15 @@ def serve(sets: dict[str, list[tuple[str, str]]]) -> tuple[http.server.Threading
         def log_message(self, format: str, *args: object) -> None:
             return
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
-    return server, f"127.0.0.1:{server.server_address[1]}"
+    http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+
+
+def serve(sets: dict[str, list[tuple[str, str]]]) -> tuple[multiprocessing.Process, str]:
+    """The exposition server runs in its own process so that rendering does not hold our GIL."""
+    port = free_port()
+    proc = multiprocessing.Process(target=_serve_forever, args=(sets, port), daemon=True)
+    proc.start()
+    return proc, f"127.0.0.1:{port}"
 
 
 def free_port() -> int:
@@ -211,7 +217,7 @@ def main() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-        server.shutdown()
+        server.terminate()
         shutil.rmtree(tmp, ignore_errors=True)
 
     version = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
