@@ -50,7 +50,9 @@ def resolve_policy(settings: Settings) -> tuple[Policy, str]:
     return builtin_policy(name), f"builtin:{name}"
 
 
-def _build_backend(settings: Settings, twin: Twin | None) -> tuple[ClusterBackend, Twin | None]:
+def _build_backend(
+    settings: Settings, twin: Twin | None, namespaces: list[str] | None
+) -> tuple[ClusterBackend, Twin | None]:
     if settings.backend == "sim":
         if twin is None:
             twin = Twin(scenario=settings.sim_scenario, seed=settings.sim_seed, clock=settings.sim_clock)
@@ -60,7 +62,7 @@ def _build_backend(settings: Settings, twin: Twin | None) -> tuple[ClusterBacken
     if settings.backend == "kubernetes":
         from mcp_autoscale.cluster.kubernetes import KubernetesBackend
 
-        return KubernetesBackend(settings), None
+        return KubernetesBackend(settings, namespaces=namespaces, server_namespace=settings.kube_namespace), None
     raise InvalidInput(f"unknown backend {settings.backend!r}: use 'sim' or 'kubernetes'")
 
 
@@ -85,7 +87,7 @@ def build_app(settings: Settings, *, twin: Twin | None = None) -> AutoscaleApp:
     """Build and validate everything; raise ``ConfigError`` with file/line/field on bad input."""
     policy, policy_source = resolve_policy(settings)
     catalogue = load_catalogue(settings.price_catalogue)
-    backend, twin = _build_backend(settings, twin)
+    backend, twin = _build_backend(settings, twin, policy.visible_namespaces())
     signals = _build_signals(settings, twin)
     audit_path = settings.resolved_audit_file
     audit_path.parent.mkdir(parents=True, exist_ok=True)

@@ -33,6 +33,9 @@ class Settings(BaseSettings):
         description="Label selector that marks Deployments serving models",
     )
     request_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    kube_namespace: str = Field(
+        default="mcp-autoscale", description="Namespace the server runs in (Leases, balloon Deployments)"
+    )
 
     # where the signals come from
     signal_source: Literal["auto", "sim", "prometheus", "scrape"] = "auto"

@@ -28,7 +28,8 @@ def configure_logging(level: str = "info", json: bool = False) -> None:
 
 
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
-    return structlog.get_logger(name)  # type: ignore[no-any-return]
+    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(name)
+    return logger
 
 
 # Safe default on import: nothing may reach stdout (the MCP protocol in stdio mode) before the CLI

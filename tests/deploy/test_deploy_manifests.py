@@ -253,9 +253,13 @@ def test_dry_run_overlay_sets_dry_run_and_binds_read_only_role(base_objects: lis
     assert binding["roleRef"]["kind"] == "ClusterRole"
     readonly = _one(base_objects, "ClusterRole", "mcp-autoscale-readonly")
     assert all(set(rule["verbs"]) <= {"get", "list", "watch"} for rule in readonly["rules"])
-    [delete] = [yaml.safe_load(p["patch"]) for p in kz["patches"] if "$patch: delete" in p.get("patch", "")]
-    _one(base_objects, "ClusterRole", delete["metadata"]["name"])
-    assert delete["metadata"]["name"] == binding["roleRef"]["name"]
+    deletes = [yaml.safe_load(p["patch"]) for p in kz["patches"] if "$patch: delete" in p.get("patch", "")]
+    deleted = {(d["kind"], d["metadata"]["name"]) for d in deletes}
+    # Every write grant is removed: the cluster-wide write role and the namespaced one (balloons, Leases).
+    assert deleted == {("ClusterRole", binding["roleRef"]["name"]), ("Role", "mcp-autoscale"),
+                       ("RoleBinding", "mcp-autoscale")}
+    for kind, name in deleted:
+        _one(base_objects, kind, name)
     sa = _one(base_objects, "ServiceAccount")
     assert {"kind": "ServiceAccount", "name": sa["metadata"]["name"]}.items() <= binding["subjects"][
         0
