@@ -148,6 +148,13 @@ async def run_iteration(client: Any, index: int, options: AgentOptions, run_id: 
             return it
         items = (recs.structured_content or {}).get("recommendations") or []
         proposals, notes = recommendation_proposals(items, it.pools, options.dry_run)
+        # A breach the planner leaves alone (e.g. "the fast loop will get there") still gets the agent's
+        # queue-first rule, so capacity being built is held; the planner's reasons stay in the notes.
+        covered = {p.pool for p in proposals if p.addresses_breach}
+        uncovered = [v for v in it.pools if v.slo == "breach" and v.pool not in covered]
+        extra, extra_notes = rule_proposals(uncovered, options.dry_run)
+        proposals += extra
+        notes += extra_notes
     else:
         it.recommendation_source = "agent-rules"
         proposals, notes = rule_proposals(it.pools, options.dry_run)
