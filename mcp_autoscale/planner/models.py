@@ -38,8 +38,14 @@ class PlannerConfig(BaseModel):
     default_cold_start_s: float = Field(default=120.0, gt=0, description="When a pool does not say")
     control_interval_s: float = Field(default=120.0, gt=0, description="How often the outer loop runs")
     forecast_window: int = Field(default=10, ge=2, description="Recent samples the forecast uses")
-    holt_alpha: float = Field(default=0.5, gt=0, le=1)
-    holt_beta: float = Field(default=0.3, gt=0, le=1)
+    holt_alpha: float = Field(default=0.3, gt=0, le=1)
+    holt_beta: float = Field(default=0.1, gt=0, le=1)
+    forecast_max_growth: float = Field(
+        default=2.0, ge=1, description="A forecast never exceeds this x the current rate (noise guard)"
+    )
+    scale_in_window_s: float = Field(
+        default=600.0, ge=0, description="Scale in only to the most any sample in this window needed"
+    )
     # roofline prior (CALIBRATION.md §4)
     mfu: float = Field(default=0.5, gt=0, le=1, description="Prefill model-FLOPs utilisation")
     bandwidth_efficiency: float = Field(default=0.75, gt=0, le=1, description="eta, decode HBM efficiency")

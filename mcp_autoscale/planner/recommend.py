@@ -143,6 +143,7 @@ def _assess(
     catalogue: PriceCatalogue,
     history: Sequence[PoolSample] | None,
     config: PlannerConfig,
+    node_pool: NodePoolState | None = None,
 ) -> _Assessment:
     key = f"{snap.namespace}/{snap.name}"
     s = snap.signals
@@ -157,7 +158,10 @@ def _assess(
     )
     r_in = None if role == Role.DECODE else s.prompt_tps
     r_out = None if role == Role.PREFILL else s.gen_tps
-    horizon = lead_time_s(state.cold_start_s or cfg.default_cold_start_s, cfg.control_interval_s)
+    cold = state.cold_start_s or cfg.default_cold_start_s
+    if node_pool is not None and node_pool_free_gpus(node_pool) < snap.gpus_per_replica:
+        cold += node_pool.typical_provision_s  # the next replica also waits for a node
+    horizon = lead_time_s(cold, cfg.control_interval_s)
     f_in = f_out = None
     if history and len(history) >= 2:
         recent = list(history)[-cfg.forecast_window :]
@@ -174,12 +178,35 @@ def _assess(
                 f_out = holt_forecast(
                     times, [float(v or 0) for v in vals], horizon, cfg.holt_alpha, cfg.holt_beta
                 )
+    growth = cfg.forecast_max_growth
+    if f_in is not None and r_in is not None:
+        f_in = min(f_in, growth * r_in)
+    if f_out is not None and r_out is not None:
+        f_out = min(f_out, growth * r_out)
     load_in = _max_opt(r_in, f_in)
     load_out = _max_opt(r_out, f_out)
     u = cfg.target_utilisation
     n_cap = None
+    n_window = None
     if (cap.c_in_tps and load_in is not None) or (cap.c_out_tps and load_out is not None):
         n_cap = replicas_needed(load_in, load_out, cap.c_in_tps, cap.c_out_tps, u, floor)
+        if history:
+            last_t = history[-1].t_s
+            recent = [h for h in history if h.t_s >= last_t - cfg.scale_in_window_s]
+            n_window = max(
+                [n_cap]
+                + [
+                    replicas_needed(
+                        None if role == Role.DECODE else h.prompt_tps,
+                        None if role == Role.PREFILL else h.gen_tps,
+                        cap.c_in_tps,
+                        cap.c_out_tps,
+                        u,
+                        floor,
+                    )
+                    for h in recent
+                ]
+            )
     sat = analyse(ready, s.kv_usage, s.queue_depth, cfg)
 
     per_gpu = pool_gpu_hour(state, catalogue)
@@ -238,15 +265,27 @@ def _assess(
         elif queued:
             reasons.append(f"{q_per:.1f} waiting per replica: no scale-in")
         elif sat.scale_in_ok and snap.replicas.get("starting", 0) == 0:
-            lower = max(floor, sat.replicas_for_margin, n_cap if n_cap is not None else desired - 1)
+            token_floor = n_window if n_window is not None else n_cap
+            lower = max(floor, sat.replicas_for_margin, desired - 1 if token_floor is None else token_floor)
             if lower < desired:
                 target = lower
-                reasons.append(
-                    f"N-1 keeps the WVA margins; token load needs {n_cap if n_cap is not None else '?'}"
-                )
+                need = "?" if token_floor is None else str(token_floor)
+                window = f" (most needed over the last {cfg.scale_in_window_s:.0f} s)" if n_window else ""
+                reasons.append(f"N-1 keeps the WVA margins; token load needs {need}{window}")
         elif not sat.scale_in_ok:
             reasons.extend(r for r in sat.reasons if r not in reasons)
 
+    if node_pool is not None and node_pool.gpu_limit is not None and target > desired:
+        g = snap.gpus_per_replica
+        own = (ready + snap.replicas.get("starting", 0)) * g
+        others = max(0, node_pool.gpus_allocated - own)
+        limit_cap = max(desired, (node_pool.gpu_limit - others) // g)
+        if target > limit_cap:
+            reasons.append(
+                f"node pool {node_pool.name} limit {node_pool.gpu_limit} GPUs caps the target at {limit_cap} "
+                "(raise it with request_gpu_nodes method=limit)"
+            )
+            target = limit_cap
     bottleneck = _bottleneck(kinds, cap, load_in, load_out, ready, sat, breaches)
     return _Assessment(
         key=key,
@@ -510,9 +549,9 @@ def recommend(
     for snap in snapshot.pools:
         key = f"{snap.namespace}/{snap.name}"
         state = states.get(key) or _state_from_snapshot(snap)
-        a = _assess(snap, state, catalogue, (history or {}).get(key), cfg)
-        np_name = snap.node_pool or state.node_pool
-        out.append(_recommend_one(a, nps.get(np_name or ""), catalogue, snapshot, cfg))
+        node_pool = nps.get(snap.node_pool or state.node_pool or "")
+        a = _assess(snap, state, catalogue, (history or {}).get(key), cfg, node_pool)
+        out.append(_recommend_one(a, node_pool, catalogue, snapshot, cfg))
     return out
 
 
@@ -577,7 +616,7 @@ def explain_pool(
     """Capacity headroom, bottleneck, diagnoses and cost of one pool."""
     cfg = config or PlannerConfig()
     state = pool_state or _state_from_snapshot(snapshot_pool)
-    a = _assess(snapshot_pool, state, catalogue, history, cfg)
+    a = _assess(snapshot_pool, state, catalogue, history, cfg, node_pool)
     ready = snapshot_pool.replicas.get("ready", 0)
     desired = snapshot_pool.replicas.get("desired", 0)
     per_h = (

@@ -15,14 +15,17 @@ from mcp_autoscale.planner.models import PlannerConfig, Saturation
 
 
 def _margin_replicas(kv: float | None, queue_total: float | None, n: int, cfg: PlannerConfig) -> int:
-    """Fewest replicas keeping spare KV >= kv_spare_min and spare queue >= queue_spare_min."""
-    need = 1
+    """Fewest replicas keeping the spare margins: KV spreads over replicas (KV x N / N' <= 0.70); a queue
+    short of its margin asks for one more replica, as WVA does (a waiting queue is a transient that more
+    capacity drains, so dividing it over replicas would over-react)."""
+    need = 1 if n > 0 else 0
     kv_cap = cfg.kv_saturated - cfg.kv_spare_min
-    q_cap = cfg.queue_saturated - cfg.queue_spare_min
-    if kv is not None and kv_cap > 0:
+    if kv is not None and kv_cap > 0 and n > 0:
         need = max(need, math.ceil(round(kv * n / kv_cap, 9)))
-    if queue_total is not None and q_cap > 0 and queue_total > 0:
-        need = max(need, math.ceil(round(queue_total / q_cap, 9)))
+    if queue_total is not None and queue_total > 0:
+        q_per = queue_total / n if n > 0 else math.inf
+        if cfg.queue_saturated - q_per < cfg.queue_spare_min:
+            need = max(need, n + 1)
     return need
 
 

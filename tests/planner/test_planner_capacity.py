@@ -128,7 +128,7 @@ def test_wva_saturation_rules() -> None:
     assert hot_kv.scale_up and not hot_kv.saturated
     assert hot_kv.replicas_for_margin == 5  # ceil(0.75 x 4 / 0.70) = ceil(4.29)
     queued = analyse(4, 0.4, 14, CFG)  # 3.5 waiting/replica -> spare 1.5 < 3
-    assert queued.scale_up and queued.replicas_for_margin == 7  # ceil(14 / 2)
+    assert queued.scale_up and queued.replicas_for_margin == 5  # one more replica per decision (WVA step)
     full = analyse(2, 0.85, 12, CFG)
     assert full.saturated and full.scale_up
     blind = analyse(3, None, None, CFG)

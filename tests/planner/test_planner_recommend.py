@@ -298,23 +298,48 @@ def test_ttft_breach_on_keda_pool_raises_min_never_scales_directly() -> None:
         update={"capacities": {"chat/llama-8b": CapacityConfig(c_in_tps=2000, c_out_tps=400)}}
     )
     (rec,) = recommend(fleet(hot), [state(hot, cold_start_s=60)], None, CAT, config=cfg)
-    # tokens: 12000 / (2000 x 0.75) = 8, 1500 / 300 = 5; queue: 42 / 2 = 21 replicas keep 3 spare per replica
-    assert rec.replicas_target == 21
+    # tokens: 12000 / (2000 x 0.75) = 8, 1500 / 300 = 5; queue 10.5/replica: WVA step 5; breach: 5
+    assert rec.replicas_target == 8 and rec.bottleneck == "queue"
     assert rec.action == "patch_hpa" and rec.tool_call is not None
     args = rec.tool_call.arguments
     assert args["namespace"] == "chat" and args["deployment"] == "llama-8b"
-    assert args["min_replicas"] == 21 and args["max_replicas"] == 21  # above the ScaledObject's max 16
+    assert args["min_replicas"] == 8 and "max_replicas" not in args  # 8 is within the ScaledObject's max 16
     assert args["dry_run"] is True and "TTFT p90 3.10 s > 2 s" in args["rationale"]
-    assert set(args) == {"namespace", "deployment", "min_replicas", "max_replicas", "rationale", "dry_run"}
-    assert rec.expected.usd_per_hour_delta == pytest.approx(17 * 0.805)
-    # gpu-l4 has no free GPUs: request the 17 first
+    assert set(args) == {"namespace", "deployment", "min_replicas", "rationale", "dry_run"}
+    assert rec.expected.usd_per_hour_delta == pytest.approx(4 * 0.805)
+    assert rec.expected.usd_per_month_delta == pytest.approx(4 * 0.805 * 730, abs=0.01)
+    # gpu-l4 has no free GPUs: request the 4 first
     (pre,) = rec.prerequisites
     assert (
         pre.tool == "request_gpu_nodes"
-        and pre.arguments["gpus"] == 17
+        and pre.arguments["gpus"] == 4
         and pre.arguments["node_pool"] == "gpu-l4"
     )
     assert set(pre.arguments) == {"node_pool", "gpus", "method", "rationale", "dry_run"}
+
+
+def test_target_above_owner_max_raises_max_and_respects_node_limit() -> None:
+    hot = pool(
+        "chat/llama-8b",
+        4,
+        ttft_p90_s=3.1,
+        itl_p90_s=0.07,
+        kv_usage=0.62,
+        queue_depth=42,
+        running=90,
+        prompt_tps=30000,
+        gen_tps=1500,
+    )
+    cfg = CFG.model_copy(
+        update={"capacities": {"chat/llama-8b": CapacityConfig(c_in_tps=2000, c_out_tps=400)}}
+    )
+    (rec,) = recommend(fleet(hot), [state(hot)], None, CAT, config=cfg)
+    # 30000 / 1500 = 20 > KEDA max 16: both bounds move
+    assert rec.replicas_target == 20 and rec.tool_call is not None
+    assert (rec.tool_call.arguments["min_replicas"], rec.tool_call.arguments["max_replicas"]) == (20, 20)
+    tight = [NODE_POOLS[0].model_copy(update={"gpu_limit": 12})]
+    (rec,) = recommend(fleet(hot, node_pools=tight), [state(hot)], None, CAT, config=cfg)
+    assert rec.replicas_target == 12 and any("limit 12 GPUs caps" in r for r in rec.reasons)
 
 
 def test_forecast_lead_time_scales_before_the_breach() -> None:
@@ -330,8 +355,13 @@ def test_forecast_lead_time_scales_before_the_breach() -> None:
     (r_flat,) = recommend(fleet(now), [st], None, CAT, {"chat/llama-8b": flat}, cfg)
     (r_ramp,) = recommend(fleet(now), [st], None, CAT, {"chat/llama-8b": ramp}, cfg)
     assert r_flat.replicas_target == 4  # 5000 / 1500 = 3.3 -> 4
-    # +500 tok/s per minute, lead time 120 + 120 s: ~7000 tok/s -> 5 replicas, ordered now
-    assert r_ramp.replicas_target == 5 and r_ramp.action == "patch_hpa"
+    # +500 tok/s per minute; gpu-l4 is full, so lead = 120 s cold start + 180 s node + 120 s interval:
+    # 5000 + 500 / 60 x 420 = 8500 tok/s -> ceil(8500 / 1500) = 6 replicas, ordered now
+    assert r_ramp.replicas_target == 6 and r_ramp.action == "patch_hpa"
+    roomy = [NODE_POOLS[0].model_copy(update={"nodes_ready": 8})]
+    (r_roomy,) = recommend(fleet(now, node_pools=roomy), [st], None, CAT, {"chat/llama-8b": ramp}, cfg)
+    # free GPUs: lead = 120 + 120 s -> 5000 + 500 / 60 x 240 = 7000 tok/s -> 5 replicas
+    assert r_roomy.replicas_target == 5 and not r_roomy.prerequisites
 
 
 def test_unowned_pool_scale_in_and_safety_clamps() -> None:

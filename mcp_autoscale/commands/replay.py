@@ -1,0 +1,88 @@
+"""``mcp-autoscale replay``: replay a trace on the twin; compare KEDA, KEDA + planner and an oracle."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mcp_autoscale.commands._common import build_settings, echo_out, exit_on_error, fail
+from mcp_autoscale.logs import configure_logging
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def replay(
+        trace: Annotated[
+            Path | None, typer.Argument(help="Azure LLM trace CSV (TIMESTAMP,ContextTokens,GeneratedTokens).")
+        ] = None,
+        out: Annotated[
+            Path, typer.Option("--out", help="Folder for report.md, PNG plots and results.json.")
+        ] = Path("replay-report"),
+        synthetic: Annotated[
+            str | None, typer.Option("--synthetic", help="Generate a trace of this length instead, e.g. 24h.")
+        ] = None,
+        seed: Annotated[int, typer.Option("--seed", help="Seed of the twin and of the synthetic trace.")] = 7,
+        peak_rps: Annotated[
+            float, typer.Option("--peak-rps", help="Synthetic trace: requests/s at peak.")
+        ] = 12.0,
+        start_hour: Annotated[
+            float, typer.Option("--start-hour", help="Synthetic trace: local start hour.")
+        ] = 0.0,
+        interval: Annotated[
+            float, typer.Option("--interval", help="Planner outer-loop period in seconds (60-180).")
+        ] = 120.0,
+        workers: Annotated[int, typer.Option("--workers", help="Processes to run strategies in.")] = 2,
+        strategies: Annotated[
+            str, typer.Option("--strategies", help="Comma-separated subset of keda,planner,oracle.")
+        ] = "keda,planner,oracle",
+    ) -> None:
+        """Replay a trace (or a synthetic one) under each strategy and write a markdown report with plots."""
+        from mcp_autoscale.errors import InvalidInput
+        from mcp_autoscale.replay import ReplayConfig, compare, load_trace, parse_duration, synthetic_trace
+        from mcp_autoscale.replay.report import ratios, write_report
+        from mcp_autoscale.replay.trace import write_trace
+
+        configure_logging("warning")
+        if (trace is None) == (synthetic is None):
+            fail("give either a TRACE.csv or --synthetic DURATION (e.g. --synthetic 24h)", 2)
+        names = [s.strip() for s in strategies.split(",") if s.strip()]
+        with exit_on_error():
+            unknown = [n for n in names if n not in ("keda", "planner", "oracle")]
+            if unknown or not names:
+                raise InvalidInput(
+                    f"--strategies: unknown {', '.join(unknown) or '(none)'}; use keda,planner,oracle"
+                )
+            if not 60.0 <= interval <= 180.0:
+                raise InvalidInput(f"--interval must be within 60-180 s, got {interval:g}")
+            settings = build_settings()
+            if synthetic is not None:
+                tr = synthetic_trace(
+                    parse_duration(synthetic), seed, peak_rps=peak_rps, start_hour=start_hour
+                )
+                out.mkdir(parents=True, exist_ok=True)
+                write_trace(tr, out / "trace.csv")
+            else:
+                assert trace is not None
+                tr = load_trace(trace)
+            cfg = ReplayConfig(
+                seed=seed,
+                slo=settings.slo,
+                planner_interval_s=interval,
+                price_catalogue=settings.price_catalogue,
+            )
+            report = compare(tr, cfg, names, workers=max(1, workers))
+            command = "mcp-autoscale " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+            path = write_report(report, out, command)
+        for r in report.results:
+            echo_out(
+                f"{r.name:8s} TTFT ok {r.ttft_minutes_ok_pct:6.2f}% min {r.ttft_requests_ok_pct:6.2f}% req  "
+                f"ITL ok {r.itl_minutes_ok_pct:6.2f}% min  GPU-h {r.gpu_hours:8.1f}  ${r.usd:9.2f}  "
+                f"changes {r.replica_changes}  actions {r.outer_actions}"
+            )
+        for k, v in ratios(report).items():
+            echo_out(f"{k}: {v:.2f}x")
+        echo_out(f"wall {report.wall_s:.1f} s; report: {path}")
