@@ -2,6 +2,7 @@
 
 from mcp_autoscale.sim.backend import SimClusterBackend, SimSignalSource
 from mcp_autoscale.sim.http import MetricsServer, serve_metrics
+from mcp_autoscale.sim.replay import TraceSchedule
 from mcp_autoscale.sim.scenarios import SCENARIOS
 from mcp_autoscale.sim.serving import ArrivalStep, TraceRequest
 from mcp_autoscale.sim.twin import PoolStep, Twin, TwinStep
@@ -14,6 +15,7 @@ __all__ = [
     "SimClusterBackend",
     "SimSignalSource",
     "TraceRequest",
+    "TraceSchedule",
     "Twin",
     "TwinStep",
     "serve_metrics",
