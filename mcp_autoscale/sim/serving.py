@@ -302,7 +302,6 @@ class ServingPool:
         kv_limit = kv_cap * (1.0 - self.kv_watermark)
         kv = self.kv_used()
         pod_i = self._seq
-        admitted_now: list[Request] = []
         while self.queue and used < budget:
             req = self.queue[0]
             need = req.prompt - self._head_done if self.role is not Role.DECODE else 0.0
@@ -349,7 +348,6 @@ class ServingPool:
             self._seq += 1
             heapq.heappush(self._heap, (self.v + req.output, self._seq, req))
             self._admitted.append(req)
-            admitted_now.append(req)
         self._seq = max(self._seq, pod_i)
         self._prefill_time = used / prefill_rate
         self._finish_tick(st, pods)
@@ -449,6 +447,9 @@ class ServingPool:
         self.window.append(st)
         while self.window and self.window[0].t <= st.t - SIGNAL_WINDOW_S:
             self.window.popleft()
+
+    def publish_gauges(self, pods: Sequence[PodMetrics]) -> None:
+        """Split the pool's queue and running count over its Ready pods (at read time, not every tick)."""
         n = len(pods)
         if n == 0:
             return

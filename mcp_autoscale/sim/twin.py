@@ -457,13 +457,12 @@ class Twin:
         for p in self._pools.values():
             prof = p.serving.p
             blocks = prof.kv_tokens // self.cal.block_size
-            for pod in p.dep.pods:
-                if pod.phase == "ready":
-                    views.append(
-                        PodView(
-                            p.dep.namespace, pod.name, p.spec.model, pod.metrics, blocks, self.cal.block_size
-                        )
-                    )
+            ready = [pod for pod in p.dep.pods if pod.phase == "ready"]
+            p.serving.publish_gauges([pod.metrics for pod in ready])
+            for pod in ready:
+                views.append(
+                    PodView(p.dep.namespace, pod.name, p.spec.model, pod.metrics, blocks, self.cal.block_size)
+                )
         return views
 
     def exposition(self) -> str:
