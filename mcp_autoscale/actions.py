@@ -14,10 +14,26 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from mcp_autoscale.approvals import (
+    Proposal,
+    ProposalStatus,
+    ProposalStore,
+    approver_name,
+    channel_of,
+    new_proposal_id,
+    post_webhook,
+)
 from mcp_autoscale.audit import AuditLog
 from mcp_autoscale.cluster.base import ClusterBackend
 from mcp_autoscale.config import Settings
-from mcp_autoscale.errors import AutoscaleError, BackendUnavailable, Conflict, InvalidInput, NotFound
+from mcp_autoscale.errors import (
+    AutoscaleError,
+    BackendUnavailable,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+)
 from mcp_autoscale.locks import FilePoolLock, PoolLock
 from mcp_autoscale.logs import get_logger
 from mcp_autoscale.models import (
@@ -229,6 +245,8 @@ class Gate:
         clock: Callable[[], datetime] = _utcnow,
         lock: PoolLock | None = None,
         lock_timeout_s: float = 30.0,
+        proposals: ProposalStore | None = None,
+        webhook_url: str | None = None,
     ) -> None:
         self.backend = backend
         self.policy = policy
@@ -239,6 +257,8 @@ class Gate:
         self.clock = clock
         self.lock: PoolLock = lock or FilePoolLock(settings.state_dir / "locks")
         self.lock_timeout_s = lock_timeout_s
+        self.proposals = proposals or ProposalStore(settings.state_dir / "proposals")
+        self.webhook_url = webhook_url
 
     # ----------------------------------------------------------------------------------- context
 
@@ -353,6 +373,7 @@ class Gate:
             changes=record.changes,
             message=record.message,
             audit_id=record.id,
+            proposal_id=record.proposal_id if record.status == ActionStatus.PENDING_APPROVAL else None,
         )
 
     def _submit_locked(self, action: Action) -> ActionResult:
@@ -377,25 +398,296 @@ class Gate:
                 action, verdict, ActionStatus.DENIED, msg, now=now, evidence=evidence, cost=cost
             )
         if verdict.decision == Decision.NEEDS_APPROVAL and not dry:
-            return self._pend(action, verdict, now=now, evidence=evidence, cost=cost)
+            return self._pend(action, verdict, pool, now=now, evidence=evidence, cost=cost)
         return self._execute(action, verdict, pool, dry=dry, now=now, evidence=evidence, cost=cost)
+
+    def approval_channels(self, verdict: Verdict) -> list[str]:
+        """Channels every deciding rule accepts; a human at the CLI when the rules disagree."""
+        specs = [r.approval for n in verdict.rules if (r := self.policy.rule(n)) is not None and r.approval]
+        if not specs:
+            return ["cli"]
+        common = [c for c in ("elicitation", "cli") if all(c in s.via for s in specs)]
+        return common or ["cli"]
+
+    def elicitation_allowed(self, verdict: Verdict) -> bool:
+        """True when the policy lets the MCP client's user approve this verdict in the chat (elicitation)."""
+        return verdict.decision == Decision.NEEDS_APPROVAL and "elicitation" in self.approval_channels(
+            verdict
+        )
+
+    def _ttl(self, verdict: Verdict) -> timedelta:
+        ttls = [
+            r.approval.ttl_s
+            for n in verdict.rules
+            if (r := self.policy.rule(n)) is not None and r.approval is not None and r.approval.ttl_s
+        ]
+        return timedelta(seconds=min(ttls) if ttls else self.policy.approval_ttl_s)
 
     def _pend(
         self,
         action: Action,
         verdict: Verdict,
+        pool: PoolState | None,
         *,
         now: datetime,
         evidence: dict[str, Any] | None,
         cost: float | None,
     ) -> ActionResult:
+        via = self.approval_channels(verdict)
+        proposal = Proposal(
+            id=new_proposal_id(),
+            action=action,
+            verdict=verdict,
+            created_at=now,
+            expires_at=now + self._ttl(verdict),
+            via=via,
+            approvers=verdict.approvers,
+            pool_replicas=pool.desired_replicas if pool is not None else None,
+        )
+        how = f"`mcp-autoscale approve {proposal.id}`"
+        if "elicitation" in via:
+            how += " or by confirming in the MCP client"
+        elif "cli" in via:
+            how += " (policy says chat confirmation is not enough)"
         msg = (
             f"Needs human approval, nothing changed yet: {'; '.join(verdict.reasons)}. "
-            f"A human can approve it with `mcp-autoscale approve {action.id}`."
+            f"Proposal {proposal.id} waits until {proposal.expires_at.isoformat(timespec='seconds')}; "
+            f"a human approves it with {how}. Do not retry the call: tell the user."
         )
-        return self._record(
-            action, verdict, ActionStatus.PENDING_APPROVAL, msg, now=now, evidence=evidence, cost=cost
+        result = self._record(
+            action,
+            verdict,
+            ActionStatus.PENDING_APPROVAL,
+            msg,
+            now=now,
+            evidence=evidence,
+            cost=cost,
+            proposal_id=proposal.id,
         )
+        proposal.audit_id = result.audit_id
+        self.proposals.save(proposal)
+        if self.webhook_url:
+            post_webhook(self.webhook_url, proposal)
+        return result
+
+    # ---------------------------------------------------------------------------------- approvals
+
+    def pending(self) -> list[Proposal]:
+        """Open proposals (pending, or approved and waiting to run); expired ones are closed and audited."""
+        now = self.clock()
+        out = []
+        for p in self.proposals.all():
+            if p.status not in (ProposalStatus.PENDING, ProposalStatus.APPROVED):
+                continue
+            if now >= p.expires_at:
+                self._expire(p, now)
+                continue
+            out.append(p)
+        return out
+
+    def _expire(self, p: Proposal, now: datetime) -> ActionResult:
+        msg = (
+            f"Expired, nothing changed: proposal {p.id} ({p.summary()}) was not approved before "
+            f"{p.expires_at.isoformat(timespec='seconds')}. Propose it again if it is still needed."
+        )
+        result = self._record(p.action, p.verdict, ActionStatus.EXPIRED, msg, now=now, proposal_id=p.id)
+        p.status, p.decided_at, p.result_audit_id = ProposalStatus.EXPIRED, now, result.audit_id
+        self.proposals.save(p)
+        return result
+
+    def _check_approver(self, p: Proposal, approver: str) -> None:
+        if not approver.strip():
+            raise InvalidInput("approver is required (who approves this action?)")
+        channel = channel_of(approver)
+        if channel not in p.via:
+            raise Forbidden(
+                f"proposal {p.id} needs approval via {' or '.join(p.via)}; the policy says {channel} "
+                "is not enough for it (ask a human to run `mcp-autoscale approve` in a terminal)"
+            )
+        name = approver_name(approver)
+        if p.approvers and name not in p.approvers and approver not in p.approvers:
+            raise Forbidden(f"{name} may not approve proposal {p.id}; approvers: {', '.join(p.approvers)}")
+
+    def _open(self, proposal_id: str) -> Proposal:
+        p = self.proposals.get(proposal_id)
+        if p.status not in (ProposalStatus.PENDING, ProposalStatus.APPROVED):
+            who = f" by {p.decided_by}" if p.decided_by else ""
+            raise InvalidInput(f"proposal {p.id} is already {p.status.value}{who}; nothing to do")
+        return p
+
+    def approve(self, proposal_id: str, approver: str) -> ActionResult:
+        """Approve a pending proposal and run it now; policy and data are re-checked at execution time.
+
+        ``approver`` is 'cli:<user>' for a terminal/CI, 'mcp-elicitation:<caller>' for a user who confirmed
+        in the MCP client. Expired proposals cannot run (status EXPIRED).
+        """
+        p = self._open(proposal_id)
+        self._check_approver(p, approver)
+        with self.lock.acquire(p.target, self.lock_timeout_s):
+            p = self._open(proposal_id)
+            now = self.clock()
+            if now >= p.expires_at:
+                return self._expire(p, now)
+            p.decided_by, p.decided_at = approver, now
+            return self._run_proposal(p, approver, now)
+
+    def approve_later(self, proposal_id: str, approver: str) -> Proposal:
+        """Record an approval without running it (status APPROVED); the process that owns the backend (the
+        server, whose simulated fleet lives in memory) runs it with ``execute_approved()``."""
+        p = self._open(proposal_id)
+        self._check_approver(p, approver)
+        with self.lock.acquire(p.target, self.lock_timeout_s):
+            p = self._open(proposal_id)
+            now = self.clock()
+            if now >= p.expires_at:
+                self._expire(p, now)
+                return self.proposals.get(p.id)
+            p.status, p.decided_by, p.decided_at = ProposalStatus.APPROVED, approver, now
+            self.proposals.save(p)
+            return p
+
+    def execute_approved(self) -> list[ActionResult]:
+        """Run every proposal approved with ``approve_later`` (``approve --defer``) that has not run yet."""
+        results = []
+        for p in self.proposals.all():
+            if p.status != ProposalStatus.APPROVED:
+                continue
+            with self.lock.acquire(p.target, self.lock_timeout_s):
+                p = self.proposals.get(p.id)
+                if p.status != ProposalStatus.APPROVED:
+                    continue
+                now = self.clock()
+                if now >= p.expires_at:
+                    results.append(self._expire(p, now))
+                else:
+                    results.append(self._run_proposal(p, p.decided_by or "unknown", now))
+        return results
+
+    def _run_proposal(self, p: Proposal, approver: str, now: datetime) -> ActionResult:
+        action = p.action
+        notes: list[str] = []
+        try:
+            verdict, pool, _, snapshot, cost = self._decide(action, now)
+        except (NotFound, BackendUnavailable) as err:
+            verdict = Verdict(decision=Decision.DENY, rules=["target"], reasons=[f"rule 'target': {err}"])
+            result = self._record(
+                action,
+                verdict,
+                ActionStatus.FAILED,
+                f"Approved but not done: {err}",
+                now=now,
+                approver=approver,
+                proposal_id=p.id,
+            )
+            return self._close(p, ProposalStatus.FAILED, result)
+        if snapshot is not None and snapshot.signals.stale:
+            verdict = Verdict(
+                decision=Decision.DENY,
+                rules=["freshness"],
+                reasons=[
+                    f"rule 'freshness': signals {', '.join(snapshot.signals.stale)} of {p.target} are stale "
+                    "at execution time"
+                ],
+                hint="wait for fresh metrics, then propose again",
+            )
+        uncovered = [r for r in verdict.rules if r not in p.verdict.rules]
+        if verdict.decision == Decision.NEEDS_APPROVAL and uncovered:
+            verdict = Verdict(
+                decision=Decision.DENY,
+                rules=uncovered,
+                reasons=[
+                    f"rule '{r}': now also needs approval, which this approval did not cover"
+                    for r in uncovered
+                ],
+                hint="propose the action again",
+            )
+        if verdict.decision == Decision.DENY:
+            why = "; ".join(verdict.reasons)
+            msg = f"Approved by {approver} but refused at execution, nothing changed: {why}."
+            result = self._record(
+                action,
+                verdict,
+                ActionStatus.DENIED,
+                msg,
+                now=now,
+                cost=cost,
+                approver=approver,
+                proposal_id=p.id,
+                evidence=compact_evidence(snapshot),
+            )
+            return self._close(p, ProposalStatus.FAILED, result)
+        if pool is not None and p.pool_replicas is not None and pool.desired_replicas != p.pool_replicas:
+            notes.append(
+                f"{p.target} changed since the proposal "
+                f"({p.pool_replicas} -> {pool.desired_replicas} replicas); "
+                "policy was re-checked against the current state"
+            )
+        approved = verdict.model_copy(update={"reasons": [*verdict.reasons, f"approved by {approver}"]})
+        result = self._execute(
+            action,
+            approved,
+            pool,
+            dry=self.settings.dry_run,
+            now=now,
+            evidence=compact_evidence(snapshot),
+            cost=cost,
+            approver=approver,
+            proposal_id=p.id,
+        )
+        result.notes.extend(notes)
+        ok = result.status in (ActionStatus.APPLIED, ActionStatus.DRY_RUN)
+        return self._close(p, ProposalStatus.EXECUTED if ok else ProposalStatus.FAILED, result)
+
+    def _close(self, p: Proposal, status: ProposalStatus, result: ActionResult) -> ActionResult:
+        p.status, p.result_audit_id = status, result.audit_id
+        p.note = result.message
+        self.proposals.save(p)
+        result.proposal_id = p.id
+        return result
+
+    def reject(self, proposal_id: str, approver: str, reason: str) -> ActionResult:
+        """Close a proposal without acting; the rejecting person and their reason are audited."""
+        if not reason or not reason.strip():
+            raise InvalidInput("a reason is required to reject a proposal")
+        if not approver.strip():
+            raise InvalidInput("approver is required (who rejects this action?)")
+        p = self._open(proposal_id)
+        with self.lock.acquire(p.target, self.lock_timeout_s):
+            p = self._open(proposal_id)
+            now = self.clock()
+            msg = f"Rejected by {approver}, nothing changed: {reason.strip()}."
+            result = self._record(
+                p.action, p.verdict, ActionStatus.REJECTED, msg, now=now, approver=approver, proposal_id=p.id
+            )
+            p.decided_by, p.decided_at = approver, now
+            return self._close(p, ProposalStatus.REJECTED, result)
+
+    # ----------------------------------------------------------------------------------- rollback
+
+    def rollback(self, audit_id: str, rationale: str, caller: str, dry_run: bool) -> ActionResult:
+        """Propose the stored inverse of an applied action through the same gate (policy, audit and all)."""
+        record = self.audit.get(audit_id)
+        if record.status != ActionStatus.APPLIED:
+            raise InvalidInput(
+                f"audit record {audit_id} is {record.status.value}, not applied: "
+                "there is nothing to roll back"
+            )
+        if not record.inverse:
+            raise InvalidInput(
+                f"audit record {audit_id} ({record.tool} on {record.target}) has no automatic inverse; "
+                "propose the opposite change explicitly"
+            )
+        if not rationale or not rationale.strip():
+            raise InvalidInput("rationale is required: say why the change should be undone")
+        action = action_from_call(
+            str(record.inverse["tool"]),
+            dict(record.inverse["arguments"]),
+            f"{rationale.strip()} (rollback of {audit_id})",
+            dry_run=dry_run,
+            caller=caller,
+            now=self.clock(),
+        )
+        return self.submit(action)
 
     def _write(self, action: Action, dry: bool) -> list[Change]:
         p = action.params
@@ -433,9 +725,17 @@ class Gate:
         except AutoscaleError as err:
             msg = f"Failed, the backend refused the change: {err}"
             return self._record(
-                action, verdict, ActionStatus.FAILED, msg, now=now, evidence=evidence, cost=cost,
-                attempts=attempts, approver=approver, proposal_id=proposal_id,
-            )  # fmt: skip
+                action,
+                verdict,
+                ActionStatus.FAILED,
+                msg,
+                now=now,
+                evidence=evidence,
+                cost=cost,
+                attempts=attempts,
+                approver=approver,
+                proposal_id=proposal_id,
+            )
         target = target_label(action)
         if dry:
             who = "the server runs with --dry-run" if self.settings.dry_run else "dry_run was requested"
@@ -447,17 +747,36 @@ class Gate:
                 f"the policy {would}. Call again with dry_run=false to apply."
             )
             return self._record(
-                action, verdict, ActionStatus.DRY_RUN, msg, now=now, evidence=evidence, cost=cost,
-                changes=changes, attempts=attempts, approver=approver, proposal_id=proposal_id,
-            )  # fmt: skip
+                action,
+                verdict,
+                ActionStatus.DRY_RUN,
+                msg,
+                now=now,
+                evidence=evidence,
+                cost=cost,
+                changes=changes,
+                attempts=attempts,
+                approver=approver,
+                proposal_id=proposal_id,
+            )
         inverse = inverse_of(action, pool)
         msg = f"Applied: {target} {_describe_changes(changes)}."
         if isinstance(action.params, ScaleDeploymentParams) and pool is not None and pool.cold_start_s:
             msg += f" New replicas need about {pool.cold_start_s:.0f} s to start serving; re-check then."
         result = self._record(
-            action, verdict, ActionStatus.APPLIED, msg, now=now, evidence=evidence, cost=cost,
-            changes=changes, inverse=inverse, attempts=attempts, approver=approver, proposal_id=proposal_id,
-        )  # fmt: skip
+            action,
+            verdict,
+            ActionStatus.APPLIED,
+            msg,
+            now=now,
+            evidence=evidence,
+            cost=cost,
+            changes=changes,
+            inverse=inverse,
+            attempts=attempts,
+            approver=approver,
+            proposal_id=proposal_id,
+        )
         if inverse is not None:
             result.message += f" Undo with rollback_action(audit_id={result.audit_id!r})."
         if action.target is not None:
@@ -514,4 +833,5 @@ class Gate:
             changes=changes or [],
             message=message,
             audit_id=record.id,
+            proposal_id=proposal_id if status == ActionStatus.PENDING_APPROVAL else None,
         )

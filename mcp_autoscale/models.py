@@ -326,6 +326,7 @@ class ActionResult(BaseModel):
     message: str
     audit_id: str | None = None
     notes: list[str] = Field(default_factory=list)
+    proposal_id: str | None = Field(default=None, description="Pending proposal to approve, when pending")
 
 
 class AuditRecord(BaseModel):

@@ -23,7 +23,7 @@ from mcp_autoscale.models import (
     SloTargets,
     Verdict,
 )
-from mcp_autoscale.policy import Policy, PolicyContext, evaluate, load_policy
+from mcp_autoscale.policy import Policy, PolicyContext, evaluate, load_policy, policy_json_schema
 from mcp_autoscale.policy.evaluate import trace
 
 policy_app = typer.Typer(
@@ -125,6 +125,12 @@ def check(file: Annotated[Path, typer.Argument(help="Policy YAML file")]) -> Non
             f"{file}: OK: policy '{policy.name}', {len(policy.rules)} rules, "
             f"tools {[t.value for t in policy.tools] or 'none (read-only)'}"
         )
+
+
+@policy_app.command("schema")
+def schema() -> None:
+    """Print the policy JSON Schema (the source of policies/schema.json)."""
+    echo_out(json.dumps(policy_json_schema(), indent=2, sort_keys=True))
 
 
 @policy_app.command("explain")

@@ -12,6 +12,7 @@ from mcp_autoscale.policy.schema import (
     Rule,
     ScaleInLimit,
     TimeWindow,
+    policy_json_schema,
 )
 
 __all__ = [
@@ -30,5 +31,6 @@ __all__ = [
     "evaluate",
     "load_policy",
     "parse_policy",
+    "policy_json_schema",
     "target_label",
 ]

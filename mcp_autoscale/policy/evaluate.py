@@ -7,6 +7,7 @@ allows (deny by default). Every reason names the rule that produced it, and the 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
@@ -59,6 +60,11 @@ class _Facts:
     gpus_added: int = 0
     bounds_checks: list[tuple[str, int]] = field(default_factory=list)  # (field, value)
     step_checks: list[tuple[str, int, int]] = field(default_factory=list)  # (field, before, after)
+
+
+def _finite(value: float | None) -> float | None:
+    """NaN or infinity is not a measurement: treat it as missing (NaN would pass every '>' check)."""
+    return value if value is not None and math.isfinite(value) else None
 
 
 def target_label(action: Action) -> str:
@@ -215,7 +221,7 @@ def _check_guards(chk: _RuleCheck, rule: Rule, ctx: PolicyContext, f: _Facts) ->
                 f"no live signals for {f.target}: cannot act on unseen data", "refresh the snapshot first"
             )
         else:
-            ages = dict(snap.signals.age_s)
+            ages = {k: (v if math.isfinite(v) else math.inf) for k, v in snap.signals.age_s.items()}
             oldest = max(ages.values()) if ages else None
             if oldest is None:
                 chk.fail(f"signals of {f.target} carry no age: cannot prove they are fresh")
@@ -234,7 +240,7 @@ def _check_guards(chk: _RuleCheck, rule: Rule, ctx: PolicyContext, f: _Facts) ->
     for signal, limit, label in checks:
         if limit is None:
             continue
-        value = snap.signals.value(signal) if snap is not None else None
+        value = _finite(snap.signals.value(signal)) if snap is not None else None
         if value is None:
             why = snap.signals.missing.get(signal, "no snapshot") if snap is not None else "no snapshot"
             chk.fail(f"no scale-in while {label} is unknown ({why})", "scale in only with live signals")
@@ -255,7 +261,7 @@ def _check_budget(chk: _RuleCheck, rule: Rule, ctx: PolicyContext, f: _Facts) ->
     adds_cost = f.direction in ("out", "other") or f.gpus_added > 0
     if not adds_cost or (b.max_added_usd_per_hour is None and b.max_added_usd_per_day is None):
         return
-    cost = ctx.cost_delta_per_hour
+    cost = _finite(ctx.cost_delta_per_hour)
     if cost is None:
         chk.fail("cost of the action is unknown, cannot check the budget", "configure a price catalogue")
         return
@@ -283,7 +289,7 @@ def _approval_needed(rule: Rule, ctx: PolicyContext, f: _Facts) -> bool:
         return False
     if a.when == "scale_out" and f.direction not in ("out", "other"):
         return False
-    cost = ctx.cost_delta_per_hour
+    cost = _finite(ctx.cost_delta_per_hour)
     if a.over_usd_per_hour is not None and cost is not None and cost <= a.over_usd_per_hour:
         return False
     return not (a.over_gpus is not None and f.gpus_added <= a.over_gpus)
@@ -368,7 +374,7 @@ def evaluate(policy: Policy, action: Action, ctx: PolicyContext) -> Verdict:
             ],
             hint="add a rule whose match covers this pool and tool, or ask a human to act",
         )
-    pending = [r for r in allowing if _approval_needed(r, ctx, f)]
+    pending = [r for r in matching if _approval_needed(r, ctx, f)]
     if pending:
         approvers = sorted({a for r in pending for a in (r.approval.approvers if r.approval else [])})
         reasons = []

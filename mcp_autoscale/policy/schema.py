@@ -2,7 +2,9 @@
 
 A policy is a list of named rules. Every rule whose ``match`` (and time window, if any) fits an action
 applies to it; the action is allowed only when at least one matching rule has ``effect: allow`` and no
-matching rule objects. Unknown keys are errors, so a typo never silently weakens a policy.
+matching rule objects. ``effect: limit`` rules add constraints (guards, budgets, approvals, SLO targets)
+without granting anything, so a guard can never widen what the policy allows. Unknown keys are errors,
+so a typo never silently weakens a policy.
 """
 
 from __future__ import annotations
@@ -227,7 +229,11 @@ class ApprovalSpec(_Strict):
 class Rule(_Strict):
     name: str = Field(pattern=RULE_NAME)
     reason: str | None = Field(default=None, description="Shown in every verdict this rule decides")
-    effect: Literal["allow", "deny"] = "allow"
+    effect: Literal["allow", "limit", "deny"] = Field(
+        default="allow",
+        description="allow: grants the matched actions and constrains them; limit: only constrains (guards, "
+        "budgets, approvals, SLOs) and never grants; deny: refuses the matched actions",
+    )
     match: Match = Field(default_factory=Match)
     active: TimeWindow | None = Field(default=None, description="The rule applies only inside this window")
     replicas: ReplicaBounds | None = None
@@ -295,3 +301,13 @@ class Policy(_Strict):
                 continue
             return rule.slo
         return None
+
+
+def policy_json_schema() -> dict[str, object]:
+    """JSON Schema of a policy file, for editors (``policies/schema.json``; yaml-language-server)."""
+    schema = Policy.model_json_schema(mode="validation")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        **schema,
+        "title": "mcp-autoscale policy",
+    }

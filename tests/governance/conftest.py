@@ -84,8 +84,8 @@ def make_gate(
             policy = parse_policy(policy, "<test>")
         kw.setdefault("settings", settings)
         kw.setdefault("audit", AuditLog(tmp_path / "audit.jsonl"))
-        return Gate(
-            backend=backend, policy=policy, evidence=signals, cost_delta=simple_cost, clock=clock, **kw
-        )
+        kw.setdefault("cost_delta", simple_cost)
+        kw.setdefault("evidence", signals)
+        return Gate(backend=backend, policy=policy, clock=clock, **kw)
 
     return factory

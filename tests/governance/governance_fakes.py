@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from mcp_autoscale.errors import AutoscaleError, NotFound
@@ -190,3 +192,26 @@ def snapshot_for(
         slo=SloStatus.OK,
         slo_targets=SloTargets(),
     )
+
+
+class FileBackend(FakeBackend):
+    """FakeBackend whose replica counts live in a JSON file: a 'cluster' several processes share."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+        if not path.exists():
+            path.write_text(json.dumps({k: p.desired_replicas for k, p in self.pools.items()}))
+
+    def get_pool(self, ref: PoolRef) -> PoolState:
+        pool = super().get_pool(ref)
+        return pool.model_copy(update={"desired_replicas": json.loads(self.path.read_text())[ref.key]})
+
+    def scale_deployment(self, ref: PoolRef, replicas: int, *, dry_run: bool) -> list[Change]:
+        before = self.get_pool(ref).desired_replicas
+        self.writes.append(("scale", (ref.key, replicas), dry_run))
+        if not dry_run:
+            state = json.loads(self.path.read_text())
+            state[ref.key] = replicas
+            self.path.write_text(json.dumps(state))
+        return [Change(field="replicas", before=before, after=replicas)]

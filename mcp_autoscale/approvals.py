@@ -1,0 +1,166 @@
+"""Pending proposals: actions a policy says a human must approve before they run.
+
+One JSON file per proposal under ``<state_dir>/proposals`` (written atomically: temp file, fsync, rename),
+so a terminal, a CI job and the server can all see and decide the same proposals. Proposals expire; the
+gate re-checks policy and data freshness when one is finally executed. An optional webhook announces each
+new proposal (JSON with a Slack-compatible ``text`` field) from a background thread: a slow or dead
+webhook never delays or changes a verdict.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, Field, ValidationError
+
+from mcp_autoscale.errors import InvalidInput, NotFound
+from mcp_autoscale.logs import get_logger
+from mcp_autoscale.models import Action, Verdict
+
+log = get_logger(__name__)
+
+ELICITATION_PREFIX = "mcp-elicitation:"
+WEBHOOK_TIMEOUT_S = 3.0
+
+
+class ProposalStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"  # approved out of band, waiting for the process that owns the backend to run it
+    EXECUTED = "executed"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    FAILED = "failed"  # approved, but the re-check or the backend refused it at execution time
+
+
+class Proposal(BaseModel):
+    id: str
+    action: Action
+    verdict: Verdict
+    status: ProposalStatus = ProposalStatus.PENDING
+    created_at: datetime
+    expires_at: datetime
+    via: list[str] = Field(description="Approval channels every deciding rule accepts: 'cli', 'elicitation'")
+    approvers: list[str] = Field(default_factory=list, description="Who may approve (empty: anyone)")
+    audit_id: str | None = Field(default=None, description="The PENDING_APPROVAL audit record")
+    pool_replicas: int | None = Field(default=None, description="Desired replicas when proposed")
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    note: str | None = None
+    result_audit_id: str | None = None
+
+    @property
+    def target(self) -> str:
+        from mcp_autoscale.policy import target_label
+
+        return target_label(self.action)
+
+    def summary(self) -> str:
+        params = self.action.params.model_dump(mode="json", exclude={"kind"}, exclude_none=True)
+        args = ", ".join(f"{k}={v}" for k, v in params.items())
+        return f"{self.action.kind.value}({args}) on {self.target}"
+
+
+def channel_of(approver: str) -> str:
+    """'mcp-elicitation:<caller>' approves through the MCP client's user; anything else is out of band."""
+    return "elicitation" if approver.startswith(ELICITATION_PREFIX) else "cli"
+
+
+def approver_name(approver: str) -> str:
+    return approver.split(":", 1)[1] if ":" in approver else approver
+
+
+def new_proposal_id() -> str:
+    return f"prop-{uuid.uuid4().hex[:12]}"
+
+
+class ProposalStore:
+    """Proposals as files: easy to inspect, safe to share between processes on one host."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+
+    def _path(self, proposal_id: str) -> Path:
+        if not proposal_id.replace("-", "").isalnum():
+            raise InvalidInput(f"{proposal_id!r} is not a proposal id (they look like prop-1a2b3c4d5e6f)")
+        return self.directory / f"{proposal_id}.json"
+
+    def save(self, proposal: Proposal) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self._path(proposal.id)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(proposal.model_dump_json(indent=2))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+    def get(self, proposal_id: str) -> Proposal:
+        path = self._path(proposal_id)
+        try:
+            return Proposal.model_validate_json(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise NotFound(
+                f"no proposal {proposal_id!r} in {self.directory} (see `mcp-autoscale pending`)"
+            ) from None
+        except ValidationError as err:
+            raise InvalidInput(f"{path}: unreadable proposal: {err.errors()[0]['msg']}") from None
+
+    def all(self) -> list[Proposal]:
+        if not self.directory.exists():
+            return []
+        out = []
+        for path in sorted(self.directory.glob("prop-*.json")):
+            try:
+                out.append(Proposal.model_validate_json(path.read_text(encoding="utf-8")))
+            except (OSError, ValidationError) as err:
+                log.warning("proposals.unreadable", file=str(path), error=str(err))
+        return sorted(out, key=lambda p: p.created_at)
+
+
+def webhook_payload(proposal: Proposal) -> dict[str, Any]:
+    """JSON for the webhook: the proposal plus a Slack-compatible one-paragraph ``text``."""
+    a = proposal.action
+    text = (
+        f":warning: mcp-autoscale needs approval: {proposal.summary()} (proposal {proposal.id}).\n"
+        f"Why: {a.rationale}\n"
+        f"Policy: {'; '.join(proposal.verdict.reasons)}\n"
+        f"Approve: `mcp-autoscale approve {proposal.id}`  Reject: `mcp-autoscale reject {proposal.id} "
+        f"--reason ...`  Expires {proposal.expires_at.isoformat(timespec='seconds')}."
+    )
+    return {
+        "text": text,
+        "proposal_id": proposal.id,
+        "tool": a.kind.value,
+        "target": proposal.target,
+        "arguments": a.params.model_dump(mode="json", exclude={"kind"}, exclude_none=True),
+        "rationale": a.rationale,
+        "caller": a.caller,
+        "reasons": proposal.verdict.reasons,
+        "rules": proposal.verdict.rules,
+        "approvers": proposal.approvers,
+        "via": proposal.via,
+        "expires_at": proposal.expires_at.isoformat(),
+    }
+
+
+def post_webhook(url: str, proposal: Proposal, *, timeout_s: float = WEBHOOK_TIMEOUT_S) -> threading.Thread:
+    """Announce a proposal in the background; failures are logged, never raised."""
+
+    def send() -> None:
+        try:
+            resp = httpx.post(url, json=webhook_payload(proposal), timeout=timeout_s)
+            resp.raise_for_status()
+            log.info("proposals.webhook_sent", proposal=proposal.id, status=resp.status_code)
+        except httpx.HTTPError as err:
+            log.warning("proposals.webhook_failed", proposal=proposal.id, error=str(err))
+
+    thread = threading.Thread(target=send, name=f"webhook-{proposal.id}", daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,160 @@
+"""`pending`, `approve ID`, `reject ID`, `rollback AUDIT_ID`: humans decide out of band."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mcp_autoscale.actions import Gate
+from mcp_autoscale.commands._common import (
+    AuditOpt,
+    BackendOpt,
+    ContextOpt,
+    DryRunOpt,
+    PolicyOpt,
+    build_settings,
+    echo_out,
+    exit_on_error,
+)
+from mcp_autoscale.identity import local_user
+from mcp_autoscale.models import ActionResult, ActionStatus
+
+StateDirOpt = Annotated[
+    Path | None, typer.Option("--state-dir", help="Where proposals and locks live (default: XDG state dir).")
+]
+AsOpt = Annotated[
+    str | None, typer.Option("--as", help="Approver name recorded in the audit log (default: you).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+
+
+def _gate(
+    backend: str | None,
+    policy: Path | None,
+    audit: Path | None,
+    state_dir: Path | None,
+    context: str | None,
+    dry_run: bool = False,
+) -> Gate:
+    """The same gate the server builds (same policy, audit log, state dir and backend settings)."""
+    from mcp_autoscale.app import build_app
+
+    settings = build_settings(
+        backend=backend, policy=policy, audit=audit, context=context, dry_run=dry_run, state_dir=state_dir
+    )
+    return build_app(settings).gate
+
+
+def _who(name: str | None) -> str:
+    return f"cli:{name}" if name else "cli:" + local_user().split(":", 1)[-1]
+
+
+def _print(result: ActionResult, as_json: bool) -> None:
+    if as_json:
+        echo_out(result.model_dump_json(indent=2))
+        return
+    echo_out(f"{result.status.value}: {result.message}")
+    for note in result.notes:
+        echo_out(f"note: {note}")
+    if result.audit_id:
+        echo_out(f"audit id: {result.audit_id}")
+
+
+def _exit_for(result: ActionResult) -> None:
+    ok = (ActionStatus.APPLIED, ActionStatus.DRY_RUN, ActionStatus.REJECTED, ActionStatus.PENDING_APPROVAL)
+    if result.status not in ok:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def pending(
+        backend: BackendOpt = None,
+        policy: PolicyOpt = None,
+        audit: AuditOpt = None,
+        state_dir: StateDirOpt = None,
+        context: ContextOpt = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """List proposals waiting for a human (expired ones are closed and audited)."""
+        with exit_on_error():
+            props = _gate(backend, policy, audit, state_dir, context).pending()
+        if as_json:
+            echo_out(json.dumps([p.model_dump(mode="json") for p in props], indent=2))
+            return
+        if not props:
+            echo_out("no pending proposals")
+        for p in props:
+            echo_out(
+                f"{p.id}  {p.status.value:<8} {p.summary()}\n"
+                f"    why: {p.action.rationale}\n"
+                f"    policy: {'; '.join(p.verdict.reasons)}\n"
+                f"    by {p.action.caller} at {p.created_at:%Y-%m-%d %H:%M:%S}Z, expires "
+                f"{p.expires_at:%Y-%m-%d %H:%M:%S}Z, approve via {' or '.join(p.via)}"
+                + (f", approvers {', '.join(p.approvers)}" if p.approvers else "")
+            )
+
+    @app.command()
+    def approve(
+        proposal_id: Annotated[str, typer.Argument(help="Proposal id (see `mcp-autoscale pending`)")],
+        who: AsOpt = None,
+        defer: Annotated[
+            bool, typer.Option("--defer", help="Only record the approval; the running server executes it.")
+        ] = False,
+        backend: BackendOpt = None,
+        policy: PolicyOpt = None,
+        audit: AuditOpt = None,
+        state_dir: StateDirOpt = None,
+        context: ContextOpt = None,
+        dry_run: DryRunOpt = False,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Approve a pending proposal; policy and data freshness are re-checked before it runs."""
+        with exit_on_error():
+            gate = _gate(backend, policy, audit, state_dir, context, dry_run)
+            if defer:
+                p = gate.approve_later(proposal_id, _who(who))
+                echo_out(f"{p.id} {p.status.value} by {p.decided_by}; the server runs it on its next call")
+                return
+            result = gate.approve(proposal_id, _who(who))
+        _print(result, as_json)
+        _exit_for(result)
+
+    @app.command()
+    def reject(
+        proposal_id: Annotated[str, typer.Argument(help="Proposal id (see `mcp-autoscale pending`)")],
+        reason: Annotated[str, typer.Option("--reason", help="Why not (recorded in the audit log)")],
+        who: AsOpt = None,
+        backend: BackendOpt = None,
+        policy: PolicyOpt = None,
+        audit: AuditOpt = None,
+        state_dir: StateDirOpt = None,
+        context: ContextOpt = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Reject a pending proposal: nothing changes, the reason is audited."""
+        with exit_on_error():
+            result = _gate(backend, policy, audit, state_dir, context).reject(proposal_id, _who(who), reason)
+        _print(result, as_json)
+
+    @app.command()
+    def rollback(
+        audit_id: Annotated[str, typer.Argument(help="Audit record id of an applied action")],
+        rationale: Annotated[str, typer.Option("--rationale", help="Why undo it (required)")],
+        backend: BackendOpt = None,
+        policy: PolicyOpt = None,
+        audit: AuditOpt = None,
+        state_dir: StateDirOpt = None,
+        context: ContextOpt = None,
+        dry_run: DryRunOpt = False,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Propose the inverse of an applied action through the same gate (policy, approval, audit)."""
+        with exit_on_error():
+            gate = _gate(backend, policy, audit, state_dir, context)
+            result = gate.rollback(audit_id, rationale, caller=_who(None), dry_run=dry_run)
+        _print(result, as_json)
+        _exit_for(result)

@@ -1,0 +1,130 @@
+"""Approval flow through the CLI (`pending`, `approve`, `reject`, `rollback`) on the simulated fleet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mcp_autoscale.actions import action_from_call
+from mcp_autoscale.app import build_app
+from mcp_autoscale.audit import verify_file
+from mcp_autoscale.cli import app as cli
+from mcp_autoscale.config import Settings
+from mcp_autoscale.models import ActionStatus
+
+POLICY = """
+version: 1
+name: cli-approvals
+tools: [scale_deployment]
+namespaces: [batch, dev]
+rules:
+  - name: batch
+    match: {namespaces: [batch]}
+    replicas: {min: 1, max: 8}
+    max_step: 4
+  - name: batch-scale-in
+    effect: limit
+    reason: scale-in is reviewed
+    match: {namespaces: [batch]}
+    approval: {when: scale_in, via: [cli]}
+  - name: dev
+    match: {namespaces: [dev]}
+    replicas: {min: 0, max: 4}
+"""
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    pol = tmp_path / "policy.yaml"
+    pol.write_text(POLICY)
+    return {
+        "MCP_AUTOSCALE_POLICY_FILE": str(pol),
+        "MCP_AUTOSCALE_AUDIT_FILE": str(tmp_path / "audit.jsonl"),
+        "MCP_AUTOSCALE_STATE_DIR": str(tmp_path / "state"),
+        "MCP_AUTOSCALE_SIM_CLOCK": "manual",
+        "MCP_AUTOSCALE_BACKEND": "sim",
+    }
+
+
+def propose(env: dict[str, str], replicas: int = 1) -> str:
+    settings = Settings(
+        policy_file=Path(env["MCP_AUTOSCALE_POLICY_FILE"]),
+        audit_file=Path(env["MCP_AUTOSCALE_AUDIT_FILE"]),
+        state_dir=Path(env["MCP_AUTOSCALE_STATE_DIR"]),
+        sim_clock="manual",
+    )
+    gate = build_app(settings).gate
+    action = action_from_call(
+        "scale_deployment",
+        {"namespace": "batch", "deployment": "qwen-7b", "replicas": replicas},
+        "idle at night",
+    )
+    res = gate.submit(action)
+    assert res.status == ActionStatus.PENDING_APPROVAL and res.proposal_id
+    return res.proposal_id
+
+
+def test_pending_then_approve_from_the_terminal(env: dict[str, str]) -> None:
+    runner = CliRunner(env=env)
+    pid = propose(env)
+    listed = runner.invoke(cli, ["pending"])
+    assert listed.exit_code == 0, listed.output
+    assert pid in listed.stdout and "scale_deployment(replicas=1) on batch/qwen-7b" in listed.stdout
+    assert "why: idle at night" in listed.stdout and "approve via cli" in listed.stdout
+    ok = runner.invoke(cli, ["approve", pid, "--as", "carol"])
+    assert ok.exit_code == 0, ok.output
+    assert ok.stdout.startswith("applied:") and "replicas 2 -> 1" in ok.stdout
+    records = [line for line in Path(env["MCP_AUTOSCALE_AUDIT_FILE"]).read_text().splitlines()]
+    assert '"approver":"cli:carol"' in records[-1] and '"status":"applied"' in records[-1]
+    assert verify_file(Path(env["MCP_AUTOSCALE_AUDIT_FILE"])).ok
+    again = runner.invoke(cli, ["approve", pid])
+    assert again.exit_code == 2 and "already executed" in again.stderr
+    assert runner.invoke(cli, ["pending"]).stdout.strip() == "no pending proposals"
+
+
+def test_reject_from_the_terminal(env: dict[str, str]) -> None:
+    runner = CliRunner(env=env)
+    pid = propose(env)
+    res = runner.invoke(cli, ["reject", pid, "--reason", "batch backlog tonight", "--as", "dave"])
+    assert res.exit_code == 0 and res.stdout.startswith("rejected:") and "batch backlog tonight" in res.stdout
+    assert runner.invoke(cli, ["approve", pid]).exit_code == 2
+
+
+def test_approve_defer_records_without_running(env: dict[str, str]) -> None:
+    runner = CliRunner(env=env)
+    pid = propose(env)
+    res = runner.invoke(cli, ["approve", pid, "--defer", "--as", "erin"])
+    assert res.exit_code == 0 and "approved by cli:erin" in res.stdout
+    listed = runner.invoke(cli, ["pending", "--json"])
+    assert '"status": "approved"' in listed.stdout
+
+
+def test_unknown_proposal_exit_code(env: dict[str, str]) -> None:
+    res = CliRunner(env=env).invoke(cli, ["approve", "prop-000000000000"])
+    assert res.exit_code == 1 and "no proposal" in res.stderr
+
+
+def test_rollback_from_the_terminal(env: dict[str, str]) -> None:
+    runner = CliRunner(env=env)
+    settings = Settings(
+        policy_file=Path(env["MCP_AUTOSCALE_POLICY_FILE"]),
+        audit_file=Path(env["MCP_AUTOSCALE_AUDIT_FILE"]),
+        state_dir=Path(env["MCP_AUTOSCALE_STATE_DIR"]),
+        sim_clock="manual",
+    )
+    gate = build_app(settings).gate
+    up = gate.submit(
+        action_from_call(
+            "scale_deployment", {"namespace": "dev", "deployment": "granite-8b", "replicas": 2}, "x"
+        )
+    )
+    assert up.status == ActionStatus.APPLIED
+    res = runner.invoke(cli, ["rollback", up.audit_id or "", "--rationale", "test over", "--dry-run"])
+    assert res.exit_code == 0, res.output
+    assert res.stdout.startswith("dry_run:") and "dev/granite-8b" in res.stdout
+    last = Path(env["MCP_AUTOSCALE_AUDIT_FILE"]).read_text().splitlines()[-1]
+    assert f"test over (rollback of {up.audit_id})" in last and '"replicas":1' in last
+    missing = runner.invoke(cli, ["rollback", "aud-nope", "--rationale", "x"])
+    assert missing.exit_code == 1 and "no audit record" in missing.stderr
