@@ -77,10 +77,12 @@ def _build_signals(settings: Settings, twin: Twin | None) -> SignalSource:
             raise ConfigError("signal source 'prometheus' needs --prometheus URL (MCP_AUTOSCALE_PROMETHEUS_URL)")
         from mcp_autoscale.signals.prometheus import PrometheusSource
 
-        return PrometheusSource(settings)
+        return PrometheusSource(settings, dialect_overrides=settings.dialect_overrides)
     from mcp_autoscale.signals.scrape import ScrapeSource
 
-    return ScrapeSource(settings)
+    return ScrapeSource(
+        settings, dialect_overrides=settings.dialect_overrides, timeout_s=settings.scrape_timeout_s
+    )
 
 
 def build_app(settings: Settings, *, twin: Twin | None = None) -> AutoscaleApp:
@@ -103,6 +105,7 @@ def build_app(settings: Settings, *, twin: Twin | None = None) -> AutoscaleApp:
         targets_for=targets_for,
         cost_for=lambda pool: pool_cost_per_hour(pool, catalogue),
         namespaces=policy.visible_namespaces(),
+        clock=(lambda: twin.now) if twin is not None else None,
     )
 
     def cost_delta(action: Action, pool: PoolState | None, node_pool: NodePoolState | None) -> float | None:

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     scrape_interval_s: float = Field(default=15.0, gt=0)
     stale_after_intervals: float = Field(default=2.0, gt=0)
     pool_label: str = Field(default="", description="Prometheus label naming the pool; '' = derive from pod")
+    dialect_overrides: dict[str, str] = Field(
+        default_factory=dict, description="'namespace/deployment' -> dialect (vllm, sglang, tgi, ...)"
+    )
+    scrape_timeout_s: float = Field(default=3.0, gt=0, le=60, description="Direct /metrics scrape timeout")
 
     # governance
     policy_file: Path | None = None

@@ -35,3 +35,25 @@ def register(server: MCPServer) -> None:
             "5. Call estimate_cost for the change, then make the call with dry_run=true and a rationale "
             "that cites the numbers. Report the policy verdict and the audit id; never work around a denial.\n"
         )
+
+
+def register_capacity_review(server: MCPServer) -> None:
+    @server.prompt(title="Capacity review")
+    def capacity_review(
+        namespace: Annotated[str | None, Field(default=None, pattern=K8S_NAME)] = None,
+    ) -> str:
+        """Walk through a fleet capacity and cost review, ending in dry-run proposals an engineer can approve."""
+        scope = f"namespace {namespace}" if namespace else "the whole fleet"
+        ns_arg = f"namespace='{namespace}'" if namespace else ""
+        return (
+            f"Review the capacity and cost of {scope} as the outer-loop autoscaling engineer.\n"
+            f"1. get_slo_snapshot({ns_arg}): list pools in breach or with stale/missing data first.\n"
+            f"2. recommend_scaling({ns_arg}): for each pool read the action, reasons, expected effect on SLO "
+            "and $, and the diagnoses (tier misplacement, dark capacity, CPU-bound, KV pressure vs compute).\n"
+            "3. For any pool you are unsure about, explain_pool(namespace, deployment): capacity per replica, "
+            "headroom, bottleneck, forecast.\n"
+            "4. estimate_cost for the fleet and for each proposed change (what-if replicas or gpu_type).\n"
+            "5. check_policy for each proposed call, then make it with dry_run=true and a rationale that cites "
+            "the numbers. Never work around a denial; a pending approval goes to a human.\n"
+            "6. Finish with a table: pool, finding, action, $/month delta, verdict, audit id.\n"
+        )

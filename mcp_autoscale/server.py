@@ -83,12 +83,54 @@ def _merge_nullable(schema: dict[str, Any]) -> None:
         del schema["default"]
 
 
-def _drop_model_docs(schema: dict[str, Any]) -> None:
-    """Output schemas: a model's docstring repeats the tool description; property descriptions stay."""
-    schema.pop("description", None)
-    for sub in schema.get("$defs", {}).values():
-        if isinstance(sub, dict) and "properties" in sub:
-            sub.pop("description", None)
+OUTPUT_SCHEMA_DEPTH = 1
+"""Output schemas are published to this many object levels (the top-level fields); deeper models collapse to
+``{"type": "object"}``. Still a valid schema for every result, at a fraction of the context cost (the full
+schemas are in docs/reference.md)."""
+
+
+def shallow_schema(schema: dict[str, Any], depth: int = OUTPUT_SCHEMA_DEPTH) -> dict[str, Any]:
+    """Inline ``$ref``s down to ``depth`` object levels, drop ``$defs`` and model docstrings."""
+    defs: dict[str, Any] = schema.get("$defs", {})
+
+    def resolve(node: Any) -> tuple[Any, bool]:
+        referenced = False
+        while isinstance(node, dict) and "$ref" in node:
+            node = defs.get(str(node["$ref"]).rsplit("/", 1)[-1], {"type": "object"})
+            referenced = True
+        return node, referenced
+
+    def walk(node: Any, level: int, keep_description: bool) -> Any:
+        node, referenced = resolve(node)
+        keep_description = keep_description and not referenced  # a $def's docstring, not a field's
+        if not isinstance(node, dict):
+            return node
+        if "properties" in node or node.get("type") == "object":
+            if level >= depth:
+                return {"type": "object"}
+            props = {k: walk(v, level + 1, True) for k, v in node.get("properties", {}).items()}
+            out: dict[str, Any] = {"type": "object"}
+            if props:
+                out["properties"] = props
+            if node.get("required"):
+                out["required"] = node["required"]
+            extra = node.get("additionalProperties")
+            if isinstance(extra, dict):
+                out["additionalProperties"] = walk(extra, level + 1, False)
+            if keep_description and "description" in node and "properties" not in node:
+                out["description"] = node["description"]
+            return out
+        out = {k: v for k, v in node.items() if k not in ("$defs", "default")}
+        if "items" in out:
+            out["items"] = walk(out["items"], level, False)
+        for key in ("anyOf", "oneOf", "allOf"):
+            if key in out:
+                out[key] = [walk(o, level, False) for o in out[key]]
+        if not keep_description:
+            out.pop("description", None)
+        return out
+
+    return compact_schema(walk(schema, 0, False))  # type: ignore[no-any-return]
 
 
 def _compact_tool_schemas(server: MCPServer) -> None:
@@ -97,7 +139,7 @@ def _compact_tool_schemas(server: MCPServer) -> None:
         output = tool.fn_metadata.output_schema
         if output is not None:
             compact_schema(output)
-            _drop_model_docs(output)
+            tool.fn_metadata.output_schema = shallow_schema(output)
 
 
 def create_server(app: AutoscaleApp) -> MCPServer:
@@ -108,6 +150,7 @@ def create_server(app: AutoscaleApp) -> MCPServer:
         module.register(server, app)
     resources.register(server, app)
     prompts.register(server)
+    prompts.register_capacity_review(server)
     _compact_tool_schemas(server)
     return server
 

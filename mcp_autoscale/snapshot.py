@@ -6,6 +6,7 @@ the signal source (each call is one collection round: a constant number of backe
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
@@ -151,6 +152,7 @@ class Snapshotter:
         cost_for: CostFor,
         namespaces: Sequence[str] | None = None,
         clock: Callable[[], datetime] | None = None,
+        history_size: int = 120,
     ) -> None:
         self.backend = backend
         self.source = source
@@ -158,6 +160,17 @@ class Snapshotter:
         self.cost_for = cost_for
         self.namespaces = list(namespaces) if namespaces else None
         self.clock = clock or (lambda: datetime.now(UTC))
+        self._history: deque[FleetSnapshot] = deque(maxlen=history_size)
+
+    def history(self) -> list[FleetSnapshot]:
+        """Recent snapshots, oldest first: the planner learns capacity and forecasts load from them."""
+        return list(self._history)
+
+    def _remember(self, snap: FleetSnapshot) -> None:
+        if self._history and (snap.taken_at - self._history[-1].taken_at).total_seconds() < 1.0:
+            self._history[-1] = snap  # same moment, e.g. two tools in one turn: keep the newest only
+        else:
+            self._history.append(snap)
 
     def _visible(self, pool: PoolState) -> bool:
         return self.namespaces is None or pool.ref.namespace in self.namespaces
@@ -183,7 +196,7 @@ class Snapshotter:
                 warnings.append(f"node pools unavailable: {err}")
         report = self.source.collect(pools)
         log.debug("snapshot", pools=len(pools), source=report.source, queries=report.queries)
-        return build_snapshot(
+        snap = build_snapshot(
             pools,
             node_pools,
             report,
@@ -193,6 +206,9 @@ class Snapshotter:
             now=self.clock(),
             warnings=warnings,
         )
+        if namespace is None and name is None:
+            self._remember(snap)
+        return snap
 
     def pool(self, ref: PoolRef) -> PoolSnapshot | None:
         """The compact snapshot of one pool (the evidence the gate stores with each decision)."""
