@@ -351,14 +351,13 @@ class Gate:
 
     def _idempotent(self, action: Action) -> ActionResult | None:
         assert action.idempotency_key is not None
-        first = self.audit.find_idempotent(action.idempotency_key, caller=action.caller)
-        if first is None:
+        latest = self.audit.find_idempotent(action.idempotency_key, caller=action.caller)
+        if latest is None:
             return None
-        latest = [r for r in self.audit.records() if r.action_id == first.action_id][-1]
         result = self.result_from_record(latest)
         result.notes.append(
-            f"idempotent retry: key {action.idempotency_key!r} was already handled as {first.action_id} "
-            f"(audit {first.id}); nothing was done again"
+            f"idempotent retry: key {action.idempotency_key!r} was already handled as {latest.action_id} "
+            f"(latest audit record {latest.id}); nothing was done again"
         )
         return result
 

@@ -19,7 +19,8 @@ import json
 import os
 import time
 import uuid
-from datetime import UTC, datetime
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from mcp_autoscale.models import AuditRecord
 log = get_logger(__name__)
 
 _UNHASHED = ("hash", "signature")
+CLOCK_SKEW = timedelta(hours=1)
 
 
 def canonical_bytes(record: dict[str, Any]) -> bytes:
@@ -66,6 +68,19 @@ def _last_line(fh: Any, size: int) -> bytes:
             return buf[nl + 1 :]
         pos = start
     return buf
+
+
+def _complete_end(fh: Any, block: int) -> int:
+    """Offset just past the last newline: bytes after it are a torn write, not a record."""
+    pos = fh.seek(0, os.SEEK_END)
+    while pos > 0:
+        start = max(0, pos - block)
+        fh.seek(start)
+        nl = fh.read(pos - start).rfind(b"\n")
+        if nl >= 0:
+            return start + nl + 1
+        pos = start
+    return 0
 
 
 def _fsync_write(path: Path, data: bytes) -> None:
@@ -172,6 +187,27 @@ class AuditLog:
                     log.warning("audit.unreadable_line", file=str(self.path))
         return out
 
+    def _reverse(self, block: int = 65536) -> Iterator[AuditRecord]:
+        """Records newest first, reading the file backwards in blocks (recent history stays cheap)."""
+        if not self.path.exists():
+            return
+        with open(self.path, "rb") as fh:
+            pos = _complete_end(fh, block)
+            carry = b""
+            while pos > 0:
+                start = max(0, pos - block)
+                fh.seek(start)
+                lines = (fh.read(pos - start) + carry).split(b"\n")
+                carry = lines.pop(0) if start > 0 else b""  # a partial line: finish it with the next block
+                pos = start
+                for raw in reversed(lines):
+                    if not raw:
+                        continue
+                    try:
+                        yield AuditRecord.model_validate_json(raw)
+                    except ValueError:
+                        log.warning("audit.unreadable_line", file=str(self.path))
+
     def records(
         self,
         *,
@@ -181,9 +217,24 @@ class AuditLog:
         since: datetime | None = None,
         limit: int | None = None,
     ) -> list[AuditRecord]:
-        """Records oldest first; ``pool`` is 'ns/name' or a bare name; ``limit`` keeps the newest N."""
+        """Records oldest first; ``pool`` is 'ns/name' or a bare name; ``limit`` keeps the newest N.
+
+        With ``since`` the file is read backwards and reading stops one hour (clock skew between writers)
+        before ``since``, so the gate's look at the last day does not grow with the log.
+        """
+        source: Iterable[AuditRecord]
+        if since is not None:
+            floor = since - CLOCK_SKEW
+            newest_first = []
+            for r in self._reverse():
+                if r.ts < floor:
+                    break
+                newest_first.append(r)
+            source = reversed(newest_first)
+        else:
+            source = self._iter()
         out = []
-        for r in self._iter():
+        for r in source:
             if pool is not None and r.target != pool and r.target.rpartition("/")[2] != pool:
                 continue
             if tool is not None and r.tool != tool:
@@ -204,8 +255,8 @@ class AuditLog:
         raise NotFound(f"no audit record {audit_id!r} in {self.path}")
 
     def find_idempotent(self, key: str, caller: str | None = None) -> AuditRecord | None:
-        """The first record written for this idempotency key (and caller, when given)."""
-        for r in self._iter():
+        """The newest record for this idempotency key (and caller): the latest outcome of that action."""
+        for r in self._reverse():
             if r.idempotency_key == key and (caller is None or r.caller == caller):
                 return r
         return None

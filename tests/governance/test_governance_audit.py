@@ -207,3 +207,19 @@ def test_unsigned_log_fails_when_a_key_is_required(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(NotFound):
         verify_file(tmp_path / "nope.jsonl")
+
+
+@pytest.mark.parametrize("block", [64, 300, 65536])
+def test_reverse_reading_matches_forward_reading(tmp_path: Path, block: int) -> None:
+    path = tmp_path / "a.jsonl"
+    log = filled(path, 12)
+    with open(path, "ab") as fh:
+        fh.write(b'{"seq": 13, "torn')  # a torn tail is never returned
+    forward = log.records()
+    assert [r.seq for r in log._reverse(block)] == [r.seq for r in reversed(forward)]
+    since = T0 + timedelta(seconds=7)
+    assert log.records(since=since) == [r for r in forward if r.ts >= since]
+    assert log.records(since=since, pool="granite-8b", limit=1) == [forward[11]]
+    only_torn = tmp_path / "b.jsonl"
+    only_torn.write_bytes(b'{"seq": 1')
+    assert list(AuditLog(only_torn, recover=False)._reverse(block)) == []
