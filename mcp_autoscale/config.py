@@ -68,7 +68,9 @@ class Settings(BaseSettings):
         default="wall", description="wall: simulated time follows the wall clock; manual: only advance_simulation moves it"
     )
 
-    sim_warmup_s: float = Field(default=600.0, ge=0, description="Simulated history before the first read")
+    sim_warmup_s: float = Field(
+        default=0.0, ge=0, description="Extra simulated time before the first read (scenarios pre-roll already)"
+    )
 
     # money and objectives
     price_catalogue: Path | None = None

@@ -32,37 +32,34 @@ log = get_logger(__name__)
 TargetsFor = Callable[[PoolState], SloTargets]
 CostFor = Callable[[PoolState], float | None]
 
-_SLO_CHECKS: dict[Role, tuple[str, ...]] = {
+_OBJECTIVES: tuple[str, ...] = ("ttft_p90_s", "itl_p90_s")
+_REQUIRED: dict[Role, tuple[str, ...]] = {
     Role.UNIFIED: ("ttft_p90_s", "itl_p90_s"),
     Role.PREFILL: ("ttft_p90_s",),
     Role.DECODE: ("itl_p90_s",),
 }
-"""Which p90 objectives a pool owns: in disaggregated serving prefill owns TTFT and decode owns ITL."""
+"""Objectives a pool must report to be judged ``ok``: a prefill pool never decodes (no ITL) and a decode
+pool's TTFT may be measured at the frontend. Any objective that *is* measured is still judged."""
 
 
 def judge_slo(
     signals: PoolSignals, targets: SloTargets, role: Role = Role.UNIFIED
 ) -> tuple[SloStatus, list[str]]:
-    """Breach if any measured p90 the pool owns exceeds its target; unknown if one could not be measured.
+    """Breach if any measured p90 exceeds its target; unknown if a required one could not be measured.
 
     A stale signal still counts (it is the best evidence there is) but the status is never ``ok`` on
     stale or missing data alone: an unmeasured objective is ``unknown``, not met.
     """
-    checks = _SLO_CHECKS[role]
+    required = _REQUIRED[role]
     breaches: list[str] = []
-    measured = 0
-    for signal in checks:
-        target_field = signal
+    for signal in _OBJECTIVES:
         value = signals.value(signal)
-        target = float(getattr(targets, target_field))
-        if value is None:
-            continue
-        measured += 1
-        if value > target:
+        target = float(getattr(targets, signal))
+        if value is not None and value > target:
             breaches.append(f"{signal} {value:.3g} > {target:.3g}")
     if breaches:
         return SloStatus.BREACH, breaches
-    if measured < len(checks) or any(s in signals.stale for s in checks):
+    if any(signals.value(s) is None or s in signals.stale for s in required):
         return SloStatus.UNKNOWN, breaches
     return SloStatus.OK, breaches
 

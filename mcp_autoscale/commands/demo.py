@@ -79,45 +79,48 @@ async def run_demo(audit: Path, scenario: str) -> int:
         echo_out(f"  chat/llama-8b: {'; '.join(target['slo_breaches']) or 'within SLO'}; "
                  f"replicas owned by {owner['kind']} {owner['name']} ({owner['min_replicas']}..{owner['max_replicas']})")
 
-        signals = target["signals"]
-        r = target["replicas"]
+        _section("3. Ask the planner: recommend_scaling for chat/llama-8b")
+        recs = _result(await client.call_tool("recommend_scaling", DEMO_POOL))
+        rec = recs["recommendations"][0] if recs.get("recommendations") else {}
+        echo_out(f"  action: {rec.get('action')}   bottleneck: {rec.get('bottleneck')}")
+        for reason in rec.get("reasons", [])[:4]:
+            echo_out(f"  - {reason}")
+        for diag in rec.get("diagnoses", [])[:2]:
+            echo_out(f"  diagnosis: {diag['summary']}")
+
+        signals, r = target["signals"], target["replicas"]
         evidence = (
             f"TTFT p90 {signals.get('ttft_p90_s')} s (target {target['slo_targets']['ttft_p90_s']} s), "
             f"queue {signals.get('queue_depth')}, KV {signals.get('kv_usage')}, {r['ready']}/{r['desired']} ready"
         )
-        if r["desired"] >= owner["max_replicas"]:
-            title, change = (
-                f"KEDA is pinned at its ceiling ({owner['max_replicas']}): raise max_replicas",
-                {"max_replicas": owner["max_replicas"] + 4},
-            )
-            why = f"{evidence}; the fast loop is at max_replicas {owner['max_replicas']} and cannot add capacity"
-        else:
-            title, change = "raise KEDA's floor so capacity is there before bursts", {
-                "min_replicas": min(owner["max_replicas"], owner["min_replicas"] + 2)
-            }
-            why = f"{evidence}; hold a higher floor through the burst (cold start ~2-3 min)"
-        _section(f"3. A scaling proposal (dry run): {title}")
-        res = _result(await client.call_tool("patch_hpa", {**DEMO_POOL, **change, "dry_run": True, "rationale": why}))
-        _show_action(res)
+        call = rec.get("tool_call")
+        if call:
+            name, args = call["tool"], {**call["arguments"], "dry_run": True}
+        else:  # capacity is already on its way: hold a higher floor so KEDA does not scale in after the burst
+            name = "patch_hpa"
+            args = {**DEMO_POOL, "min_replicas": min(owner["max_replicas"], owner["min_replicas"] + 4),
+                    "dry_run": True, "rationale": f"{evidence}; hold a higher KEDA floor through the burst"}
+        _section(f"4. The proposal, as a dry run: {name}")
+        _show_action(_result(await client.call_tool(name, args)))
 
-        _section("4. A careless call: scale the KEDA-owned Deployment directly to 40")
+        _section("5. A careless call: scale the KEDA-owned Deployment directly to 40")
         res = _result(await client.call_tool("scale_deployment", {
             **DEMO_POOL, "replicas": 40, "rationale": "more is better",
         }))
         _show_action(res)
 
-        _section("5. An allowed change, applied: dev/granite-8b 1 -> 2 replicas, then 5 simulated minutes")
+        _section("6. An allowed change, applied: dev/granite-8b 1 -> 2 replicas, then 10 simulated minutes (node + cold start)")
         res = _result(await client.call_tool("scale_deployment", {
             "namespace": "dev", "deployment": "granite-8b", "replicas": 2,
             "rationale": "demo: add a replica to the dev pool to show the cold start",
         }))
         _show_action(res)
-        await client.call_tool("advance_simulation", {"seconds": 300})
+        await client.call_tool("advance_simulation", {"seconds": 600})
         after = _result(await client.call_tool("get_slo_snapshot", {"namespace": "dev"}))
         for p in after["pools"]:
             echo_out(_pool_line(p))
 
-        _section("6. The audit trail (autoscale://audit/recent)")
+        _section("7. The audit trail (autoscale://audit/recent)")
         contents = (await client.read_resource("autoscale://audit/recent")).contents
         records = json.loads(contents[0].text)  # type: ignore[union-attr]
         for rec in records:
