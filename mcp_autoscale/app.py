@@ -16,7 +16,7 @@ from mcp_autoscale.config import Settings
 from mcp_autoscale.cost import PriceCatalogue, action_cost_delta, load_catalogue, pool_cost_per_hour
 from mcp_autoscale.errors import ConfigError, InvalidInput
 from mcp_autoscale.logs import get_logger
-from mcp_autoscale.models import Action, NodePoolState, PoolState, SloTargets
+from mcp_autoscale.models import Action, ActionResult, NodePoolState, PoolState, SloTargets
 from mcp_autoscale.policy import Policy, builtin_policy, load_policy
 from mcp_autoscale.signals.base import SignalSource
 from mcp_autoscale.sim import Twin
@@ -41,6 +41,11 @@ class AutoscaleApp:
     twin: Twin | None = None
     notes: list[str] = field(default_factory=list)
 
+    def run_approved(self) -> list[ActionResult]:
+        """Run proposals a human approved out of band with ``approve --defer`` (the server owns the backend:
+        on the simulator the fleet lives in this process). Called at the start of every tool call."""
+        return self.gate.execute_approved()
+
 
 def resolve_policy(settings: Settings) -> tuple[Policy, str]:
     """The policy file if given; otherwise a safe built-in: permissive on the simulator, read-only on a cluster."""
@@ -62,7 +67,9 @@ def _build_backend(
     if settings.backend == "kubernetes":
         from mcp_autoscale.cluster.kubernetes import KubernetesBackend
 
-        return KubernetesBackend(settings, namespaces=namespaces, server_namespace=settings.kube_namespace), None
+        return KubernetesBackend(
+            settings, namespaces=namespaces, server_namespace=settings.kube_namespace
+        ), None
     raise InvalidInput(f"unknown backend {settings.backend!r}: use 'sim' or 'kubernetes'")
 
 
@@ -74,7 +81,9 @@ def _build_signals(settings: Settings, twin: Twin | None) -> SignalSource:
         return twin.signals
     if kind == "prometheus":
         if not settings.prometheus_url:
-            raise ConfigError("signal source 'prometheus' needs --prometheus URL (MCP_AUTOSCALE_PROMETHEUS_URL)")
+            raise ConfigError(
+                "signal source 'prometheus' needs --prometheus URL (MCP_AUTOSCALE_PROMETHEUS_URL)"
+            )
         from mcp_autoscale.signals.prometheus import PrometheusSource
 
         return PrometheusSource(settings, dialect_overrides=settings.dialect_overrides)

@@ -130,7 +130,7 @@ def shallow_schema(schema: dict[str, Any], depth: int = OUTPUT_SCHEMA_DEPTH) -> 
             out.pop("description", None)
         return out
 
-    return compact_schema(walk(schema, 0, False))  # type: ignore[no-any-return]
+    return compact_schema(walk(schema, 0, False))
 
 
 def _compact_tool_schemas(server: MCPServer) -> None:
@@ -208,7 +208,9 @@ class HttpGuard:
         await self.inner(scope, receive, send)
 
 
-def transport_security(host: str, allowed_hosts: list[str], allowed_origins: list[str]) -> TransportSecuritySettings:
+def transport_security(
+    host: str, allowed_hosts: list[str], allowed_origins: list[str]
+) -> TransportSecuritySettings:
     """The SDK's DNS-rebinding protection: loopback hosts (any port) by default, or the listed hosts."""
     if allowed_hosts:
         return TransportSecuritySettings(allowed_hosts=allowed_hosts, allowed_origins=allowed_origins)

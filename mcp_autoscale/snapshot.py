@@ -123,7 +123,9 @@ def build_snapshot(
             )
         )
     costs = [p.cost_per_hour for p in out]
-    fleet_cost = round(sum(c for c in costs if c is not None), 3) if any(c is not None for c in costs) else None
+    fleet_cost = (
+        round(sum(c for c in costs if c is not None), 3) if any(c is not None for c in costs) else None
+    )
     return FleetSnapshot(
         taken_at=now,
         backend=backend,

@@ -41,4 +41,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Print the JSON to merge into claude_desktop_config.json (dry run by default: review first)."""
         command = shutil.which("mcp-autoscale") or str(Path(sys.executable).with_name("mcp-autoscale"))
-        echo_out(json.dumps(claude_desktop_entry(name, backend, dry_run, policy, prometheus, command), indent=2))
+        echo_out(
+            json.dumps(claude_desktop_entry(name, backend, dry_run, policy, prometheus, command), indent=2)
+        )

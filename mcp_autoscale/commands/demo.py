@@ -62,8 +62,21 @@ async def run_demo(audit: Path, scenario: str) -> int:
 
     params = StdioServerParameters(
         command=sys.executable,
-        args=["-m", "mcp_autoscale", "serve", "--backend", "sim", "--scenario", scenario,
-              "--sim-clock", "manual", "--audit", str(audit), "--log-level", "warning"],
+        args=[
+            "-m",
+            "mcp_autoscale",
+            "serve",
+            "--backend",
+            "sim",
+            "--scenario",
+            scenario,
+            "--sim-clock",
+            "manual",
+            "--audit",
+            str(audit),
+            "--log-level",
+            "warning",
+        ],
     )
     async with Client(params) as client:
         tools = (await client.list_tools()).tools
@@ -76,8 +89,10 @@ async def run_demo(audit: Path, scenario: str) -> int:
             echo_out(_pool_line(p))
         target = next(p for p in snap["pools"] if p["namespace"] == "chat" and p["name"] == "llama-8b")
         owner = target["owner"]
-        echo_out(f"  chat/llama-8b: {'; '.join(target['slo_breaches']) or 'within SLO'}; "
-                 f"replicas owned by {owner['kind']} {owner['name']} ({owner['min_replicas']}..{owner['max_replicas']})")
+        echo_out(
+            f"  chat/llama-8b: {'; '.join(target['slo_breaches']) or 'within SLO'}; "
+            f"replicas owned by {owner['kind']} {owner['name']} ({owner['min_replicas']}..{owner['max_replicas']})"
+        )
 
         _section("3. Ask the planner: recommend_scaling for chat/llama-8b")
         recs = _result(await client.call_tool("recommend_scaling", DEMO_POOL))
@@ -98,22 +113,42 @@ async def run_demo(audit: Path, scenario: str) -> int:
             name, args = call["tool"], {**call["arguments"], "dry_run": True}
         else:  # capacity is already on its way: hold a higher floor so KEDA does not scale in after the burst
             name = "patch_hpa"
-            args = {**DEMO_POOL, "min_replicas": min(owner["max_replicas"], owner["min_replicas"] + 4),
-                    "dry_run": True, "rationale": f"{evidence}; hold a higher KEDA floor through the burst"}
+            args = {
+                **DEMO_POOL,
+                "min_replicas": min(owner["max_replicas"], owner["min_replicas"] + 4),
+                "dry_run": True,
+                "rationale": f"{evidence}; hold a higher KEDA floor through the burst",
+            }
         _section(f"4. The proposal, as a dry run: {name}")
         _show_action(_result(await client.call_tool(name, args)))
 
         _section("5. A careless call: scale the KEDA-owned Deployment directly to 40")
-        res = _result(await client.call_tool("scale_deployment", {
-            **DEMO_POOL, "replicas": 40, "rationale": "more is better",
-        }))
+        res = _result(
+            await client.call_tool(
+                "scale_deployment",
+                {
+                    **DEMO_POOL,
+                    "replicas": 40,
+                    "rationale": "more is better",
+                },
+            )
+        )
         _show_action(res)
 
-        _section("6. An allowed change, applied: dev/granite-8b 1 -> 2 replicas, then 10 simulated minutes (node + cold start)")
-        res = _result(await client.call_tool("scale_deployment", {
-            "namespace": "dev", "deployment": "granite-8b", "replicas": 2,
-            "rationale": "demo: add a replica to the dev pool to show the cold start",
-        }))
+        _section(
+            "6. An allowed change, applied: dev/granite-8b 1 -> 2 replicas, then 10 simulated minutes (node + cold start)"
+        )
+        res = _result(
+            await client.call_tool(
+                "scale_deployment",
+                {
+                    "namespace": "dev",
+                    "deployment": "granite-8b",
+                    "replicas": 2,
+                    "rationale": "demo: add a replica to the dev pool to show the cold start",
+                },
+            )
+        )
         _show_action(res)
         await client.call_tool("advance_simulation", {"seconds": 600})
         after = _result(await client.call_tool("get_slo_snapshot", {"namespace": "dev"}))
@@ -124,8 +159,10 @@ async def run_demo(audit: Path, scenario: str) -> int:
         contents = (await client.read_resource("autoscale://audit/recent")).contents
         records = json.loads(contents[0].text)  # type: ignore[union-attr]
         for rec in records:
-            echo_out(f"  #{rec['seq']} {rec['ts'][:19]} {rec['tool']:<17} {rec['target']:<22} "
-                     f"{rec['status']:<10} by {rec['caller']}: {rec['rationale'][:60]}")
+            echo_out(
+                f"  #{rec['seq']} {rec['ts'][:19]} {rec['tool']:<17} {rec['target']:<22} "
+                f"{rec['status']:<10} by {rec['caller']}: {rec['rationale'][:60]}"
+            )
         echo_out(f"\n  audit log: {audit}  (check it: mcp-autoscale audit verify {audit})")
     return 0
 
@@ -134,7 +171,9 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def demo(
         scenario: Annotated[str, typer.Option("--scenario", help="Simulator scenario")] = "ttft-breach",
-        audit: Annotated[Path | None, typer.Option("--audit", help="Audit log file (default: a temp file)")] = None,
+        audit: Annotated[
+            Path | None, typer.Option("--audit", help="Audit log file (default: a temp file)")
+        ] = None,
     ) -> None:
         """Run a scripted MCP session on the simulated fleet: snapshot, dry-run proposal, denial, audit."""
         path = audit or Path(tempfile.mkdtemp(prefix="mcp-autoscale-demo-")) / "audit.jsonl"

@@ -35,14 +35,16 @@ def register(app: typer.Typer) -> None:
         scenario: ScenarioOpt = None,
         seed: SeedOpt = None,
         sim_clock: ClockOpt = None,
-        transport: Annotated[str, typer.Option("--transport", help="stdio or http (streamable HTTP at /mcp)")] = "stdio",
+        transport: Annotated[
+            str, typer.Option("--transport", help="stdio or http (streamable HTTP at /mcp)")
+        ] = "stdio",
         host: Annotated[str, typer.Option("--host", help="HTTP bind address")] = "127.0.0.1",
         port: Annotated[int, typer.Option("--port", help="HTTP port", min=1, max=65535)] = 8765,
         log_level: Annotated[str, typer.Option("--log-level")] = "info",
     ) -> None:
         """Run the MCP server (stdio by default; logs go to stderr)."""
         from mcp_autoscale.app import build_app
-        from mcp_autoscale.server import http_app, create_server, run_stdio
+        from mcp_autoscale.server import create_server, http_app, run_stdio
 
         configure_logging(log_level)
         if transport not in ("stdio", "http"):

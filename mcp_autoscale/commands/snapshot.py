@@ -28,7 +28,19 @@ def _fmt(value: float | None, unit: str = "", digits: int = 2) -> str:
 
 def render_table(snap: FleetSnapshot) -> str:
     """A plain-text table (no colour: it must read well in CI logs and job summaries)."""
-    headers = ["pool", "gpu", "replicas", "owner", "ttft p90", "itl p90", "kv", "queue", "tok/s out", "$/h", "slo"]
+    headers = [
+        "pool",
+        "gpu",
+        "replicas",
+        "owner",
+        "ttft p90",
+        "itl p90",
+        "kv",
+        "queue",
+        "tok/s out",
+        "$/h",
+        "slo",
+    ]
     rows = []
     for p in snap.pools:
         r = p.replicas

@@ -13,7 +13,8 @@ from mcp_autoscale.models import K8S_NAME, ActionResult, ActionStatus
 
 Namespace = Annotated[str, Field(pattern=K8S_NAME, max_length=63, description="Pool namespace")]
 Deployment = Annotated[
-    str, Field(pattern=K8S_NAME, max_length=253, description="Pool Deployment name, as the snapshot reports it")
+    str,
+    Field(pattern=K8S_NAME, max_length=253, description="Pool Deployment name, as the snapshot reports it"),
 ]
 OptNamespace = Annotated[
     str | None, Field(default=None, pattern=K8S_NAME, max_length=63, description="Only this namespace")
@@ -40,7 +41,11 @@ READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, open_wo
 
 def mutating(title: str, *, idempotent: bool) -> ToolAnnotations:
     return ToolAnnotations(
-        title=title, read_only_hint=False, destructive_hint=True, idempotent_hint=idempotent, open_world_hint=False
+        title=title,
+        read_only_hint=False,
+        destructive_hint=True,
+        idempotent_hint=idempotent,
+        open_world_hint=False,
     )
 
 

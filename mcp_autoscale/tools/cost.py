@@ -18,7 +18,9 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
     def estimate_cost(
         namespace: OptNamespace = None,
         deployment: OptDeployment = None,
-        replicas: Annotated[int | None, Field(default=None, ge=0, le=1000, description="What-if replicas")] = None,
+        replicas: Annotated[
+            int | None, Field(default=None, ge=0, le=1000, description="What-if replicas")
+        ] = None,
         gpu_type: Annotated[
             str | None, Field(default=None, max_length=32, description="What-if GPU: L4, L40S, A100-80, H100")
         ] = None,

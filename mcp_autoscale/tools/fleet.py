@@ -35,6 +35,7 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         """Per-pool serving signals now: TTFT/ITL p50/p90(/p99) in s, KV usage 0-1, queue, tokens/s,
         preemptions/min, replicas, owner (HPA/KEDA), SLO status vs targets, $/h, data age. Missing or stale
         signals are named with the reason (never reported as zero). Filter by namespace/deployment."""
+        app.run_approved()
         return app.snapshotter.take(
             namespace=namespace, name=deployment, include_node_pools=include_node_pools
         )
@@ -47,7 +48,9 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         for p in snap.pools:
             owner = "none"
             if p.owner is not None:
-                owner = f"{p.owner.kind.value}/{p.owner.name} ({p.owner.min_replicas}..{p.owner.max_replicas})"
+                owner = (
+                    f"{p.owner.kind.value}/{p.owner.name} ({p.owner.min_replicas}..{p.owner.max_replicas})"
+                )
             out.append(
                 PoolSummary(
                     namespace=p.namespace,

@@ -1,11 +1,15 @@
 """The three mutating tools. Each builds a typed ``Action`` and hands it to the one gate; nothing here
-touches the cluster. Denied or pending results are normal results that say why and what is allowed."""
+touches the cluster. Denied or pending results are normal results that say why and what is allowed.
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: the approval resolvers are closures over ``app`` and the
+SDK evaluates ``Resolve(...)`` annotations at registration, so they must be real objects, not strings.
+"""
 
+from collections.abc import Callable
 from typing import Annotated, Literal
 
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context, Elicit, ElicitationResult, MCPServer, Resolve
+from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field, ValidationError
 
 from mcp_autoscale.actions import new_action
@@ -14,6 +18,7 @@ from mcp_autoscale.errors import AutoscaleError
 from mcp_autoscale.identity import caller_for
 from mcp_autoscale.models import (
     K8S_NAME,
+    Action,
     ActionKind,
     ActionParams,
     ActionResult,
@@ -22,6 +27,7 @@ from mcp_autoscale.models import (
     PoolRef,
     ScaleDeploymentParams,
 )
+from mcp_autoscale.tools._approval import NOT_ASKED, ApprovalAnswer, question, settle
 from mcp_autoscale.tools._shared import (
     Deployment,
     DryRun,
@@ -48,21 +54,38 @@ def submit(
     dry_run: bool,
     idempotency_key: str | None,
     caller: str,
+    answer: ElicitationResult[ApprovalAnswer] | None = None,
 ) -> ActionResult:
-    """The single hand-off from every mutating tool to the gate."""
+    """The single hand-off from every mutating tool to the gate (and, when asked, to the approver)."""
     try:
-        action = new_action(
-            kind,
-            target,
-            params,
-            require_rationale(rationale),
-            dry_run=dry_run,
-            caller=caller,
-            idempotency_key=idempotency_key,
-        )
-        return as_tool_result(app.gate.submit(action))
+        action = build(kind, target, params, rationale, dry_run, caller, idempotency_key)
+        app.run_approved()
+        result = app.gate.submit(action)
+        if answer is not None:
+            result = settle(app, result, answer, caller)
+        return as_tool_result(result)
     except AutoscaleError as err:
         raise tool_error(err) from err
+
+
+def build(
+    kind: ActionKind,
+    target: PoolRef | None,
+    params: ActionParams,
+    rationale: str,
+    dry_run: bool,
+    caller: str,
+    idempotency_key: str | None = None,
+) -> Action:
+    return new_action(
+        kind,
+        target,
+        params,
+        require_rationale(rationale),
+        dry_run=dry_run,
+        caller=caller,
+        idempotency_key=idempotency_key,
+    )
 
 
 def _pool(namespace: str, deployment: str) -> PoolRef:
@@ -72,13 +95,86 @@ def _pool(namespace: str, deployment: str) -> PoolRef:
         raise tool_error(AutoscaleError(str(err))) from err
 
 
+Answer = ElicitationResult[ApprovalAnswer]
+Ask = Elicit[ApprovalAnswer] | ApprovalAnswer
+
+
 def register(server: MCPServer, app: AutoscaleApp) -> None:
+    def ask(ctx: Context, make: Callable[[str], Action]) -> Ask:
+        try:
+            action = make(caller_for(ctx))
+        except (AutoscaleError, ToolError, ValidationError, ValueError):
+            return NOT_ASKED  # the tool body reports bad input properly
+        return question(app, ctx, action)
+
+    def ask_scale(
+        ctx: Context, namespace: str, deployment: str, replicas: int, rationale: str, dry_run: bool = False
+    ) -> Ask:
+        return ask(
+            ctx,
+            lambda caller: build(
+                ActionKind.SCALE_DEPLOYMENT,
+                PoolRef(namespace=namespace, name=deployment),
+                ScaleDeploymentParams(replicas=replicas),
+                rationale,
+                dry_run,
+                caller,
+            ),
+        )
+
+    def ask_patch(
+        ctx: Context,
+        namespace: str,
+        deployment: str,
+        rationale: str,
+        min_replicas: int | None = None,
+        max_replicas: int | None = None,
+        scale_down_stabilization_s: int | None = None,
+        scale_up_stabilization_s: int | None = None,
+        paused: bool | None = None,
+        dry_run: bool = False,
+    ) -> Ask:
+        patch = AutoscalerPatch(
+            min_replicas=min_replicas,
+            max_replicas=max_replicas,
+            scale_down_stabilization_s=scale_down_stabilization_s,
+            scale_up_stabilization_s=scale_up_stabilization_s,
+            paused=paused,
+        )
+        return ask(
+            ctx,
+            lambda caller: build(
+                ActionKind.PATCH_HPA,
+                PoolRef(namespace=namespace, name=deployment),
+                patch,
+                rationale,
+                dry_run,
+                caller,
+            ),
+        )
+
+    def ask_gpus(
+        ctx: Context, node_pool: str, gpus: int, rationale: str, method: str = "auto", dry_run: bool = False
+    ) -> Ask:
+        return ask(
+            ctx,
+            lambda caller: build(
+                ActionKind.REQUEST_GPU_NODES,
+                None,
+                GpuNodeRequest(node_pool=node_pool, gpus=gpus, method=method),
+                rationale,
+                dry_run,
+                caller,
+            ),
+        )
+
     @server.tool(annotations=mutating("Scale a Deployment", idempotent=True))
     def scale_deployment(
         namespace: Namespace,
         deployment: Deployment,
         replicas: Replicas,
         rationale: Rationale,
+        approval: Annotated[Answer, Resolve(ask_scale)],
         dry_run: DryRun = False,
         idempotency_key: IdempotencyKey = None,
         ctx: Context | None = None,
@@ -94,6 +190,7 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
             dry_run,
             idempotency_key,
             caller_for(ctx),
+            approval,
         )
 
     @server.tool(annotations=mutating("Patch autoscaler bounds", idempotent=True))
@@ -101,11 +198,14 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         namespace: Namespace,
         deployment: Deployment,
         rationale: Rationale,
+        approval: Annotated[Answer, Resolve(ask_patch)],
         min_replicas: OptReplicas = None,
         max_replicas: Annotated[int | None, Field(default=None, ge=1, le=1000)] = None,
         scale_down_stabilization_s: OptSeconds = None,
         scale_up_stabilization_s: OptSeconds = None,
-        paused: Annotated[bool | None, Field(default=None, description="KEDA only: pause autoscaling")] = None,
+        paused: Annotated[
+            bool | None, Field(default=None, description="KEDA only: pause autoscaling")
+        ] = None,
         dry_run: DryRun = False,
         idempotency_key: IdempotencyKey = None,
         ctx: Context | None = None,
@@ -120,7 +220,9 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
             paused=paused,
         )
         if all(getattr(patch, f) is None for f in AutoscalerPatch.model_fields if f != "kind"):
-            raise tool_error(AutoscaleError("nothing to change: give min_replicas, max_replicas, a window or paused"))
+            raise tool_error(
+                AutoscaleError("nothing to change: give min_replicas, max_replicas, a window or paused")
+            )
         return submit(
             app,
             ActionKind.PATCH_HPA,
@@ -130,6 +232,7 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
             dry_run,
             idempotency_key,
             caller_for(ctx),
+            approval,
         )
 
     @server.tool(annotations=mutating("Pre-provision GPU nodes", idempotent=False))
@@ -137,9 +240,12 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         node_pool: Annotated[str, Field(pattern=K8S_NAME, max_length=253, description="GPU node pool name")],
         gpus: Annotated[int, Field(ge=1, le=1024, description="GPUs of headroom to add")],
         rationale: Rationale,
+        approval: Annotated[Answer, Resolve(ask_gpus)],
         method: Annotated[
             Literal["auto", "limit", "balloon"],
-            Field(description="limit: raise the NodePool GPU limit; balloon: placeholder pods; auto: as needed"),
+            Field(
+                description="limit: raise the NodePool GPU limit; balloon: placeholder pods; auto: as needed"
+            ),
         ] = "auto",
         dry_run: DryRun = False,
         idempotency_key: IdempotencyKey = None,
@@ -155,4 +261,5 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
             dry_run,
             idempotency_key,
             caller_for(ctx),
+            approval,
         )

@@ -21,7 +21,14 @@ from mcp_autoscale.planner import (
     recommend,
     samples_from_snapshots,
 )
-from mcp_autoscale.tools._shared import Deployment, Namespace, OptDeployment, OptNamespace, read_only, tool_error
+from mcp_autoscale.tools._shared import (
+    Deployment,
+    Namespace,
+    OptDeployment,
+    OptNamespace,
+    read_only,
+    tool_error,
+)
 
 
 class Recommendations(BaseModel):
@@ -32,7 +39,9 @@ class Recommendations(BaseModel):
 
 def register(server: MCPServer, app: AutoscaleApp) -> None:
     @server.tool(annotations=read_only("Recommend scaling"))
-    def recommend_scaling(namespace: OptNamespace = None, deployment: OptDeployment = None) -> Recommendations:
+    def recommend_scaling(
+        namespace: OptNamespace = None, deployment: OptDeployment = None
+    ) -> Recommendations:
         """Per pool: the recommended action (none / patch_hpa / scale_deployment / request_gpu_nodes), reasons,
         expected effect on SLO and $, and the exact tool call to make (dry_run=true). Never fights an owner."""
         fleet = app.snapshotter.take()
@@ -44,7 +53,8 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
             wanted = {
                 f"{p.namespace}/{p.name}"
                 for p in fleet.pools
-                if (namespace is None or p.namespace == namespace) and (deployment is None or p.name == deployment)
+                if (namespace is None or p.namespace == namespace)
+                and (deployment is None or p.name == deployment)
             }
             if not wanted:
                 raise tool_error(NotFound(f"no pool matches namespace={namespace} deployment={deployment}"))

