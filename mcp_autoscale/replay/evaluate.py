@@ -88,6 +88,7 @@ class StrategyResult(BaseModel):
     outer_actions: int = Field(description="Writes by the outer loop (planner or oracle)")
     mean_replicas: float
     wall_s: float
+    knowledge: dict[str, float] = Field(default_factory=dict, description="What an oracle was told")
     series: MinuteSeries
 
 
@@ -361,6 +362,8 @@ def _job(args: tuple[str, Trace, ReplayConfig, dict[str, object]]) -> StrategyRe
             catalogue, cfg.slo, interval_s=cfg.planner_interval_s, sample_s=cfg.sample_s, config=pcfg
         )
     else:
+        if not extra:
+            extra = oracle_inputs(trace, cfg)
         strategy = Oracle(
             extra["demand_in"],  # type: ignore[arg-type]
             extra["demand_out"],  # type: ignore[arg-type]
@@ -369,8 +372,12 @@ def _job(args: tuple[str, Trace, ReplayConfig, dict[str, object]]) -> StrategyRe
             lead_s=float(extra["lead_s"]),  # type: ignore[arg-type]
             floor=cfg.floor,
             utilisation=cfg.oracle_utilisation,
+            max_replicas=int(extra["max_replicas"]),  # type: ignore[call-overload]
         )
-    return run_strategy(trace, strategy, cfg, catalogue)
+    result = run_strategy(trace, strategy, cfg, catalogue)
+    if isinstance(strategy, Oracle):
+        result.knowledge = {k: round(float(extra[k]), 1) for k in ("c_in", "c_out", "lead_s")}  # type: ignore[arg-type]
+    return result
 
 
 def oracle_inputs(trace: Trace, cfg: ReplayConfig) -> dict[str, object]:
@@ -388,6 +395,7 @@ def oracle_inputs(trace: Trace, cfg: ReplayConfig) -> dict[str, object]:
         "c_in": c_in,
         "c_out": c_out,
         "lead_s": lead,
+        "max_replicas": (node_pool.gpu_limit or 1000) // state.gpus_per_replica,
     }
 
 
@@ -400,8 +408,8 @@ def compare(
     """Replay one trace under each strategy (in parallel processes when ``workers`` > 1)."""
     cfg = cfg or ReplayConfig()
     wall0 = time.perf_counter()
-    extra = oracle_inputs(trace, cfg) if "oracle" in strategies else {}
-    jobs = [(name, trace, cfg, extra if name == "oracle" else {}) for name in strategies]
+    # the oracle's probe runs inside its own job, so it overlaps with the other strategies
+    jobs: list[tuple[str, Trace, ReplayConfig, dict[str, object]]] = [(n, trace, cfg, {}) for n in strategies]
     if workers > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
             results = list(pool.map(_job, jobs))
@@ -415,11 +423,7 @@ def compare(
         seed=cfg.seed,
         slo=cfg.slo,
         usd_per_gpu_hour=catalogue.gpu_hour_for("L4", "g6.xlarge") or 0.0,
-        oracle_capacity={
-            k: round(float(v), 1)  # type: ignore[arg-type]
-            for k, v in extra.items()
-            if k in ("c_in", "c_out", "lead_s")
-        },
+        oracle_capacity=next((r.knowledge for r in results if r.name == "oracle"), {}),
         results=results,
         wall_s=round(time.perf_counter() - wall0, 2),
         workers=workers,

@@ -19,23 +19,18 @@ def _hours(n: int) -> list[float]:
 
 
 def plot_replicas(report: ReplayReport, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(11, 4.2))
     first = report.results[0].series
-    ax2 = ax.twinx()
-    ax2.fill_between(
-        _hours(len(first.rps)), first.rps, color="#bbbbbb", alpha=0.45, step="mid", label="req/s"
-    )
-    ax2.set_ylabel("trace requests/s")
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(11, 5.5), sharex=True, height_ratios=[1, 2])
+    a1.plot(_hours(len(first.rps)), first.rps, lw=0.8, color="#555555")
+    a1.set_ylabel("requests/s")
+    a1.set_title("Trace load and replicas per strategy")
     for r in report.results:
         colour = COLOURS.get(r.name)
-        ax.step(_hours(len(r.series.desired)), r.series.desired, where="mid", lw=1.2, color=colour,
-                label=f"{r.name} desired replicas")  # fmt: skip
-    ax.set_zorder(ax2.get_zorder() + 1)
-    ax.patch.set_visible(False)
-    ax.set_xlabel("hours into the trace")
-    ax.set_ylabel("replicas (1x L4 each)")
-    ax.legend(loc="upper left", fontsize=8)
-    ax.set_title("Load and replicas per strategy")
+        a2.step(_hours(len(r.series.desired)), r.series.desired, where="mid", lw=1.0, color=colour,
+                label=f"{r.name} (mean {r.mean_replicas:.1f})")  # fmt: skip
+    a2.set_xlabel("hours into the trace")
+    a2.set_ylabel("desired replicas (1x L4 each)")
+    a2.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -163,11 +163,12 @@ class Oracle(Strategy):
         lead_s: float,
         floor: int,
         utilisation: float = 0.9,
+        max_replicas: int = 1000,
     ) -> None:
         super().__init__()
         self.c_in, self.c_out, self.lead_s, self.floor, self.u = c_in, c_out, lead_s, floor, utilisation
         need = [
-            replicas_needed(r_in, r_out, c_in, c_out, utilisation, floor)
+            min(max_replicas, replicas_needed(r_in, r_out, c_in, c_out, utilisation, floor))
             for r_in, r_out in zip(demand_in, demand_out, strict=True)
         ]
         self.need = np.asarray(need, dtype=np.int64)

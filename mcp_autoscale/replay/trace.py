@@ -133,14 +133,15 @@ def load_trace(path: Path) -> Trace:
 
 
 def write_trace(trace: Trace, path: Path) -> None:
-    """Write in the Azure 2023 format (7 fractional digits, like the published files)."""
-    with Path(path).open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(HEADER)
-        base = trace.start.replace(tzinfo=None)
-        for t, c, g in zip(trace.t_s.tolist(), trace.context.tolist(), trace.generated.tolist(), strict=True):
-            ts = base + timedelta(seconds=t)
-            w.writerow([ts.strftime("%Y-%m-%d %H:%M:%S.%f") + "0", c, g])
+    """Write in the Azure 2023 format (7 fractional digits, like the published files); vectorised."""
+    base = np.datetime64(trace.start.replace(tzinfo=None), "us")
+    stamps = base + np.round(trace.t_s * 1e6).astype("timedelta64[us]")
+    text = np.datetime_as_string(stamps, unit="us")
+    rows = [
+        f"{ts.replace('T', ' ')}0,{c},{g}"
+        for ts, c, g in zip(text.tolist(), trace.context.tolist(), trace.generated.tolist(), strict=True)
+    ]
+    Path(path).write_text(",".join(HEADER) + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
 
 
 def diurnal_shape(hour: np.ndarray, peak_to_trough: float) -> np.ndarray:
