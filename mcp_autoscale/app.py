@@ -6,6 +6,8 @@ the server accepts its first request, as ``ConfigError``/``InvalidInput`` (exit 
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from mcp_autoscale.cluster.base import ClusterBackend
 from mcp_autoscale.config import Settings
 from mcp_autoscale.cost import PriceCatalogue, action_cost_delta, load_catalogue, pool_cost_per_hour
 from mcp_autoscale.errors import ConfigError, InvalidInput
+from mcp_autoscale.locks import PoolLock
 from mcp_autoscale.logs import get_logger
 from mcp_autoscale.models import Action, ActionResult, NodePoolState, PoolState, SloTargets
 from mcp_autoscale.policy import Policy, builtin_policy, load_policy
@@ -94,6 +97,20 @@ def _build_signals(settings: Settings, twin: Twin | None) -> SignalSource:
     )
 
 
+def _pool_lock(settings: Settings, backend: ClusterBackend) -> PoolLock | None:
+    """Agents on different machines share a cluster, not a disk: on Kubernetes the per-pool lock is a
+    Lease in the server's namespace; elsewhere the gate's default file lock under the state dir."""
+    api_client = getattr(backend, "api_client", None)
+    if settings.backend != "kubernetes" or api_client is None:
+        return None
+    from mcp_autoscale.cluster.lease import LeaseLock
+
+    holder = f"mcp-autoscale-{socket.gethostname()}-{os.getpid()}"
+    return LeaseLock(
+        api_client, settings.kube_namespace, holder, request_timeout_s=settings.request_timeout_s
+    )
+
+
 def build_app(settings: Settings, *, twin: Twin | None = None) -> AutoscaleApp:
     """Build and validate everything; raise ``ConfigError`` with file/line/field on bad input."""
     policy, policy_source = resolve_policy(settings)
@@ -127,6 +144,8 @@ def build_app(settings: Settings, *, twin: Twin | None = None) -> AutoscaleApp:
         settings=settings,
         evidence=snapshotter.pool,
         cost_delta=cost_delta,
+        lock=_pool_lock(settings, backend),
+        webhook_url=settings.approval_webhook_url,
     )
     log.info(
         "app.ready",

@@ -60,16 +60,22 @@ class Settings(BaseSettings):
     state_dir: Path = Field(default_factory=default_state_dir)
     dry_run: bool = False
     audit_hmac_key: SecretStr | None = None
+    approval_webhook_url: str | None = Field(
+        default=None, description="POST each pending proposal here (JSON with a Slack-compatible 'text')"
+    )
 
     # simulator
     sim_seed: int = 7
     sim_scenario: str = "default"
     sim_clock: Literal["wall", "manual"] = Field(
-        default="wall", description="wall: simulated time follows the wall clock; manual: only advance_simulation moves it"
+        default="wall",
+        description="wall: simulated time follows the wall clock; manual: only advance_simulation moves it",
     )
 
     sim_warmup_s: float = Field(
-        default=0.0, ge=0, description="Extra simulated time before the first read (scenarios pre-roll already)"
+        default=0.0,
+        ge=0,
+        description="Extra simulated time before the first read (scenarios pre-roll already)",
     )
 
     # money and objectives

@@ -115,6 +115,12 @@ def register(app: typer.Typer) -> None:
         """Approve a pending proposal; policy and data freshness are re-checked before it runs."""
         with exit_on_error():
             gate = _gate(backend, policy, audit, state_dir, context, dry_run)
+            if gate.settings.backend == "sim" and not defer:
+                # The simulated fleet lives inside the running server: record the approval, the server runs it.
+                echo_out(
+                    "sim backend: recording the approval; the running server executes it on its next call"
+                )
+                defer = True
             if defer:
                 p = gate.approve_later(proposal_id, _who(who))
                 echo_out(f"{p.id} {p.status.value} by {p.decided_by}; the server runs it on its next call")

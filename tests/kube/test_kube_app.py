@@ -1,0 +1,101 @@
+"""The whole product path on the Kubernetes backend: the real client (via a kubeconfig) against the API-server
+emulator, driven through MCP tools. Gate, policy, Lease lock, ownership, dry run and audit all on one path."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from emulator import Emulator
+from kube_objects import KEDA_CRD, NODEPOOL_CRD, default_fleet
+from mcp import Client
+
+from mcp_autoscale.app import build_app
+from mcp_autoscale.cluster.lease import LeaseLock
+from mcp_autoscale.config import Settings
+from mcp_autoscale.server import create_server
+
+pytestmark = pytest.mark.anyio
+
+POLICY = """
+version: 1
+tools: [scale_deployment, patch_hpa]
+namespaces: [chat, batch]
+rules:
+  - name: prod
+    match: {namespaces: [chat, batch]}
+    replicas: {min: 1, max: 20}
+    max_step: 4
+"""
+
+
+@pytest.fixture
+def kube_app_settings(emu: Emulator, tmp_path: Path, make_settings: Callable[..., Settings]) -> Settings:
+    for obj in (KEDA_CRD, NODEPOOL_CRD, *default_fleet()):
+        emu.seed(obj)
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: emu\n"
+        f"clusters: [{{name: emu, cluster: {{server: '{emu.url}'}}}}]\n"
+        "users: [{name: emu, user: {token: emulator-token}}]\n"
+        "contexts: [{name: emu, context: {cluster: emu, user: emu}}]\n"
+    )
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY)
+    return make_settings(backend="kubernetes", kubeconfig=kubeconfig, policy_file=policy)
+
+
+async def test_actions_flow_through_the_gate_to_the_api_server(
+    emu: Emulator, kube_app_settings: Settings
+) -> None:
+    app = build_app(kube_app_settings)
+    assert isinstance(app.gate.lock, LeaseLock)
+    async with Client(create_server(app)) as c:
+        pools = (await c.call_tool("list_pools", {})).structured_content
+        assert {p["deployment"] for p in pools["pools"]} >= {"llama-8b", "qwen-7b"}  # type: ignore[index]
+
+        emu.clear_log()
+        dry = await c.call_tool(
+            "scale_deployment",
+            {
+                "namespace": "batch",
+                "deployment": "qwen-7b",
+                "replicas": 3,
+                "rationale": "queue 8",
+                "dry_run": True,
+            },
+        )
+        assert dry.structured_content["status"] == "dry_run", dry.content  # type: ignore[index]
+        scale_writes = emu.requests("PATCH", r"/deployments/qwen-7b/scale$")
+        assert scale_writes and all(w.query.get("dryRun") == "All" for w in scale_writes)
+        assert emu.get("apps/v1", "deployments", "qwen-7b", "batch")["spec"]["replicas"] == 2  # type: ignore[index]
+
+        real = await c.call_tool(
+            "scale_deployment",
+            {"namespace": "batch", "deployment": "qwen-7b", "replicas": 3, "rationale": "queue 8"},
+        )
+        assert real.structured_content["status"] == "applied", real.content  # type: ignore[index]
+        assert emu.get("apps/v1", "deployments", "qwen-7b", "batch")["spec"]["replicas"] == 3  # type: ignore[index]
+        assert emu.requests("POST", r"/leases$") or emu.requests("PUT", r"/leases/")  # the per-pool Lease
+
+        owned = await c.call_tool(
+            "scale_deployment",
+            {"namespace": "chat", "deployment": "llama-8b", "replicas": 6, "rationale": "x"},
+        )
+        assert owned.structured_content["status"] == "denied"  # type: ignore[index]
+
+        emu.clear_log()
+        patched = await c.call_tool(
+            "patch_hpa",
+            {"namespace": "chat", "deployment": "llama-8b", "max_replicas": 20, "rationale": "pinned"},
+        )
+        assert patched.structured_content["status"] == "applied", patched.content  # type: ignore[index]
+        assert emu.requests("PATCH", r"/scaledobjects/llama-8b$")
+        assert not emu.requests("PATCH", r"/horizontalpodautoscalers/keda-hpa-llama-8b")
+        so = emu.get("keda.sh/v1alpha1", "scaledobjects", "llama-8b", "chat")
+        assert so is not None and so["spec"]["maxReplicaCount"] == 20
+
+    records = [json.loads(x) for x in kube_app_settings.resolved_audit_file.read_text().splitlines()]
+    assert [r["status"] for r in records] == ["dry_run", "applied", "denied", "applied"]
