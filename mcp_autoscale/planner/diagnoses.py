@@ -192,7 +192,8 @@ def cpu_bound(
     snap: PoolSnapshot, usd_per_gpu_hour: float | None, catalogue: PriceCatalogue, config: PlannerConfig
 ) -> Diagnosis | None:
     """Latency over SLO while KV is low, few requests run and none wait on the GPU: the bottleneck is before
-    the engine's scheduler (tokenisation, pre-processing, the API server's CPU), not the GPU."""
+    the engine's scheduler (tokenisation, pre-processing, the API server's CPU), not the GPU. Needs at least
+    ``min_requests_for_latency`` requests a minute (when measured): a p90 over fewer is noise."""
     s = snap.signals
     ready = max(1, snap.replicas.get("ready", 0))
     if s.kv_usage is None or s.running is None:
@@ -206,6 +207,8 @@ def cpu_bound(
     q_per = (s.queue_depth or 0.0) / ready
     if not slow or s.kv_usage > config.cpu_bound_kv_max or run_per > config.cpu_bound_running_per_replica_max:
         return None
+    if s.request_rps is not None and s.request_rps * 60.0 < config.min_requests_for_latency:
+        return None  # a p90 over a handful of requests is one long prompt, not evidence
     if q_per >= 1.0:
         return None
     one_replica = None

@@ -21,6 +21,7 @@ class PlannerConfig(BaseModel):
 
     target_utilisation: float = Field(default=0.75, gt=0, le=1, description="U: 0.7-0.8 keeps headroom")
     default_floor: int = Field(default=1, ge=0)
+    ha_floor: int = Field(default=2, ge=0, description="Floor of pools labelled environment=production")
     floors: dict[str, int] = Field(default_factory=dict, description="namespace -> replica floor (HA = 2)")
     capacities: dict[str, CapacityConfig] = Field(
         default_factory=dict, description="'namespace/deployment' -> configured per-replica capacity"
@@ -60,9 +61,18 @@ class PlannerConfig(BaseModel):
     cpu_bound_kv_max: float = Field(default=0.30)
     cpu_bound_running_per_replica_max: float = Field(default=4.0)
     idle_tps_max: float = Field(default=1.0, description="Tokens/s at or below which a pool is idle")
+    min_requests_for_latency: float = Field(
+        default=30.0, description="Requests per minute below which a latency p90 is too thin to diagnose"
+    )
 
-    def floor(self, namespace: str) -> int:
-        return self.floors.get(namespace, self.default_floor)
+    def floor(self, namespace: str, labels: dict[str, str] | None = None) -> int:
+        """Configured per namespace, else the HA floor for production pools (label environment=production,
+        DOMAIN.md §4: 2 for HA, 1 for dev), else ``default_floor``."""
+        if namespace in self.floors:
+            return self.floors[namespace]
+        if labels and labels.get("environment", "").lower() in ("production", "prod"):
+            return self.ha_floor
+        return self.default_floor
 
 
 class PoolSample(BaseModel):

@@ -152,7 +152,8 @@ def _assess(
     role = snap.role
     desired = snap.replicas.get("desired", state.desired_replicas)
     ready = snap.replicas.get("ready", state.ready_replicas)
-    floor = cfg.floor(snap.namespace)
+    floor = cfg.floor(snap.namespace, state.labels)
+    cfg = cfg.model_copy(update={"floors": {**cfg.floors, snap.namespace: floor}})
     cap = resolve_capacity(
         key, snap.model, snap.gpu_type, snap.gpus_per_replica, role, catalogue, history, cfg
     )
@@ -230,13 +231,9 @@ def _assess(
     reasons: list[str] = list(breaches)
     load_txt = []
     if load_in is not None and cap.c_in_tps:
-        load_txt.append(
-            f"prompt {_fmt_tps(r_in)} tok/s (forecast {_fmt_tps(f_in)}) / C_in {_fmt_tps(cap.c_in_tps)}"
-        )
+        load_txt.append(f"prompt {_fmt_tps(r_in)} tok/s{_fc(f_in)} / C_in {_fmt_tps(cap.c_in_tps)}")
     if load_out is not None and cap.c_out_tps:
-        load_txt.append(
-            f"output {_fmt_tps(r_out)} tok/s (forecast {_fmt_tps(f_out)}) / C_out {_fmt_tps(cap.c_out_tps)}"
-        )
+        load_txt.append(f"output {_fmt_tps(r_out)} tok/s{_fc(f_out)} / C_out {_fmt_tps(cap.c_out_tps)}")
     if n_cap is not None:
         reasons.append(f"{'; '.join(load_txt)} at U {u:g} -> {n_cap} replicas ({cap.source} capacity)")
     elif cap.source == "unknown":
@@ -248,10 +245,22 @@ def _assess(
     if sat.scale_up:
         reasons.extend(sat.reasons)
         candidates.append(max(ready + 1, sat.replicas_for_margin))
-    if breaches and "cpu_bound" not in kinds:
+    thin = s.request_rps is not None and s.request_rps * 60.0 < cfg.min_requests_for_latency
+    if breaches and thin:
+        reasons.append(
+            f"latency p90 over ~{(s.request_rps or 0.0) * 60.0:.0f} requests/min: too few to act on "
+            "(a single long prompt; more replicas would not shorten it)"
+        )
+    elif breaches and "cpu_bound" not in kinds:
         candidates.append(max(ready, desired) + (0 if desired > ready else 1))
     if "cpu_bound" in kinds:
         reasons.append("latency without GPU pressure (CPU-bound): no GPU scale-out for it")
+    on_way = snap.replicas.get("starting", 0) + snap.replicas.get("pending", 0)
+    if on_way and desired > ready:
+        reasons.append(
+            f"{snap.replicas.get('starting', 0)} replicas starting and {snap.replicas.get('pending', 0)} waiting "
+            f"for a node: capacity for {desired} is already on its way"
+        )
     target_up = max(candidates)
     target = desired
     if target_up > desired:
@@ -306,6 +315,10 @@ def _assess(
         usd_per_gpu_hour=per_gpu,
         breaches=breaches,
     )
+
+
+def _fc(forecast: float | None) -> str:
+    return "" if forecast is None else f" (forecast {_fmt_tps(forecast)})"
 
 
 def _max_opt(a: float | None, b: float | None) -> float | None:

@@ -485,3 +485,95 @@ def test_explain_pool() -> None:
     assert ex.usd_per_hour == pytest.approx(4 * 0.805)
     assert ex.owner == "ScaledObject/llama-8b [2-16]"
     assert ex.diagnoses == []  # gpu-l4 has no idle GPUs
+
+
+def test_floor_from_production_label_and_thin_latency_evidence() -> None:
+    cfg = PlannerConfig()  # no namespace floors configured
+    assert cfg.floor("chat", {"environment": "production"}) == 2
+    assert cfg.floor("dev", {"environment": "dev"}) == 1
+    assert PlannerConfig(floors={"chat": 3}).floor("chat", {"environment": "production"}) == 3
+    quiet = pool(
+        "chat/llama-8b",
+        4,
+        ttft_p90_s=0.3,
+        itl_p90_s=0.04,
+        kv_usage=0.05,
+        queue_depth=0,
+        running=2,
+        prompt_tps=300,
+        gen_tps=60,
+    )
+    ccfg = cfg.model_copy(
+        update={"capacities": {"chat/llama-8b": CapacityConfig(c_in_tps=2000, c_out_tps=400)}}
+    )
+    (prod,) = recommend(
+        fleet(quiet), [state(quiet, labels={"environment": "production"})], None, CAT, config=ccfg
+    )
+    (dev,) = recommend(fleet(quiet), [state(quiet, labels={"environment": "dev"})], None, CAT, config=ccfg)
+    # KEDA min 2 holds a production pool; with floor 1 the planner would lower the ScaledObject's min to 1
+    assert prod.replicas_target == 2 and prod.action == "none"
+    assert (
+        dev.replicas_target == 1
+        and dev.tool_call is not None
+        and dev.tool_call.arguments["min_replicas"] == 1
+    )
+    # a TTFT p90 over ~18 requests a minute is one long prompt, not a CPU-bound pool
+    thin = pool(
+        "dev/granite-8b",
+        1,
+        ttft_p90_s=2.8,
+        itl_p90_s=0.04,
+        kv_usage=0.05,
+        running=1,
+        queue_depth=0,
+        prompt_tps=210,
+        gen_tps=58,
+        request_rps=0.3,
+    )
+    assert cpu_bound(thin, 1.006, CAT, CFG) is None
+    busy = thin.model_copy(update={"signals": thin.signals.model_copy(update={"request_rps": 2.0})})
+    assert cpu_bound(busy, 1.006, CAT, CFG) is not None
+
+
+def test_capacity_on_its_way_is_reported_not_doubled() -> None:
+    hot = pool(
+        "chat/llama-8b",
+        16,
+        ready=6,
+        ttft_p90_s=9.0,
+        itl_p90_s=0.08,
+        kv_usage=0.7,
+        queue_depth=20,
+        running=60,
+        prompt_tps=9000,
+        gen_tps=1500,
+    )
+    cfg = CFG.model_copy(
+        update={"capacities": {"chat/llama-8b": CapacityConfig(c_in_tps=2000, c_out_tps=400)}}
+    )
+    (rec,) = recommend(fleet(hot), [state(hot)], None, CAT, config=cfg)
+    # tokens need 6, WVA needs 7, the breach +1: all below the 16 KEDA already asked for
+    assert rec.action == "none" and rec.replicas_target == 16
+    assert any("10 replicas starting" in r and "already on its way" in r for r in rec.reasons)
+
+
+def test_thin_breach_is_not_acted_on() -> None:
+    thin = pool(
+        "dev/granite-8b",
+        1,
+        ttft_p90_s=2.8,
+        itl_p90_s=0.04,
+        kv_usage=0.05,
+        running=1,
+        queue_depth=0,
+        prompt_tps=210,
+        gen_tps=58,
+        request_rps=0.3,
+    )
+    (rec,) = recommend(fleet(thin), [state(thin)], None, CAT, config=CFG)
+    assert rec.action == "none" and any("too few to act on" in r for r in rec.reasons)
+    busy = thin.model_copy(
+        update={"signals": thin.signals.model_copy(update={"request_rps": 2.0, "running": 8})}
+    )
+    (rec,) = recommend(fleet(busy), [state(busy)], None, CAT, config=CFG)
+    assert rec.action == "scale_deployment" and rec.replicas_target == 2  # a real breach: +1
