@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
+import anyio.to_thread
+from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field
@@ -70,3 +73,23 @@ def as_tool_result(result: ActionResult) -> ActionResult:
 def tool_error(err: AutoscaleError) -> ToolError:
     prefix = "not found: " if isinstance(err, NotFound) else ""
     return ToolError(f"{prefix}{err}")
+
+
+T = TypeVar("T")
+
+
+async def in_steps(ctx: Context | None, steps: list[tuple[str, Callable[[], object]]]) -> object:
+    """Run blocking steps in a worker thread, reporting each as MCP progress (``progress/total``, message).
+
+    Snapshots wait on Prometheus (up to its timeout) and planning walks the whole fleet: a client that
+    asked for progress sees what the server is doing instead of silence. Returns the last step's result.
+    """
+    result: object = None
+    total = float(len(steps))
+    for i, (message, fn) in enumerate(steps):
+        if ctx is not None:
+            await ctx.report_progress(float(i), total, message)
+        result = await anyio.to_thread.run_sync(fn)
+    if ctx is not None:
+        await ctx.report_progress(total, total, "done")
+    return result

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, Field
 
 from mcp_autoscale.app import AutoscaleApp
 from mcp_autoscale.models import FleetSnapshot
-from mcp_autoscale.tools._shared import OptDeployment, OptNamespace, read_only
+from mcp_autoscale.tools._shared import OptDeployment, OptNamespace, in_steps, read_only
 
 
 class PoolSummary(BaseModel):
@@ -27,18 +27,29 @@ class PoolList(BaseModel):
 
 def register(server: MCPServer, app: AutoscaleApp) -> None:
     @server.tool(annotations=read_only("SLO snapshot"))
-    def get_slo_snapshot(
+    async def get_slo_snapshot(
         namespace: OptNamespace = None,
         deployment: OptDeployment = None,
         include_node_pools: bool = True,
+        ctx: Context | None = None,
     ) -> FleetSnapshot:
         """Per-pool serving signals now: TTFT/ITL p50/p90(/p99) in s, KV usage 0-1, queue, tokens/s,
         preemptions/min, replicas, owner (HPA/KEDA), SLO status vs targets, $/h, data age. Missing or stale
         signals are named with the reason (never reported as zero). Filter by namespace/deployment."""
-        app.run_approved()
-        return app.snapshotter.take(
-            namespace=namespace, name=deployment, include_node_pools=include_node_pools
+        snap = await in_steps(
+            ctx,
+            [
+                ("running approved proposals", app.run_approved),
+                (
+                    f"reading cluster state and signals from {app.signals.name}",
+                    lambda: app.snapshotter.take(
+                        namespace=namespace, name=deployment, include_node_pools=include_node_pools
+                    ),
+                ),
+            ],
         )
+        assert isinstance(snap, FleetSnapshot)
+        return snap
 
     @server.tool(annotations=read_only("List pools"))
     def list_pools(namespace: OptNamespace = None) -> PoolList:

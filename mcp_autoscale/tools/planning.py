@@ -6,12 +6,12 @@ the node pools, the price catalogue and the recent snapshot history, and returns
 
 from __future__ import annotations
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, Field
 
 from mcp_autoscale.app import AutoscaleApp
 from mcp_autoscale.errors import NotFound
-from mcp_autoscale.models import PoolRef
+from mcp_autoscale.models import FleetSnapshot, PoolRef
 from mcp_autoscale.planner import (
     Diagnosis,
     PoolExplanation,
@@ -26,6 +26,7 @@ from mcp_autoscale.tools._shared import (
     Namespace,
     OptDeployment,
     OptNamespace,
+    in_steps,
     read_only,
     tool_error,
 )
@@ -38,13 +39,7 @@ class Recommendations(BaseModel):
 
 
 def register(server: MCPServer, app: AutoscaleApp) -> None:
-    @server.tool(annotations=read_only("Recommend scaling"))
-    def recommend_scaling(
-        namespace: OptNamespace = None, deployment: OptDeployment = None
-    ) -> Recommendations:
-        """Per pool: the recommended action (none / patch_hpa / scale_deployment / request_gpu_nodes), reasons,
-        expected effect on SLO and $, and the exact tool call to make (dry_run=true). Never fights an owner."""
-        fleet = app.snapshotter.take()
+    def plan(fleet: FleetSnapshot, namespace: str | None, deployment: str | None) -> Recommendations:
         states = app.backend.list_pools()
         history = samples_from_snapshots(app.snapshotter.history())
         recs = recommend(fleet, states, fleet.node_pools, app.catalogue, history)
@@ -61,6 +56,23 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
             recs = [r for r in recs if r.pool in wanted]
             diags = [d for d in diags if d.target in wanted]
         return Recommendations(recommendations=recs, diagnoses=diags, data_warnings=fleet.warnings)
+
+    @server.tool(annotations=read_only("Recommend scaling"))
+    async def recommend_scaling(
+        namespace: OptNamespace = None, deployment: OptDeployment = None, ctx: Context | None = None
+    ) -> Recommendations:
+        """Per pool: the recommended action (none / patch_hpa / scale_deployment / request_gpu_nodes), reasons,
+        expected effect on SLO and $, and the exact tool call to make (dry_run=true). Never fights an owner."""
+        fleets: list[FleetSnapshot] = []
+        result = await in_steps(
+            ctx,
+            [
+                ("taking a fleet snapshot", lambda: fleets.append(app.snapshotter.take())),
+                ("planning capacity and cost per pool", lambda: plan(fleets[0], namespace, deployment)),
+            ],
+        )
+        assert isinstance(result, Recommendations)
+        return result
 
     @server.tool(name="explain_pool", annotations=read_only("Explain a pool"))
     def explain_pool_tool(namespace: Namespace, deployment: Deployment) -> PoolExplanation:

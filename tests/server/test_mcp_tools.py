@@ -366,3 +366,18 @@ async def test_context_budgets(client: Client) -> None:
     snap = await client.call_tool("get_slo_snapshot", {})
     snap_chars = len(json.dumps(snap.structured_content))
     assert snap_chars / 4 < 4000, snap_chars
+
+
+async def test_progress_is_reported_on_slow_calls(client: Client) -> None:
+    seen: list[tuple[float, float | None, str | None]] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append((progress, total, message))
+
+    r = await client.call_tool("recommend_scaling", {}, progress_callback=on_progress)
+    assert not r.is_error, r.content
+    assert seen and seen[-1][0] == seen[-1][1]  # ends complete
+    assert any(m and "snapshot" in m for _, _, m in seen)
+    seen.clear()
+    await client.call_tool("get_slo_snapshot", {}, progress_callback=on_progress)
+    assert any(m and "signals" in m for _, _, m in seen)
