@@ -64,6 +64,19 @@ def judge_slo(
     return SloStatus.OK, breaches
 
 
+_NOT_APPLICABLE: dict[Role, frozenset[str]] = {
+    Role.PREFILL: frozenset({"itl_p50_s", "itl_p90_s", "gen_tps"}),  # a prefill pool does not decode
+    Role.DECODE: frozenset(),
+    Role.UNIFIED: frozenset(),
+}
+
+
+def _incomplete(signals: PoolSignals, role: Role) -> bool:
+    """Missing or stale data the pool should have (a prefill pool's ITL is not missing, it does not exist)."""
+    missing = set(signals.missing) - _NOT_APPLICABLE[role]
+    return bool(missing or signals.stale)
+
+
 def _round_signals(signals: PoolSignals) -> PoolSignals:
     """Round values and ages so the snapshot stays compact in the model's context."""
     data = signals.model_dump()
@@ -92,7 +105,7 @@ def build_snapshot(
         signals = report.pools.get(pool.ref.key)
         if signals is None:
             signals = PoolSignals(missing={"*": f"no signals for {pool.ref.key} from {report.source}"})
-        if signals.missing or signals.stale:
+        if _incomplete(signals, pool.role):
             partial = True
         targets = targets_for(pool)
         status, breaches = judge_slo(signals, targets, pool.role)

@@ -95,3 +95,25 @@ def test_report_errors_make_the_snapshot_partial_and_are_surfaced() -> None:
     )
     assert snap.partial and snap.warnings == ["prometheus unreachable: refused"]
     assert snap.fleet_cost_per_hour is None
+
+
+def test_a_prefill_pools_missing_itl_does_not_make_the_snapshot_partial() -> None:
+    prefill = PoolState(
+        ref=PoolRef(namespace="ns", name="p"),
+        model="m",
+        gpu_type="H100",
+        role=Role.PREFILL,
+        desired_replicas=1,
+        ready_replicas=1,
+    )
+    signals = PoolSignals(ttft_p90_s=0.2, missing={"itl_p90_s": "no tokens decoded"})
+    report = SignalReport(source="t", pools={"ns/p": signals}, collected_at=NOW)
+    snap = build_snapshot(
+        [prefill], [], report, targets_for=lambda p: T, cost_for=lambda p: None, backend="f", now=NOW
+    )
+    assert snap.partial is False and snap.pools[0].slo is SloStatus.OK
+    unified = prefill.model_copy(update={"role": Role.UNIFIED})
+    snap = build_snapshot(
+        [unified], [], report, targets_for=lambda p: T, cost_for=lambda p: None, backend="f", now=NOW
+    )
+    assert snap.partial is True and snap.pools[0].slo is SloStatus.UNKNOWN
