@@ -34,6 +34,7 @@ from mcp_autoscale.errors import (
     InvalidInput,
     NotFound,
 )
+from mcp_autoscale.gitops.router import GitOpsRouter
 from mcp_autoscale.locks import FilePoolLock, PoolLock
 from mcp_autoscale.logs import get_logger
 from mcp_autoscale.models import (
@@ -259,6 +260,7 @@ class Gate:
         self.lock_timeout_s = lock_timeout_s
         self.proposals = proposals or ProposalStore(settings.state_dir / "proposals")
         self.webhook_url = webhook_url
+        self.gitops = GitOpsRouter(policy)  # execution: direct | gitops | refuse (docs/gitops.md)
 
     # ----------------------------------------------------------------------------------- context
 
@@ -318,6 +320,7 @@ class Gate:
         verdict = ownership_verdict(action, pool) or evaluate(
             self.policy, action, self._context(action, pool, node_pool, snapshot, cost, now)
         )
+        verdict = self.gitops.check(action, pool, node_pool, verdict, now)
         return verdict, pool, node_pool, snapshot, cost
 
     # ------------------------------------------------------------------------------------ public
@@ -634,7 +637,7 @@ class Gate:
             proposal_id=p.id,
         )
         result.notes.extend(notes)
-        ok = result.status in (ActionStatus.APPLIED, ActionStatus.DRY_RUN)
+        ok = result.status in (ActionStatus.APPLIED, ActionStatus.DRY_RUN, ActionStatus.PROPOSED_COMMIT)
         return self._close(p, ProposalStatus.EXECUTED if ok else ProposalStatus.FAILED, result)
 
     def _close(self, p: Proposal, status: ProposalStatus, result: ActionResult) -> ActionResult:
@@ -711,6 +714,11 @@ class Gate:
         approver: str | None = None,
         proposal_id: str | None = None,
     ) -> ActionResult:
+        if self.gitops.route(action, pool, now).mode == "gitops":
+            return self._execute_gitops(
+                action, verdict, pool, dry=dry, now=now, evidence=evidence, cost=cost,
+                approver=approver, proposal_id=proposal_id,
+            )  # fmt: skip
         attempts = 0
         try:
             while True:
@@ -785,6 +793,50 @@ class Gate:
                 log.warning("gate.event_failed", error=str(err))
         return result
 
+    def _execute_gitops(
+        self,
+        action: Action,
+        verdict: Verdict,
+        pool: PoolState | None,
+        *,
+        dry: bool,
+        now: datetime,
+        evidence: dict[str, Any] | None,
+        cost: float | None,
+        approver: str | None = None,
+        proposal_id: str | None = None,
+    ) -> ActionResult:
+        """execution: gitops: commit to the mapped manifest on a new branch (dry run: only the diff)."""
+        audit_id = f"aud-git-{uuid.uuid4().hex[:12]}"  # known before the commit so its message can cite it
+        extra: dict[str, Any] = {
+            "now": now, "evidence": evidence, "cost": cost, "approver": approver, "proposal_id": proposal_id,
+            "audit_id": audit_id,
+        }  # fmt: skip
+        try:
+            node_pool = self._resolve(action)[1] if isinstance(action.params, GpuNodeRequest) else None
+            out = self.gitops.execute(action, verdict, pool, node_pool, audit_id=audit_id, dry_run=dry)
+        except AutoscaleError as err:
+            msg = f"Failed, nothing was committed: {err}"
+            return self._record(action, verdict, ActionStatus.FAILED, msg, **extra)
+        target = target_label(action)
+        what = _describe_changes(out.changes[:-1])
+        if dry:
+            msg = (
+                f"Dry run, nothing committed: {target} would get {what}; "
+                f"a real call commits it on branch {out.branch}. The diff is in the notes."
+            )
+            status = ActionStatus.DRY_RUN
+        else:
+            msg = (
+                f"Proposed as a Git commit, the cluster is unchanged: {what} on branch {out.branch} "
+                f"(commit {out.sha}). Open a pull request from that branch; the change reaches the cluster "
+                "when it merges and the GitOps controller syncs it."
+            )
+            status = ActionStatus.PROPOSED_COMMIT
+        result = self._record(action, verdict, status, msg, changes=out.changes, **extra)
+        result.notes.append(f"diff against {out.base[:12]}:\n{out.diff}")
+        return result
+
     def _record(
         self,
         action: Action,
@@ -800,8 +852,11 @@ class Gate:
         attempts: int = 1,
         approver: str | None = None,
         proposal_id: str | None = None,
+        audit_id: str | None = None,
     ) -> ActionResult:
+        pinned = {"id": audit_id} if audit_id else {}  # gitops commits cite their audit id before it exists
         record = self.audit.append(
+            **pinned,
             ts=now,
             action_id=action.id,
             tool=action.kind.value,

@@ -50,6 +50,16 @@ class AutoscalerKind(StrEnum):
     KEDA = "ScaledObject"
 
 
+class GitOpsManager(BaseModel):
+    """A GitOps controller that reconciles the object from Git (Argo CD, Flux)."""
+
+    tool: Literal["argocd", "flux"]
+    app: str = Field(description="Argo CD Application or Flux Kustomization/HelmRelease name")
+    namespace: str | None = Field(default=None, description="Namespace of the Application/Kustomization")
+    kind: str | None = Field(default=None, description="Application | Kustomization | HelmRelease")
+    via: str | None = Field(default=None, description="The annotation or label that revealed the manager")
+
+
 class Autoscaler(BaseModel):
     """The object that owns a pool's replica count, if any."""
 
@@ -62,13 +72,7 @@ class Autoscaler(BaseModel):
     scale_up_stabilization_s: int | None = None
     metric: str | None = Field(default=None, description="Short description of the trigger/metric")
     managed_hpa: str | None = Field(default=None, description="For KEDA: the HPA it creates (keda-hpa-<name>)")
-
-
-class GitOpsManager(BaseModel):
-    """A GitOps controller that reconciles the object from Git (Argo CD, Flux)."""
-
-    tool: Literal["argocd", "flux"]
-    app: str = Field(description="Argo CD Application or Flux Kustomization/HelmRelease name")
+    gitops: GitOpsManager | None = Field(default=None, description="GitOps controller managing this object")
 
 
 class PoolState(BaseModel):
@@ -108,6 +112,7 @@ class NodePoolState(BaseModel):
     nodes_launching: int = 0
     reserved_gpus: int = Field(default=0, description="GPUs held by placeholder (balloon) pods")
     typical_provision_s: float = 180.0
+    gitops: GitOpsManager | None = Field(default=None, description="GitOps controller managing the NodePool")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -312,6 +317,8 @@ class ActionStatus(StrEnum):
     REJECTED = "rejected"
     EXPIRED = "expired"
     FAILED = "failed"
+    PROPOSED_COMMIT = "proposed_commit"
+    """GitOps execution: the change is a commit on a new branch; the cluster is unchanged until it merges."""
 
 
 class ActionResult(BaseModel):

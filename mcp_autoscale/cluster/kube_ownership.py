@@ -20,6 +20,7 @@ import math
 import re
 from typing import Any, Literal
 
+from mcp_autoscale.gitops.detect import manager_of
 from mcp_autoscale.models import (
     Autoscaler,
     AutoscalerKind,
@@ -194,17 +195,9 @@ def role_of(deploy: JSON) -> Role:
     return Role(raw) if raw in {r.value for r in Role} else Role.UNIFIED
 
 
-def gitops_of(deploy: JSON) -> GitOpsManager | None:
-    lb, an = labels(deploy), annots(deploy)
-    tracking = an.get("argocd.argoproj.io/tracking-id")
-    if tracking:
-        return GitOpsManager(tool="argocd", app=tracking.split(":", 1)[0])
-    if "argocd.argoproj.io/instance" in lb:
-        return GitOpsManager(tool="argocd", app=lb["argocd.argoproj.io/instance"])
-    for key in ("kustomize.toolkit.fluxcd.io/name", "helm.toolkit.fluxcd.io/name"):
-        if key in lb:
-            return GitOpsManager(tool="flux", app=lb[key])
-    return None
+def gitops_of(obj: JSON) -> GitOpsManager | None:
+    """Argo CD / Flux manager of any object (Deployment, ScaledObject, HPA, NodePool): see gitops.detect."""
+    return manager_of(obj)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -277,6 +270,7 @@ def autoscaler_of(owner: JSON) -> Autoscaler:
             scale_up_stabilization_s=up,
             metric=metric,
             managed_hpa=keda_hpa_name(owner),
+            gitops=gitops_of(owner),
         )
     down, up = _behavior_windows(spec.get("behavior") or {})
     metrics = spec.get("metrics") or []
@@ -297,6 +291,7 @@ def autoscaler_of(owner: JSON) -> Autoscaler:
         scale_down_stabilization_s=down,
         scale_up_stabilization_s=up,
         metric=metric,
+        gitops=gitops_of(owner),
     )
 
 
@@ -437,6 +432,7 @@ def node_pool_state(nodepool: JSON, nodeclaims: list[JSON] | None, balloons: lis
         nodes_ready=ready,
         nodes_launching=launching,
         reserved_gpus=reserved,
+        gitops=gitops_of(nodepool),
     )
 
 

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from mcp_autoscale.gitops.config import Execution, GitOpsConfig
 from mcp_autoscale.models import ActionKind, PoolRef, SloTargets
 
 RULE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
@@ -244,6 +245,11 @@ class Rule(_Strict):
     budget: Budget | None = None
     approval: ApprovalSpec | None = None
     slo: SloTargets | None = Field(default=None, description="SLO targets for the pools this rule matches")
+    execution: Execution | None = Field(
+        default=None,
+        description="How allowed actions are carried out: direct (patch the cluster, the default), gitops "
+        "(commit to the mapped Git file on a new branch), refuse (deny, naming the GitOps manager)",
+    )
 
 
 class Policy(_Strict):
@@ -260,6 +266,9 @@ class Policy(_Strict):
     )
     approval_ttl_s: int = Field(default=3600, gt=0, le=30 * 86400, description="Default proposal lifetime")
     rules: list[Rule] = Field(default_factory=list)
+    gitops: GitOpsConfig | None = Field(
+        default=None, description="Git checkout and per-pool manifest mapping for execution: gitops rules"
+    )
 
     @field_validator("timezone")
     @classmethod
