@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-from gitops_fakes import MANIFESTS, Fleet
+from gitops_fakes import MANIFESTS, Fleet, git
 
 from mcp_autoscale.actions import Gate
 from mcp_autoscale.audit import AuditLog
@@ -17,11 +15,6 @@ from mcp_autoscale.config import Settings
 from mcp_autoscale.policy import Policy, parse_policy
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "kube"))  # the API-server emulator
-
-
-def git(repo: Path, *args: str) -> str:
-    out = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True)
-    return out.stdout
 
 
 @pytest.fixture
@@ -106,15 +99,3 @@ DEFAULT_TARGETS = """    - match: {namespace: chat, deployment: llama-8b}
     - match: {node_pool: "gpu-*"}
       path: infra/karpenter/nodepools.yaml
 """
-
-
-def repo_state(repo: Path) -> dict[str, Any]:
-    """Everything a proposal must not touch: HEAD, the current branch, all refs, worktree and index."""
-    return {
-        "head": git(repo, "rev-parse", "HEAD"),
-        "branch": git(repo, "symbolic-ref", "HEAD"),
-        "refs": git(repo, "for-each-ref", "--format=%(refname) %(objectname)"),
-        "status": git(repo, "status", "--porcelain", "--untracked-files=all"),
-        "index": git(repo, "ls-files", "-s"),
-        "worktrees": git(repo, "worktree", "list", "--porcelain"),
-    }

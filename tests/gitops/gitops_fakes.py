@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
 from typing import Any
 
 from mcp_autoscale.errors import NotFound
@@ -233,3 +235,20 @@ class Fleet:
             slo=SloStatus.OK,
             slo_targets=SloTargets(),
         )
+
+
+def git(repo: Path, *args: str) -> str:
+    out = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True)
+    return out.stdout
+
+
+def repo_state(repo: Path) -> dict[str, Any]:
+    """Everything a proposal must not touch: HEAD, the current branch, all refs, worktree and index."""
+    return {
+        "head": git(repo, "rev-parse", "HEAD"),
+        "branch": git(repo, "symbolic-ref", "HEAD"),
+        "refs": git(repo, "for-each-ref", "--format=%(refname) %(objectname)"),
+        "status": git(repo, "status", "--porcelain", "--untracked-files=all"),
+        "index": git(repo, "ls-files", "-s"),
+        "worktrees": git(repo, "worktree", "list", "--porcelain"),
+    }

@@ -6,8 +6,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import git, repo_state
-from gitops_fakes import LLAMA_8B, NODEPOOLS, Fleet
+from gitops_fakes import LLAMA_8B, NODEPOOLS, Fleet, git, repo_state
 
 from mcp_autoscale.actions import Gate, new_action
 from mcp_autoscale.audit.verify import verify_file
