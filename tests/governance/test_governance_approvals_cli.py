@@ -75,7 +75,19 @@ def test_pending_then_approve_from_the_terminal(env: dict[str, str]) -> None:
     assert "why: idle at night" in listed.stdout and "approve via cli" in listed.stdout
     ok = runner.invoke(cli, ["approve", pid, "--as", "carol"])
     assert ok.exit_code == 0, ok.output
-    assert ok.stdout.startswith("applied:") and "replicas 2 -> 1" in ok.stdout
+    # On the simulator the fleet lives inside the running server: the CLI records the approval and the
+    # server (here: a fresh app on the same state dir, as `serve` would be) runs it on its next call.
+    assert "approved by cli:carol" in ok.stdout and "server" in ok.stdout
+    server = build_app(
+        Settings(
+            policy_file=Path(env["MCP_AUTOSCALE_POLICY_FILE"]),
+            audit_file=Path(env["MCP_AUTOSCALE_AUDIT_FILE"]),
+            state_dir=Path(env["MCP_AUTOSCALE_STATE_DIR"]),
+            sim_clock="manual",
+        )
+    )
+    [result] = server.run_approved()
+    assert result.status == ActionStatus.APPLIED and "2 -> 1" in result.message
     records = [line for line in Path(env["MCP_AUTOSCALE_AUDIT_FILE"]).read_text().splitlines()]
     assert '"approver":"cli:carol"' in records[-1] and '"status":"applied"' in records[-1]
     assert verify_file(Path(env["MCP_AUTOSCALE_AUDIT_FILE"])).ok
