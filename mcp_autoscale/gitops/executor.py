@@ -13,7 +13,7 @@ import math
 import posixpath
 from dataclasses import dataclass, field
 
-from mcp_autoscale.errors import InvalidInput, NotFound
+from mcp_autoscale.errors import Conflict, InvalidInput, NotFound
 from mcp_autoscale.gitops.config import GitOpsConfig, GitTarget
 from mcp_autoscale.gitops.detect import manager_label
 from mcp_autoscale.gitops.git import GitRepo
@@ -39,6 +39,7 @@ from mcp_autoscale.models import (
     ScaleDeploymentParams,
     Verdict,
 )
+from mcp_autoscale.policy.evaluate import target_label
 
 KEDA_PAUSED = "autoscaling.keda.sh/paused"
 KEDA_PAUSED_REPLICAS = "autoscaling.keda.sh/paused-replicas"
@@ -179,7 +180,7 @@ def commit_message(
     action: Action, verdict: Verdict, plan: ObjectPlan, changes: list[tuple[str, FieldChange]], audit_id: str
 ) -> str:
     what = ", ".join(f"{c.label} {c.before} -> {c.after}" for _, c in changes)
-    target = action.target.key if action.target is not None else f"nodepool/{plan.name}"
+    target = target_label(action)
     lines = [
         f"mcp-autoscale: {action.kind.value} {target}: {what}"[:200],
         "",
@@ -194,7 +195,13 @@ def commit_message(
         "Changes:",
         *(f"  - {path}: {plan.label} {c.label} {c.before} -> {c.after}" for path, c in changes),
     ]
-    lines += ["", f"Action-Id: {action.id}", f"Audit-Id: {audit_id}", f"Requested-By: {action.caller}"]
+    lines += [
+        "",
+        f"Target: {target}",
+        f"Action-Id: {action.id}",
+        f"Audit-Id: {audit_id}",
+        f"Requested-By: {action.caller}",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -257,6 +264,14 @@ class GitOpsExecutor:
             raise InvalidInput(f"no gitops.targets entry maps {action.target or action.params} to a file")
         plan = plan_for(action, pool, node_pool)
         base = self.repo.resolve(self.config.base)
+        label = target_label(action)
+        waiting = self.repo.open_proposals(self.config.branch_prefix, base).get(label)
+        if waiting is not None:
+            raise Conflict(
+                f"an earlier proposal for {label} is still open on branch {waiting[0]} (commit {waiting[1][:12]}, "
+                f"not merged into {self.config.base}): merge or close its pull request and delete the local "
+                f"branch (git branch -D {waiting[0]}) before proposing another change to {label}"
+            )
         values = self._values(action)
         manifests = target.files(values)
         found = self._find(base, manifests, plan)

@@ -128,6 +128,17 @@ class GitRepo:
         diff = self._run("diff", "--no-color", "--no-ext-diff", base, sha).stdout.decode("utf-8")
         return Commit(branch=branch, sha=sha, base=base, diff=diff)
 
+    def open_proposals(self, prefix: str, base: str) -> dict[str, tuple[str, str]]:
+        """Target -> (branch, sha) of branches under ``prefix`` not merged into ``base`` (``Target:`` trailer)."""
+        fmt = "%(refname:short)%09%(objectname)%09%(trailers:key=Target,valueonly,separator=%x2C)"
+        out = self._run("for-each-ref", f"--no-merged={base}", f"--format={fmt}", f"refs/heads/{prefix}")
+        found: dict[str, tuple[str, str]] = {}
+        for line in out.stdout.decode().splitlines():
+            branch, sha, target = [*line.split("\t"), "", ""][:3]
+            if target.strip():
+                found.setdefault(target.strip(), (branch, sha))
+        return found
+
     def require_file(self, commit: str, path: str) -> str:
         text = self.read(commit, path)
         if text is None:

@@ -360,3 +360,23 @@ def test_check_has_no_side_effects(
         "execution gitops: proposed as a commit on branch mcp-autoscale/" in r for r in verdict.reasons
     )
     assert repo_state(repo) == before and gate.audit.records() == []
+
+
+def test_one_open_proposal_per_target(
+    repo: Path, fleet: Fleet, make_gate: Callable[[Policy], Gate], policy_for: Callable[..., Policy]
+) -> None:
+    gate = make_gate(policy_for("gitops"))
+    first = gate.submit(patch(24))
+    assert first.status == ActionStatus.PROPOSED_COMMIT
+    branch = f"mcp-autoscale/{first.action_id}"
+    assert "Target: chat/llama-8b" in git(repo, "log", "-1", "--format=%B", branch)
+
+    second = gate.submit(patch(28))
+    assert second.status == ActionStatus.FAILED
+    assert f"still open on branch {branch}" in second.message and f"git branch -D {branch}" in second.message
+    other = gate.submit(patch(5, ref=PoolRef(namespace="chat", name="llama-70b-decode")))
+    assert other.status == ActionStatus.PROPOSED_COMMIT  # other targets are not blocked
+
+    git(repo, "branch", "-D", branch)  # the pull request was closed
+    third = gate.submit(patch(28))
+    assert third.status == ActionStatus.PROPOSED_COMMIT, third.message
