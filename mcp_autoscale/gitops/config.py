@@ -109,6 +109,13 @@ class GitOpsConfig(_Strict):
     author: str = Field(default=DEFAULT_AUTHOR, description="'Name <email>' for the commits")
     targets: list[GitTarget] = Field(default_factory=list)
 
+    @field_validator("base", "branch_prefix")
+    @classmethod
+    def _ref(cls, value: str) -> str:
+        if not value or value.startswith("-") or any(ch.isspace() or ch in "~^:?*[\\" for ch in value):
+            raise ValueError(f"{value!r} is not a usable Git ref name")
+        return value
+
     @field_validator("author")
     @classmethod
     def _author(cls, value: str) -> str:

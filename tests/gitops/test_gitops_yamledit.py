@@ -101,3 +101,5 @@ def test_mapping_config_validation_and_templating() -> None:
         GitTarget.model_validate({"match": {"namespace": "a", "node_pool": "b"}, "path": "x"})
     with pytest.raises(ValueError, match="Name <email@host>"):
         GitOpsConfig.model_validate({"repo": "/r", "author": "nobody"})
+    with pytest.raises(ValueError, match="usable Git ref"):
+        GitOpsConfig.model_validate({"repo": "/r", "base": "--output=/tmp/x"})
