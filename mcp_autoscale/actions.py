@@ -224,6 +224,28 @@ def _describe_changes(changes: list[Change]) -> str:
     return ", ".join(f"{c.field} {c.before} -> {c.after}" for c in changes) or "no field changes"
 
 
+def live_pool(pool: PoolState, obj: dict[str, Any]) -> PoolState:
+    """The pool as a freshly read object shows it (Scale, HPA or ScaledObject); other kinds change nothing."""
+    kind = obj.get("kind")
+    spec = obj.get("spec") or {}
+    if kind == "Scale" and isinstance(spec.get("replicas"), int):
+        return pool.model_copy(update={"desired_replicas": spec["replicas"]})
+    owner = pool.autoscaler
+    if owner is None:
+        return pool
+    if kind == "HorizontalPodAutoscaler":
+        lo, hi = spec.get("minReplicas"), spec.get("maxReplicas")
+    elif kind == "ScaledObject":
+        lo, hi = spec.get("minReplicaCount"), spec.get("maxReplicaCount")
+    else:
+        return pool
+    bounds = {
+        "min_replicas": lo if isinstance(lo, int) else owner.min_replicas,
+        "max_replicas": hi if isinstance(hi, int) else owner.max_replicas,
+    }
+    return pool.model_copy(update={"autoscaler": owner.model_copy(update=bounds)})
+
+
 # --------------------------------------------------------------------------------------------------
 # The gate
 # --------------------------------------------------------------------------------------------------
@@ -691,15 +713,77 @@ class Gate:
         )
         return self.submit(action)
 
-    def _write(self, action: Action, dry: bool) -> list[Change]:
+    def _write(
+        self, action: Action, dry: bool, recheck: Callable[[dict[str, Any]], None] | None
+    ) -> list[Change]:
         p = action.params
+        extra: dict[str, Any] = {"recheck": recheck} if recheck is not None else {}
         if isinstance(p, ScaleDeploymentParams):
             assert action.target is not None
-            return self.backend.scale_deployment(action.target, p.replicas, dry_run=dry)
+            return self.backend.scale_deployment(action.target, p.replicas, dry_run=dry, **extra)
         if isinstance(p, AutoscalerPatch):
             assert action.target is not None
-            return self.backend.patch_autoscaler(action.target, p, dry_run=dry)
-        return self.backend.request_gpu_nodes(p, dry_run=dry)
+            return self.backend.patch_autoscaler(action.target, p, dry_run=dry, **extra)
+        return self.backend.request_gpu_nodes(p, dry_run=dry, **extra)
+
+    def _write_with_retries(
+        self, action: Action, verdict: Verdict, pool: PoolState | None, dry: bool, now: datetime
+    ) -> tuple[list[Change], int]:
+        """Write once, retrying a 409 Conflict a bounded number of times. Returns (changes, write attempts).
+
+        A backend that handles conflicts itself (Kubernetes: re-read + retry) gets a ``recheck`` that
+        re-runs the policy against every freshly read object, so a concurrent change that makes the action
+        no longer allowed stops it instead of being overwritten.
+        """
+        if getattr(self.backend, "handles_conflicts", False):
+            recheck = self._recheck(action, verdict, pool, now)
+            try:
+                return self._write(action, dry, recheck), int(getattr(self.backend, "last_write_attempts", 1))
+            except AutoscaleError as err:
+                err.attempts = int(getattr(self.backend, "last_write_attempts", 1))
+                raise
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                return self._write(action, dry, None), attempts
+            except Conflict as err:
+                if attempts >= CONFLICT_ATTEMPTS:
+                    err.attempts = attempts
+                    raise
+
+    def _recheck(
+        self, action: Action, verdict: Verdict, pool: PoolState | None, now: datetime
+    ) -> Callable[[dict[str, Any]], None] | None:
+        if pool is None:
+            return None
+
+        def recheck(obj: dict[str, Any]) -> None:
+            fresh = live_pool(pool, obj)
+            if fresh == pool:
+                return
+            again = ownership_verdict(action, fresh) or evaluate(
+                self.policy,
+                action,
+                self._context(
+                    action,
+                    fresh,
+                    None,
+                    self._safe_evidence(action.target),
+                    self._safe_cost(action, fresh, None),
+                    now,
+                ),
+            )
+            weaker = again.decision == Decision.DENY or (
+                again.decision == Decision.NEEDS_APPROVAL and verdict.decision == Decision.ALLOW
+            )
+            if weaker:
+                raise Forbidden(
+                    "policy re-check after a concurrent change to the live object no longer allows this: "
+                    + "; ".join(again.reasons)
+                )
+
+        return recheck
 
     def _execute(
         self,
@@ -719,17 +803,11 @@ class Gate:
                 action, verdict, pool, dry=dry, now=now, evidence=evidence, cost=cost,
                 approver=approver, proposal_id=proposal_id,
             )  # fmt: skip
-        attempts = 0
+        attempts = 1
         try:
-            while True:
-                attempts += 1
-                try:
-                    changes = self._write(action, dry)
-                    break
-                except Conflict:
-                    if attempts >= CONFLICT_ATTEMPTS:
-                        raise
+            changes, attempts = self._write_with_retries(action, verdict, pool, dry, now)
         except AutoscaleError as err:
+            attempts = err.attempts
             msg = f"Failed, the backend refused the change: {err}"
             return self._record(
                 action,
@@ -753,7 +831,7 @@ class Gate:
                 f"Dry run ({who}), nothing changed: {target} would get {_describe_changes(changes)}; "
                 f"the policy {would}. Call again with dry_run=false to apply."
             )
-            return self._record(
+            dry_result = self._record(
                 action,
                 verdict,
                 ActionStatus.DRY_RUN,
@@ -766,6 +844,8 @@ class Gate:
                 approver=approver,
                 proposal_id=proposal_id,
             )
+            dry_result.notes.extend(self._backend_notes())
+            return dry_result
         inverse = inverse_of(action, pool)
         msg = f"Applied: {target} {_describe_changes(changes)}."
         if isinstance(action.params, ScaleDeploymentParams) and pool is not None and pool.cold_start_s:
@@ -786,12 +866,26 @@ class Gate:
         )
         if inverse is not None:
             result.message += f" Undo with rollback_action(audit_id={result.audit_id!r})."
-        if action.target is not None:
-            try:
-                self.backend.record_event(action.target, "MCPAutoscaleApplied", f"{msg} ({action.rationale})")
-            except Exception as err:  # events are best effort by contract
-                log.warning("gate.event_failed", error=str(err))
+        result.notes.extend(self._backend_notes())
+        self._post_event(action, f"{msg} ({action.rationale})")
         return result
+
+    def _backend_notes(self) -> list[str]:
+        """What the backend learnt while writing (e.g. 'patched ScaledObject, not keda-hpa-*', provisioning time)."""
+        notes = getattr(self.backend, "last_notes", None)
+        return [str(n) for n in notes] if isinstance(notes, list) else []
+
+    def _post_event(self, action: Action, message: str) -> None:
+        """A Kubernetes Event on the target (pool or node pool); best effort, never fails the action."""
+        try:
+            if action.target is not None:
+                self.backend.record_event(action.target, "MCPAutoscaleApplied", message)
+            elif isinstance(action.params, GpuNodeRequest):
+                post = getattr(self.backend, "record_node_pool_event", None)
+                if callable(post):
+                    post(action.params.node_pool, "MCPAutoscaleApplied", message)
+        except Exception as err:  # events are best effort by contract
+            log.warning("gate.event_failed", error=str(err))
 
     def _execute_gitops(
         self,

@@ -6,6 +6,9 @@ from __future__ import annotations
 class AutoscaleError(Exception):
     """Base class. ``str(err)`` is safe to show to the client: it never carries credentials."""
 
+    attempts: int = 1
+    """Write attempts made before the error (conflict retries), for the audit record."""
+
 
 class InvalidInput(AutoscaleError):
     """The caller asked for something malformed or impossible (maps to exit code 2 / a tool error)."""

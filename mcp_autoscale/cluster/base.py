@@ -3,6 +3,12 @@
 Write methods are called **only** by the action gate (``mcp_autoscale.actions``). Each returns the list of
 field changes (before -> after). With ``dry_run=True`` a backend validates the change the way the real
 system would (Kubernetes: ``dryRun=All``) and returns the would-be changes without persisting anything.
+
+Optional capability, for backends with concurrent writers (Kubernetes): ``handles_conflicts = True``
+means the backend retries a 409 itself with a fresh read each time, accepts ``recheck=`` on the three
+write methods (called with every freshly read object before writing; raising stops the write), and
+reports ``last_write_attempts`` and ``last_notes`` for the audit record. Other backends get a plain
+bounded retry from the gate.
 """
 
 from __future__ import annotations

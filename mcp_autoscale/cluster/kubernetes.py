@@ -175,6 +175,7 @@ class KubernetesBackend:
     """``ClusterBackend`` for a real cluster (see module docstring)."""
 
     name = "kubernetes"
+    handles_conflicts = True  # retries 409 with fresh reads, takes recheck=, reports attempts and notes
 
     def __init__(
         self,

@@ -99,3 +99,42 @@ async def test_actions_flow_through_the_gate_to_the_api_server(
 
     records = [json.loads(x) for x in kube_app_settings.resolved_audit_file.read_text().splitlines()]
     assert [r["status"] for r in records] == ["dry_run", "applied", "denied", "applied"]
+
+
+async def test_a_concurrent_writer_is_retried_and_audited(emu: Emulator, kube_app_settings: Settings) -> None:
+    app = build_app(kube_app_settings)
+    # another writer bumps the Deployment just before our first PATCH lands: 409, re-read, retry
+    emu.on("PATCH", r"qwen-7b/scale$", lambda e: e.bump("apps/v1", "deployments", "qwen-7b", "batch"))
+    async with Client(create_server(app)) as c:
+        r = await c.call_tool(
+            "scale_deployment",
+            {"namespace": "batch", "deployment": "qwen-7b", "replicas": 3, "rationale": "queue"},
+        )
+    assert r.structured_content["status"] == "applied", r.content  # type: ignore[index]
+    record = json.loads(kube_app_settings.resolved_audit_file.read_text().splitlines()[-1])
+    assert record["attempts"] == 2
+    assert emu.get("apps/v1", "deployments", "qwen-7b", "batch")["spec"]["replicas"] == 3  # type: ignore[index]
+
+
+async def test_policy_is_rechecked_against_what_a_concurrent_writer_left(
+    emu: Emulator, kube_app_settings: Settings
+) -> None:
+    app = build_app(kube_app_settings)
+
+    def someone_scales_to_ten(e: Emulator) -> None:
+        with e.lock:
+            key = ("apps", "v1", "deployments", "batch", "qwen-7b")
+            e.store[key]["spec"]["replicas"] = 10
+        e.bump("apps/v1", "deployments", "qwen-7b", "batch")
+
+    emu.on("PATCH", r"qwen-7b/scale$", someone_scales_to_ten)
+    async with Client(create_server(app)) as c:
+        # 2 -> 5 is within max_step 4 as decided; from the live 10 it would be a step of 5: refused
+        r = await c.call_tool(
+            "scale_deployment",
+            {"namespace": "batch", "deployment": "qwen-7b", "replicas": 5, "rationale": "x"},
+        )
+    assert r.is_error and "re-check" in r.content[0].text  # type: ignore[union-attr]
+    assert emu.get("apps/v1", "deployments", "qwen-7b", "batch")["spec"]["replicas"] == 10  # not overwritten
+    record = json.loads(kube_app_settings.resolved_audit_file.read_text().splitlines()[-1])
+    assert record["status"] == "failed" and "max_step" in record["message"]
