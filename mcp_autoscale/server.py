@@ -30,8 +30,9 @@ INSTRUCTIONS = (
     "Outer-loop autoscaling for LLM inference on Kubernetes. Start with get_slo_snapshot (or list_pools). "
     "Every mutating tool (scale_deployment, patch_hpa, request_gpu_nodes) needs a rationale citing the data, "
     "goes through a policy gate and is audited; prefer dry_run=true first. When an HPA or KEDA owns a pool's "
-    "replicas, change its bounds with patch_hpa instead of scaling the Deployment. Runbooks are resources "
-    "under autoscale://runbooks/."
+    "replicas, change its bounds with patch_hpa instead of scaling the Deployment. Objects that Argo CD or "
+    "Flux manage are changed as a Git commit when the policy says so (status proposed_commit); never "
+    "work around a denial. Runbooks are resources under autoscale://runbooks/ (find_runbook searches them)."
 )
 
 Scope = MutableMapping[str, Any]
@@ -84,9 +85,9 @@ def _merge_nullable(schema: dict[str, Any]) -> None:
 
 
 OUTPUT_SCHEMA_DEPTH = 1
-"""Output schemas are published to this many object levels (the top-level fields); deeper models collapse to
-``{"type": "object"}``. Still a valid schema for every result, at a fraction of the context cost (the full
-schemas are in docs/reference.md)."""
+"""Output schemas are published to this many object levels (the top-level fields); nested models collapse
+to ``{"type": "object"}``. Still a valid schema for every result, at a fraction of the context cost; the
+nested models are listed in docs/reference.md ("Result models"), generated from the same code."""
 
 
 def shallow_schema(schema: dict[str, Any], depth: int = OUTPUT_SCHEMA_DEPTH) -> dict[str, Any]:

@@ -111,6 +111,47 @@ def output_summary(schema: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def result_models() -> list[Any]:
+    """The nested models inside tool results (``tools/list`` publishes only their top-level fields)."""
+    from mcp_autoscale.cost import NodePoolCost, PoolCost, WhatIfResult
+    from mcp_autoscale.models import (
+        Autoscaler,
+        Change,
+        NodePoolState,
+        PoolSignals,
+        PoolSnapshot,
+        SloTargets,
+        Verdict,
+    )
+    from mcp_autoscale.planner import Diagnosis, ExpectedEffect, Recommendation, ToolCall
+
+    return [
+        PoolSnapshot, PoolSignals, SloTargets, Autoscaler, NodePoolState, Verdict, Change,
+        Recommendation, ToolCall, ExpectedEffect, Diagnosis, PoolCost, NodePoolCost, WhatIfResult,
+    ]  # fmt: skip
+
+
+def model_section(models: list[Any]) -> list[str]:
+    lines = [
+        "",
+        "## Result models",
+        "",
+        "`tools/list` publishes each tool's output schema to its top-level fields (to keep the model's",
+        "context small); these are the nested objects those fields hold, generated from the same models.",
+    ]
+    for model in models:
+        schema = model.model_json_schema()
+        lines += ["", f"### `{model.__name__}`", ""]
+        doc = (model.__doc__ or "").strip().splitlines()
+        if doc and doc[0]:
+            lines += [_cell(doc[0]), ""]
+        lines += ["| field | type | description |", "|---|---|---|"]
+        for name, prop in (schema.get("properties") or {}).items():
+            desc = prop.get("description") or ""
+            lines.append(f"| `{name}` | {_cell(type_of(prop, schema))} | {_cell(desc)} |")
+    return lines
+
+
 def render(
     tools: list[Any], resources: list[Any], templates: list[Any], prompts: list[Any], meta: dict[str, str]
 ) -> str:
@@ -171,6 +212,7 @@ def render(
                 for a in args
             ]
             lines.append("")
+    lines += model_section(result_models())
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -22,7 +22,7 @@ class ExitCode(IntEnum):
     """At least one SLO breach has no allowed action (denied, pending approval, or none proposed)."""
 
 
-ALLOWED_STATUSES = frozenset({"applied", "dry_run"})
+ALLOWED_STATUSES = frozenset({"applied", "dry_run", "proposed_commit"})
 """Action statuses that count as 'an allowed action' for a breach."""
 
 

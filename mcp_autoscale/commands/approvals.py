@@ -64,7 +64,13 @@ def _print(result: ActionResult, as_json: bool) -> None:
 
 
 def _exit_for(result: ActionResult) -> None:
-    ok = (ActionStatus.APPLIED, ActionStatus.DRY_RUN, ActionStatus.REJECTED, ActionStatus.PENDING_APPROVAL)
+    ok = (
+        ActionStatus.APPLIED,
+        ActionStatus.DRY_RUN,
+        ActionStatus.REJECTED,
+        ActionStatus.PENDING_APPROVAL,
+        ActionStatus.PROPOSED_COMMIT,
+    )
     if result.status not in ok:
         raise typer.Exit(1)
 

@@ -3,45 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from governance_fakes import T0, FakeBackend, snapshot_for
+from governance_fakes import Clock, FakeBackend, Signals
 
 from mcp_autoscale.actions import Gate
 from mcp_autoscale.audit import AuditLog
 from mcp_autoscale.config import Settings
-from mcp_autoscale.models import Action, NodePoolState, PoolRef, PoolSnapshot, PoolState
+from mcp_autoscale.models import Action, NodePoolState, PoolState
 from mcp_autoscale.policy import Policy, parse_policy
-
-
-class Clock:
-    def __init__(self, start: datetime = T0) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-class Signals:
-    """Mutable live signals per pool for the gate's evidence callback."""
-
-    def __init__(self, backend: FakeBackend) -> None:
-        self.backend = backend
-        self.kv: dict[str, float | None] = {}
-        self.queue: dict[str, float | None] = {}
-        self.age: float | None = 5.0
-
-    def __call__(self, ref: PoolRef) -> PoolSnapshot | None:
-        pool = self.backend.get_pool(ref)
-        return snapshot_for(
-            pool, kv=self.kv.get(ref.key, 0.4), queue=self.queue.get(ref.key, 0.0), age=self.age
-        )
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -215,3 +215,30 @@ class FileBackend(FakeBackend):
             state[ref.key] = replicas
             self.path.write_text(json.dumps(state))
         return [Change(field="replicas", before=before, after=replicas)]
+
+
+class Clock:
+    def __init__(self, start: datetime = T0) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+class Signals:
+    """Mutable live signals per pool for the gate's evidence callback."""
+
+    def __init__(self, backend: FakeBackend) -> None:
+        self.backend = backend
+        self.kv: dict[str, float | None] = {}
+        self.queue: dict[str, float | None] = {}
+        self.age: float | None = 5.0
+
+    def __call__(self, ref: PoolRef) -> PoolSnapshot | None:
+        pool = self.backend.get_pool(ref)
+        return snapshot_for(
+            pool, kv=self.kv.get(ref.key, 0.4), queue=self.queue.get(ref.key, 0.0), age=self.age
+        )

@@ -9,8 +9,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import pytest
-from conftest import Clock, Signals
-from governance_fakes import FakeBackend
+from governance_fakes import Clock, FakeBackend, Signals
 
 from mcp_autoscale.actions import Gate, action_from_call
 from mcp_autoscale.approvals import ProposalStatus

@@ -6,8 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import Clock, Signals
-from governance_fakes import FakeBackend
+from governance_fakes import Clock, FakeBackend, Signals
 
 from mcp_autoscale.actions import Gate, action_from_call, new_action
 from mcp_autoscale.audit import verify_file

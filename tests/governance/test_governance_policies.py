@@ -12,8 +12,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from conftest import Clock, Signals
-from governance_fakes import FakeBackend
+from governance_fakes import Clock, FakeBackend, Signals
 
 from mcp_autoscale.actions import Gate, action_from_call
 from mcp_autoscale.models import Action, ActionStatus, GpuNodeRequest, NodePoolState, PoolState
