@@ -76,6 +76,42 @@ def http_server(tmp_path: Path) -> Iterator[tuple[str, str]]:
         proc.wait(timeout=10)
 
 
+async def exercise_everything(c: Client, caller_marker: str) -> None:
+    """What issue #3 asks of every transport: list tools with schemas, call each of the five tools, read
+    each resource kind (static, template, runbook), get the prompt."""
+    tools = {t.name: t for t in (await c.list_tools()).tools}
+    assert FIVE_TOOLS <= set(tools)
+    assert all(tools[n].input_schema and tools[n].output_schema for n in FIVE_TOOLS)
+    dev = {"namespace": "dev", "deployment": "granite-8b"}
+    calls: list[tuple[str, dict[str, object]]] = [
+        ("get_slo_snapshot", {"namespace": "dev"}),
+        ("estimate_cost", {}),
+        ("scale_deployment", {**dev, "replicas": 2, "rationale": f"{caller_marker} scale", "dry_run": True}),
+        ("patch_hpa", {"namespace": "chat", "deployment": "llama-8b", "max_replicas": 14,
+                       "rationale": f"{caller_marker} bounds", "dry_run": True}),
+        ("request_gpu_nodes", {"node_pool": "gpu-l4", "gpus": 1, "rationale": f"{caller_marker} gpus",
+                               "dry_run": True}),
+    ]  # fmt: skip
+    for name, args in calls:
+        r = await c.call_tool(name, args)
+        assert not r.is_error, (name, r.content)
+        assert r.structured_content, name
+    for uri in (
+        "autoscale://fleet/snapshot",
+        "autoscale://cluster/state",
+        "autoscale://pools/dev/granite-8b/metrics",
+        "autoscale://runbooks/ttft-breach",
+        "autoscale://policy/active",
+        "autoscale://audit/recent",
+    ):
+        contents = (await c.read_resource(uri)).contents
+        assert contents and contents[0].text, uri  # type: ignore[union-attr]
+    recent = (await c.read_resource("autoscale://audit/recent")).contents[0].text  # type: ignore[union-attr]
+    assert f"{caller_marker} gpus" in recent
+    prompt = await c.get_prompt("diagnose_slo_breach", dev)
+    assert prompt.messages
+
+
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_stdio_end_to_end(tmp_path: Path, mode: str) -> None:
     params = StdioServerParameters(command=sys.executable, args=serve_args(tmp_path))
@@ -115,6 +151,7 @@ async def test_http_end_to_end_with_token(http_server: tuple[str, str], mode: st
     ):
         names = {t.name for t in (await c.list_tools()).tools}
         assert names >= FIVE_TOOLS
+        await exercise_everything(c, "http")
         r = await c.call_tool(
             "scale_deployment",
             {
