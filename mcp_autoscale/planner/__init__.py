@@ -2,11 +2,13 @@
 and per-pool recommendations with the exact tool call to make. Pure functions: data in, data out."""
 
 from mcp_autoscale.planner.capacity import (
+    breach_bound,
     estimate_capacity,
     learn_capacity,
     model_params_b,
     replicas_needed,
     resolve_capacity,
+    stable_samples,
     weights_gb,
 )
 from mcp_autoscale.planner.diagnoses import (
@@ -16,7 +18,7 @@ from mcp_autoscale.planner.diagnoses import (
     kv_or_compute,
     tier_misplacement,
 )
-from mcp_autoscale.planner.forecast import holt_forecast, lead_time_s
+from mcp_autoscale.planner.forecast import holt_forecast, holt_state, lead_time_s
 from mcp_autoscale.planner.models import (
     Capacity,
     CapacityConfig,
@@ -52,12 +54,14 @@ __all__ = [
     "ScalingPlan",
     "ToolCall",
     "analyse",
+    "breach_bound",
     "cpu_bound",
     "dark_capacity_nodes",
     "diagnose",
     "estimate_capacity",
     "explain_pool",
     "holt_forecast",
+    "holt_state",
     "idle_pool",
     "kv_or_compute",
     "lead_time_s",
@@ -68,6 +72,7 @@ __all__ = [
     "replicas_needed",
     "resolve_capacity",
     "samples_from_snapshots",
+    "stable_samples",
     "tier_misplacement",
     "weights_gb",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from typing import Literal
 
 from mcp_autoscale.cost.catalogue import GpuModel, PriceCatalogue
 from mcp_autoscale.models import Role, SloTargets
@@ -127,6 +128,66 @@ def learn_capacity(
     return c_in, c_out, not loaded
 
 
+def stable_samples(samples: Sequence[PoolSample], window_s: float) -> list[PoolSample]:
+    """Samples whose ready-replica count had not changed for the whole rate window before them.
+
+    A token rate is measured over a window (``rate(...[1m])``) but the ready count is instantaneous: right
+    after a scale-in the rate still carries the removed replicas' work and the per-replica load reads too
+    high (too low after a scale-out). Only samples with a constant count over the window are evidence.
+    """
+    out: list[PoolSample] = []
+    since: float | None = None
+    last: int | None = None
+    for s in sorted(samples, key=lambda x: x.t_s):
+        if s.ready_replicas != last:
+            last, since = s.ready_replicas, s.t_s
+        if since is not None and s.t_s - since >= window_s:
+            out.append(s)
+    return out
+
+
+def breach_bound(
+    samples: Sequence[PoolSample], slo: SloTargets, config: PlannerConfig
+) -> tuple[float | None, float | None]:
+    """The per-replica load (prompt, output tokens/s) at which SLO breaches start: an upper bound on C.
+
+    A breach is the only evidence that capacity is lower than a figure. Samples count when the ready count
+    was stable over the rate window, TTFT or ITL p90 was over its SLO, and the p90 stood on enough requests
+    (a lone long prompt is no evidence). The bound is a low quantile (``breach_quantile``) of those loads,
+    once ``breach_min_samples`` of them exist: where the knee of the latency curve begins, not its average.
+    """
+    bad = []
+    for s in stable_samples(samples, config.signal_window_s):
+        if s.ready_replicas <= 0:
+            continue
+        if s.request_rps is not None and s.request_rps * 60.0 < config.min_requests_for_latency:
+            continue
+        ttft_bad = s.ttft_p90_s is not None and s.ttft_p90_s > slo.ttft_p90_s
+        itl_bad = s.itl_p90_s is not None and s.itl_p90_s > slo.itl_p90_s
+        if ttft_bad or itl_bad:
+            bad.append(s)
+    if len(bad) < config.breach_min_samples:
+        return None, None
+    q = config.breach_quantile
+    r_in = [s.prompt_tps / s.ready_replicas for s in bad if s.prompt_tps]
+    r_out = [s.gen_tps / s.ready_replicas for s in bad if s.gen_tps]
+    b_in = _quantile(r_in, q) if len(r_in) >= config.breach_min_samples else None
+    b_out = _quantile(r_out, q) if len(r_out) >= config.breach_min_samples else None
+    return b_in, b_out
+
+
+def _evidence(learned: float | None, bound: float | None, prior: float | None) -> tuple[float | None, str]:
+    """``max(learned, min(prior, breach bound))``: never below what stayed within SLO, never above the load
+    where breaches began; the prior fills in only up to that bound. Returns the figure and where it came from.
+    """
+    ceiling = prior if bound is None else (bound if prior is None else min(prior, bound))
+    if learned is None and ceiling is None:
+        return None, "none"
+    if ceiling is None or (learned is not None and learned >= ceiling):
+        return learned, "learned"
+    return ceiling, ("breach" if ceiling == bound else "prior")
+
+
 def resolve_capacity(
     pool_key: str,
     model: str,
@@ -137,7 +198,13 @@ def resolve_capacity(
     history: Sequence[PoolSample] | None,
     config: PlannerConfig,
 ) -> Capacity:
-    """Configured C if given, else learned from history, else the roofline prior (see module doc)."""
+    """Configured C if given, else what history supports, else the roofline prior.
+
+    From history, per dimension: ``C = max(learned, min(roofline, breach bound))``. The learned figure (p95
+    of per-replica load within SLO) is a floor: the pool has done that. It is not the ceiling, because a
+    planner that keeps utilisation below 1 rarely shows the pool its limit, and a floor used as the limit
+    ratchets down. Only breaches (``breach_bound``) pull the figure below the roofline prior.
+    """
     conf = config.capacities.get(pool_key)
     if conf is not None and (conf.c_in_tps or conf.c_out_tps):
         return _by_role(Capacity(c_in_tps=conf.c_in_tps, c_out_tps=conf.c_out_tps, source="configured"), role)
@@ -147,22 +214,41 @@ def resolve_capacity(
     if gpu is not None:
         est_in, est_out, note = estimate_capacity(model, gpu, gpus_per_replica, config.slo, config)
     if history:
-        l_in, l_out, lower = learn_capacity(history, config.slo, config)
-        if l_in is not None or l_out is not None:
-            if not lower:
-                return _by_role(Capacity(c_in_tps=l_in, c_out_tps=l_out, source="learned"), role)
+        l_in, l_out, _lower = learn_capacity(history, config.slo, config)
+        b_in, b_out = breach_bound(history, config.slo, config)
+        if l_in is not None or l_out is not None or b_in is not None or b_out is not None:
+            c_in, src_in = _evidence(l_in, b_in, est_in)
+            c_out, src_out = _evidence(l_out, b_out, est_out)
+            if role == Role.PREFILL:
+                used = {src_in}
+            elif role == Role.DECODE:
+                used = {src_out}
+            else:
+                used = {src_in, src_out}
+            parts = []
+            for dim, src, lv, bv in (("C_in", src_in, l_in, b_in), ("C_out", src_out, l_out, b_out)):
+                if src == "none":
+                    continue
+                txt = {
+                    "learned": "observed within SLO",
+                    "breach": "where breaches began",
+                    "prior": "roofline (no breach below it)",
+                }[src]
+                bound = "" if bv is None else f", breaches from {_fmt(bv)}"
+                parts.append(f"{dim} {txt} (within SLO up to {_fmt(lv)}{bound})")
+            source: Literal["learned", "learned+estimated"] = (
+                "learned+estimated" if "prior" in used else "learned"
+            )
             return _by_role(
-                Capacity(
-                    c_in_tps=_max_opt(l_in, est_in),
-                    c_out_tps=_max_opt(l_out, est_out),
-                    source="learned+estimated",
-                    note="history never reached saturation: max(observed within SLO, roofline)",
-                ),
-                role,
+                Capacity(c_in_tps=c_in, c_out_tps=c_out, source=source, note="; ".join(parts)), role
             )
     if est_in is None and est_out is None:
         return Capacity(c_in_tps=None, c_out_tps=None, source="unknown", note=note)
     return _by_role(Capacity(c_in_tps=est_in, c_out_tps=est_out, source="estimated", note=note), role)
+
+
+def _fmt(x: float | None) -> str:
+    return "?" if x is None else f"{x:,.0f} tok/s"
 
 
 def _max_opt(a: float | None, b: float | None) -> float | None:

@@ -17,13 +17,26 @@ def holt_forecast(
 
     Samples may be irregular: the trend is kept per second. The result is never negative.
     """
+    state = holt_state(times_s, values, alpha, beta)
+    if state is None:
+        return None
+    level, trend = state
+    return max(0.0, level + trend * horizon_s)
+
+
+def holt_state(
+    times_s: Sequence[float], values: Sequence[float], alpha: float = 0.5, beta: float = 0.3
+) -> tuple[float, float] | None:
+    """Holt's smoothed level at the last sample and its trend per second; None with fewer than 2 samples."""
     pts = [(t, v) for t, v in zip(times_s, values, strict=True) if v is not None]
     if len(pts) < 2:
         return None
     pts.sort(key=lambda p: p[0])
     level = pts[0][1]
-    dt0 = pts[1][0] - pts[0][0]
-    trend = (pts[1][1] - pts[0][1]) / dt0 if dt0 > 0 else 0.0
+    # the initial trend is the window's average slope, not the first difference: a single noisy step
+    # extrapolated over minutes of lead time would order (and later return) replicas for nothing
+    span = pts[-1][0] - pts[0][0]
+    trend = (pts[-1][1] - pts[0][1]) / span if span > 0 else 0.0
     last_t = pts[0][0]
     for t, v in pts[1:]:
         dt = t - last_t
@@ -33,7 +46,7 @@ def holt_forecast(
         level = alpha * v + (1 - alpha) * (level + trend * dt)
         trend = beta * (level - prev) / dt + (1 - beta) * trend
         last_t = t
-    return max(0.0, level + trend * horizon_s)
+    return level, trend
 
 
 def lead_time_s(cold_start_s: float, control_interval_s: float) -> float:

@@ -38,15 +38,30 @@ class PlannerConfig(BaseModel):
     # lead time
     default_cold_start_s: float = Field(default=120.0, gt=0, description="When a pool does not say")
     control_interval_s: float = Field(default=120.0, gt=0, description="How often the outer loop runs")
-    forecast_window: int = Field(default=10, ge=2, description="Recent samples the forecast uses")
+    forecast_window: int = Field(default=20, ge=2, description="Recent samples the forecast uses")
     holt_alpha: float = Field(default=0.3, gt=0, le=1)
     holt_beta: float = Field(default=0.1, gt=0, le=1)
     forecast_max_growth: float = Field(
         default=2.0, ge=1, description="A forecast never exceeds this x the current rate (noise guard)"
     )
+    scale_out_band: float = Field(
+        default=0.15,
+        ge=0,
+        le=0.5,
+        description="Hysteresis: token load orders replicas only once it passes U + band of the current "
+        "replicas (then sizes to U); scale-in needs the window's peak to fit at U",
+    )
     scale_in_window_s: float = Field(
         default=600.0, ge=0, description="Scale in only to the most any sample in this window needed"
     )
+    # capacity evidence: breaches bound C from above (``breach_bound``)
+    signal_window_s: float = Field(
+        default=60.0, ge=0, description="Rate window: a sample counts once ready replicas held this long"
+    )
+    breach_quantile: float = Field(
+        default=0.1, gt=0, le=1, description="Quantile of breach loads taken as where breaches begin"
+    )
+    breach_min_samples: int = Field(default=3, ge=1, description="Breach samples needed to bound C")
     # roofline prior (CALIBRATION.md §4)
     mfu: float = Field(default=0.5, gt=0, le=1, description="Prefill model-FLOPs utilisation")
     bandwidth_efficiency: float = Field(default=0.75, gt=0, le=1, description="eta, decode HBM efficiency")
@@ -87,6 +102,7 @@ class PoolSample(BaseModel):
     kv_usage: float | None = None
     queue_depth: float | None = None
     running: float | None = None
+    request_rps: float | None = Field(default=None, description="Finished requests/s (how thin a p90 is)")
 
 
 class Capacity(BaseModel):

@@ -49,7 +49,7 @@ from mcp_autoscale.planner.diagnoses import (
     kv_or_compute,
     tier_misplacement,
 )
-from mcp_autoscale.planner.forecast import holt_forecast, lead_time_s
+from mcp_autoscale.planner.forecast import holt_state, lead_time_s
 from mcp_autoscale.planner.models import (
     Capacity,
     Diagnosis,
@@ -87,6 +87,7 @@ def samples_from_snapshots(snapshots: Sequence[FleetSnapshot]) -> dict[str, list
                     kv_usage=s.kv_usage,
                     queue_depth=s.queue_depth,
                     running=s.running,
+                    request_rps=s.request_rps,
                 )
             )
     return out
@@ -167,18 +168,20 @@ def _assess(
     if history and len(history) >= 2:
         recent = list(history)[-cfg.forecast_window :]
         times = [h.t_s for h in recent]
-        if r_in is not None:
-            vals = [h.prompt_tps for h in recent]
-            if all(v is not None for v in vals):
-                f_in = holt_forecast(
-                    times, [float(v or 0) for v in vals], horizon, cfg.holt_alpha, cfg.holt_beta
-                )
-        if r_out is not None:
-            vals = [h.gen_tps for h in recent]
-            if all(v is not None for v in vals):
-                f_out = holt_forecast(
-                    times, [float(v or 0) for v in vals], horizon, cfg.holt_alpha, cfg.holt_beta
-                )
+        for dim, rate in (("in", r_in), ("out", r_out)):
+            if rate is None:
+                continue
+            vals = [h.prompt_tps if dim == "in" else h.gen_tps for h in recent]
+            if not all(v is not None for v in vals):
+                continue
+            st = holt_state(times, [float(v or 0) for v in vals], cfg.holt_alpha, cfg.holt_beta)
+            if st is None:
+                continue
+            fc = max(0.0, st[0] + st[1] * horizon)
+            if dim == "in":
+                f_in = fc
+            else:
+                f_out = fc
     growth = cfg.forecast_max_growth
     if f_in is not None and r_in is not None:
         f_in = min(f_in, growth * r_in)
@@ -188,9 +191,12 @@ def _assess(
     load_out = _max_opt(r_out, f_out)
     u = cfg.target_utilisation
     n_cap = None
+    n_trigger = None
     n_window = None
     if (cap.c_in_tps and load_in is not None) or (cap.c_out_tps and load_out is not None):
         n_cap = replicas_needed(load_in, load_out, cap.c_in_tps, cap.c_out_tps, u, floor)
+        u_hi = min(1.0, u + cfg.scale_out_band)
+        n_trigger = replicas_needed(load_in, load_out, cap.c_in_tps, cap.c_out_tps, u_hi, floor)
         if history:
             last_t = history[-1].t_s
             recent = [h for h in history if h.t_s >= last_t - cfg.scale_in_window_s]
@@ -240,7 +246,7 @@ def _assess(
         reasons.append(f"capacity unknown ({cap.note}); sizing on saturation rules only")
 
     candidates = [desired]
-    if n_cap is not None:
+    if n_cap is not None and n_trigger is not None and n_trigger > desired:
         candidates.append(n_cap)
     if sat.scale_up:
         reasons.extend(sat.reasons)

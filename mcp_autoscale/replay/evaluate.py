@@ -47,10 +47,12 @@ class ReplayConfig:
     tick_s: float = 1.0
     planner_interval_s: float = 120.0
     sample_s: float = 30.0
-    planner_utilisation: float = 0.75
+    planner_utilisation: float = 0.65
     oracle_utilisation: float = 0.9
     floor: int = 2
     price_catalogue: Path | None = None
+    audit_dir: Path | None = None
+    """Where the planner's gate keeps its audit log and state (None: a temporary directory)."""
 
 
 class MinuteSeries(BaseModel):
@@ -86,6 +88,8 @@ class StrategyResult(BaseModel):
     output_tokens: int
     replica_changes: int = Field(description="Changes of the Deployment's desired replicas")
     outer_actions: int = Field(description="Writes by the outer loop (planner or oracle)")
+    gated_actions: int = Field(default=0, description="Outer-loop actions submitted through actions.Gate")
+    verdicts: dict[str, int] = Field(default_factory=dict, description="Gated actions by outcome")
     mean_replicas: float
     wall_s: float
     knowledge: dict[str, float] = Field(default_factory=dict, description="What an oracle was told")
@@ -248,23 +252,27 @@ def run_strategy(
     duration = math.ceil(trace.duration_s / 60.0) * 60.0
     minutes = int(duration // 60)
     meter = _Meter(cfg.slo, minutes)
-    strategy.setup(twin, POOL)
     twin.on_step(meter)
     prompt_tokens = output_tokens = 0.0
     t = 0.0
     next_minute = 60.0
     period = strategy.period_s
-    while t < duration - 1e-9:
-        step = min(period, duration - t)
-        strategy.step(twin, POOL, t)
-        twin.advance(step)
-        t += step
-        if t + 1e-9 >= next_minute:
-            g = twin.ground_truth(POOL)
-            prompt_tokens += (g.prompt_tps or 0.0) * 60.0
-            output_tokens += (g.gen_tps or 0.0) * 60.0
-            next_minute += 60.0
+    strategy.setup(twin, POOL)
+    try:
+        while t < duration - 1e-9:
+            step = min(period, duration - t)
+            strategy.step(twin, POOL, t)
+            twin.advance(step)
+            t += step
+            if t + 1e-9 >= next_minute:
+                g = twin.ground_truth(POOL)
+                prompt_tokens += (g.prompt_tps or 0.0) * 60.0
+                output_tokens += (g.gen_tps or 0.0) * 60.0
+                next_minute += 60.0
+    finally:
+        strategy.teardown()
     meter.finish()
+    verdicts = dict(sorted(strategy.verdicts.items())) if isinstance(strategy, KedaPlusPlanner) else {}
     m = max(1, len(meter.minute_ttft_ok))
     per_gpu = catalogue.gpu_hour_for("L4", "g6.xlarge") or 0.0
     gpu_h = meter.gpu_s / 3600.0
@@ -298,6 +306,8 @@ def run_strategy(
         output_tokens=int(output_tokens),
         replica_changes=meter.changes,
         outer_actions=len(strategy.actions),
+        gated_actions=sum(verdicts.values()),
+        verdicts=verdicts,
         mean_replicas=round(meter.replica_s / duration, 3),
         wall_s=round(time.perf_counter() - wall0, 2),
         series=MinuteSeries(
@@ -359,7 +369,12 @@ def _job(args: tuple[str, Trace, ReplayConfig, dict[str, object]]) -> StrategyRe
             floors={POOL.namespace: cfg.floor},
         )
         strategy = KedaPlusPlanner(
-            catalogue, cfg.slo, interval_s=cfg.planner_interval_s, sample_s=cfg.sample_s, config=pcfg
+            catalogue,
+            cfg.slo,
+            interval_s=cfg.planner_interval_s,
+            sample_s=cfg.sample_s,
+            config=pcfg,
+            audit_dir=cfg.audit_dir,
         )
     else:
         if not extra:

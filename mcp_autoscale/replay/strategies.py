@@ -4,10 +4,11 @@
    scale-down stabilisation). The outer loop does nothing.
 2. ``KedaPlusPlanner``: the same KEDA, with this project's planner as the outer loop. Every ``sample_s`` it
    takes a snapshot through the same ``Snapshotter`` the MCP server uses (history for learning and
-   forecasting); every ``interval_s`` it asks ``planner.recommend`` and applies the recommended tool call
-   (``patch_hpa`` on the ScaledObject's min/max) through the backend, as the gate would after approval.
-   ``request_gpu_nodes`` prerequisites are not applied: pending pods already make the node pool launch
-   nodes, and balloons would hold GPUs the evaluation counts.
+   forecasting); every ``interval_s`` it asks ``planner.recommend`` and submits the recommended tool call
+   (``patch_hpa`` on the ScaledObject's min/max) as an ``Action`` through ``actions.Gate``: the production
+   path, with a replay policy (the evaluated pool, within its floor and the node pool's GPU limit), the
+   hash-chained audit log and the gate's locks. ``request_gpu_nodes`` prerequisites are not submitted:
+   pending pods already make the node pool launch nodes, and balloons would hold GPUs the evaluation counts.
 3. ``Oracle``: KEDA paused; it knows the whole trace and the twin's true per-replica capacity (measured by
    a probe run) and sets replicas to the most any minute within one cold start ahead needs. It cannot
    beat the cold start: it only orders early.
@@ -16,15 +17,22 @@
 from __future__ import annotations
 
 import math
+import tempfile
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
+from mcp_autoscale.actions import Gate, action_from_call
+from mcp_autoscale.audit import AuditLog
+from mcp_autoscale.config import Settings
 from mcp_autoscale.cost.catalogue import PriceCatalogue
-from mcp_autoscale.cost.estimate import pool_cost_per_hour
-from mcp_autoscale.models import ActionKind, AutoscalerPatch, PoolRef, SloTargets
+from mcp_autoscale.cost.estimate import action_cost_delta, pool_cost_per_hour
+from mcp_autoscale.models import ActionKind, ActionStatus, AutoscalerPatch, PoolRef, PoolSnapshot, SloTargets
 from mcp_autoscale.planner import PlannerConfig, PoolSample, recommend, replicas_needed
+from mcp_autoscale.policy import Match, Policy, ReplicaBounds, Rule
 from mcp_autoscale.sim import Twin
 from mcp_autoscale.snapshot import Snapshotter
 
@@ -60,6 +68,28 @@ class Strategy:
     def step(self, twin: Twin, ref: PoolRef, t_s: float) -> None:
         return None
 
+    def teardown(self) -> None:
+        """Release what ``setup`` acquired (called once the replay ends, also on errors)."""
+        return None
+
+
+def replay_policy(ref: PoolRef, floor: int, max_replicas: int) -> Policy:
+    """The replay's policy: the planner may move the evaluated pool's owner bounds within [floor, max]."""
+    return Policy(
+        name="replay",
+        description="Trace replay: the planner acts on the evaluated pool only, within its bounds.",
+        tools=[ActionKind.PATCH_HPA, ActionKind.SCALE_DEPLOYMENT],
+        namespaces=[ref.namespace],
+        rules=[
+            Rule(
+                name="replay-pool",
+                reason="the replayed pool, between its floor and the node pool's GPU limit",
+                match=Match(pools=[ref.key]),
+                replicas=ReplicaBounds(min=floor, max=max_replicas),
+            )
+        ],
+    )
+
 
 class KedaOnly(Strategy):
     name = "keda"
@@ -78,7 +108,8 @@ class KedaPlusPlanner(Strategy):
         interval_s: float = 120.0,
         sample_s: float = 30.0,
         config: PlannerConfig | None = None,
-        history_len: int = 240,
+        history_len: int = 2880,
+        audit_dir: Path | None = None,
     ) -> None:
         super().__init__()
         if not 60.0 <= interval_s <= 180.0:
@@ -94,7 +125,13 @@ class KedaPlusPlanner(Strategy):
         self.history_len = history_len
         self._next_plan = 0.0
         self._snapshotter: Snapshotter | None = None
-        self.last_capacity: tuple[float | None, float | None] = (None, None)
+        self._gate: Gate | None = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._audit_dir = audit_dir
+        self._evidence: dict[str, PoolSnapshot] = {}
+        self.audit_path: Path | None = None
+        self.verdicts: Counter[str] = Counter()
+        """Gated submissions by outcome (ActionStatus value: applied, denied, ...)."""
 
     def setup(self, twin: Twin, ref: PoolRef) -> None:
         cat = self.catalogue
@@ -105,6 +142,30 @@ class KedaPlusPlanner(Strategy):
             cost_for=lambda p: pool_cost_per_hour(p, cat),
             clock=lambda: twin.now,
         )
+        if self._audit_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="replay-gate-")
+            base = Path(self._tmp.name)
+        else:
+            base = self._audit_dir
+        state = twin.backend.get_pool(ref)
+        node_pool = next((n for n in twin.backend.list_node_pools() if n.name == state.node_pool), None)
+        limit = node_pool.gpu_limit if node_pool is not None and node_pool.gpu_limit else 1000
+        floor = self.config.floor(ref.namespace, state.labels)
+        self.audit_path = base / "audit.jsonl"
+        self._gate = Gate(
+            backend=twin.backend,
+            policy=replay_policy(ref, floor, max(floor, limit // max(1, state.gpus_per_replica))),
+            audit=AuditLog(self.audit_path),
+            settings=Settings(state_dir=base / "state", audit_file=self.audit_path, dry_run=False),
+            evidence=lambda r: self._evidence.get(r.key),
+            cost_delta=lambda a, p, n: action_cost_delta(a, p, n, cat),
+            clock=lambda: twin.now,
+        )
+
+    def teardown(self) -> None:
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
 
     def step(self, twin: Twin, ref: PoolRef, t_s: float) -> None:
         assert self._snapshotter is not None
@@ -124,6 +185,7 @@ class KedaPlusPlanner(Strategy):
                 kv_usage=s.kv_usage,
                 queue_depth=s.queue_depth,
                 running=s.running,
+                request_rps=s.request_rps,
             )
         )
         del self.history[: -self.history_len]
@@ -136,17 +198,19 @@ class KedaPlusPlanner(Strategy):
         )
         if rec.tool_call is None:
             return
-        args = rec.tool_call.arguments
-        if rec.tool_call.tool == ActionKind.PATCH_HPA.value:
-            patch = AutoscalerPatch(
-                min_replicas=args.get("min_replicas"), max_replicas=args.get("max_replicas")
-            )
-            if twin.backend.patch_autoscaler(ref, patch, dry_run=False):
-                self.actions.add(t_s, f"patch_hpa min={patch.min_replicas} max={patch.max_replicas}")
-        elif rec.tool_call.tool == ActionKind.SCALE_DEPLOYMENT.value and twin.backend.scale_deployment(
-            ref, int(args["replicas"]), dry_run=False
-        ):
-            self.actions.add(t_s, f"scale_deployment replicas={args['replicas']}")
+        assert self._gate is not None
+        args = dict(rec.tool_call.arguments)
+        rationale = str(args.pop("rationale", "") or f"planner: {ref.key} -> {rec.replicas_target}")
+        args.pop("dry_run", None)
+        self._evidence[ref.key] = pool
+        action = action_from_call(
+            rec.tool_call.tool, args, rationale, dry_run=False, caller="replay-planner", now=twin.now
+        )
+        result = self._gate.submit(action)
+        self.verdicts[result.status.value] += 1
+        if result.status == ActionStatus.APPLIED and result.changes:
+            what = ", ".join(f"{c.field}={c.after}" for c in result.changes)
+            self.actions.add(t_s, f"{rec.tool_call.tool} {what}")
 
 
 class Oracle(Strategy):

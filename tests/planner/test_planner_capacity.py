@@ -11,6 +11,7 @@ from mcp_autoscale.planner import (
     PlannerConfig,
     PoolSample,
     analyse,
+    breach_bound,
     estimate_capacity,
     holt_forecast,
     lead_time_s,
@@ -18,6 +19,7 @@ from mcp_autoscale.planner import (
     model_params_b,
     replicas_needed,
     resolve_capacity,
+    stable_samples,
     weights_gb,
 )
 
@@ -147,3 +149,57 @@ def test_holt_forecast_extrapolates_a_ramp() -> None:
     assert falling == 0.0  # never negative
     assert holt_forecast([0.0], [1.0], 60) is None
     assert lead_time_s(90, 120) == 210
+
+
+def _load(t: float, ready: int, out_per_replica: float, itl: float, rps: float = 5.0) -> PoolSample:
+    return PoolSample(
+        t_s=t,
+        ready_replicas=ready,
+        prompt_tps=6 * out_per_replica * ready,
+        gen_tps=out_per_replica * ready,
+        ttft_p90_s=0.5,
+        itl_p90_s=itl,
+        kv_usage=0.4,
+        queue_depth=0,
+        request_rps=rps,
+    )
+
+
+def test_stable_samples_skip_the_rate_window_after_a_replica_change() -> None:
+    hist = [_load(30.0 * i, 4 if i < 4 else 5, 200, 0.05) for i in range(8)]
+    # ready 4 from t=0, 5 from t=120: stable once 60 s have passed since each change
+    assert [s.t_s for s in stable_samples(hist, 60.0)] == [60.0, 90.0, 180.0, 210.0]
+
+
+def test_breach_bound_is_where_breaches_begin() -> None:
+    good = [_load(30.0 * i, 4, 150 + 10 * (i % 10), 0.06) for i in range(40)]  # 150-240 within SLO
+    bad = [_load(1200.0 + 30.0 * i, 4, 300 + 10 * i, 0.12) for i in range(1, 11)]  # 310-400 over ITL
+    cfg = CFG.model_copy(update={"breach_quantile": 0.1})
+    b_in, b_out = breach_bound(good + bad, SLO, cfg)
+    assert b_out == 310 and b_in == 6 * 310  # the 10th percentile of 10 breach loads = the lowest
+    assert breach_bound(good + bad[:2], SLO, cfg) == (None, None)  # fewer than 3: not evidence yet
+    thin = [s.model_copy(update={"request_rps": 0.2}) for s in bad]  # 12 requests/min behind each p90
+    assert breach_bound(good + thin, SLO, cfg) == (None, None)
+
+
+def test_capacity_never_ratchets_below_the_evidence() -> None:
+    # a planner that held the pool at <= 240 tok/s/replica, never breaching: the learned p95 is only a
+    # floor, so C is the roofline prior (386 output tok/s on an L4), not 240
+    calm = [_load(30.0 * i, 4, 150 + 10 * (i % 10), 0.06) for i in range(40)]
+    cap = resolve_capacity("chat/x", "Llama-3.1-8B", "L4", 1, Role.DECODE, CAT, calm, CFG)
+    t0 = 16e9 / (0.75 * 300e9)
+    assert cap.c_out_tps == pytest.approx(95 * (0.1 / t0 - 1) / 0.1) and cap.source == "learned+estimated"
+    # breaches from 300 tok/s/replica pull it down to where they begin, never below what held the SLO
+    bad = [_load(1200.0 + 30.0 * i, 4, 290 + 10 * i, 0.12) for i in range(1, 11)]
+    cap = resolve_capacity("chat/x", "Llama-3.1-8B", "L4", 1, Role.DECODE, CAT, calm + bad, CFG)
+    assert cap.c_out_tps == 300 and cap.source == "learned" and "breaches from 300" in (cap.note or "")
+    early = [_load(1200.0 + 30.0 * i, 4, 200 + i, 0.12) for i in range(1, 11)]  # breaches at 201-210
+    cap = resolve_capacity("chat/x", "Llama-3.1-8B", "L4", 1, Role.DECODE, CAT, calm + early, CFG)
+    assert cap.c_out_tps == 240  # the p95 of loads that stayed within SLO is the floor
+
+
+def test_holt_trend_starts_from_the_window_slope_not_one_noisy_step() -> None:
+    times = [30.0 * i for i in range(20)]
+    noisy = [1000.0 + (200.0 if i == 1 else 0.0) for i in range(20)]  # one spike right after the start
+    # a first-difference start would carry +6.7 tok/s per second into the forecast 450 s ahead
+    assert holt_forecast(times, noisy, 450, 0.3, 0.1) == pytest.approx(1000.0, abs=25.0)

@@ -344,7 +344,10 @@ def test_target_above_owner_max_raises_max_and_respects_node_limit() -> None:
 
 def test_forecast_lead_time_scales_before_the_breach() -> None:
     cfg = CFG.model_copy(
-        update={"capacities": {"chat/llama-8b": CapacityConfig(c_in_tps=2000, c_out_tps=400)}}
+        update={
+            "capacities": {"chat/llama-8b": CapacityConfig(c_in_tps=2000, c_out_tps=400)},
+            "scale_out_band": 0.0,  # the lead-time arithmetic alone (hysteresis: next test)
+        }
     )
     now = pool("chat/llama-8b", 4, **{**HEALTHY_8B, "prompt_tps": 5000, "gen_tps": 600})  # type: ignore[arg-type]
     flat = [PoolSample(t_s=60.0 * i, ready_replicas=4, prompt_tps=5000, gen_tps=600) for i in range(10)]
@@ -362,6 +365,29 @@ def test_forecast_lead_time_scales_before_the_breach() -> None:
     (r_roomy,) = recommend(fleet(now, node_pools=roomy), [st], None, CAT, {"chat/llama-8b": ramp}, cfg)
     # free GPUs: lead = 120 + 120 s -> 5000 + 500 / 60 x 240 = 7000 tok/s -> 5 replicas
     assert r_roomy.replicas_target == 5 and not r_roomy.prerequisites
+
+
+def test_hysteresis_band_orders_replicas_only_past_u_plus_band() -> None:
+    cfg = CFG.model_copy(
+        update={"capacities": {"batch/qwen-7b": CapacityConfig(c_in_tps=1000, c_out_tps=1000)}}
+    )
+    calm = {"ttft_p90_s": 0.3, "itl_p90_s": 0.03, "kv_usage": 0.4, "queue_depth": 0, "running": 8}
+
+    def at(prompt_tps: float) -> int:
+        p = pool("batch/qwen-7b", 4, **{**calm, "prompt_tps": prompt_tps, "gen_tps": 100.0})  # type: ignore[arg-type]
+        (rec,) = recommend(fleet(p), [state(p)], None, CAT, config=cfg)
+        return rec.replicas_target
+
+    # 4 replicas x 1000 tok/s: U 0.75 alone would order a 5th at 3001 tok/s; the band (0.15) waits for
+    # 4 x 1000 x 0.9 = 3600, then sizes back to U: ceil(3700 / 750) = 5
+    assert at(3300) == 4
+    assert at(3700) == 5
+    no_band = cfg.model_copy(update={"scale_out_band": 0.0})
+    p = pool("batch/qwen-7b", 4, **{**calm, "prompt_tps": 3300, "gen_tps": 100.0})  # type: ignore[arg-type]
+    (rec,) = recommend(fleet(p), [state(p)], None, CAT, config=no_band)
+    assert rec.replicas_target == 5  # without the band: ceil(3300 / 750)
+    # inside the band nothing scales in either: 2500 tok/s needs 4 at U (ceil(2500 / 750) = 4)
+    assert at(2500) == 4
 
 
 def test_unowned_pool_scale_in_and_safety_clamps() -> None:
