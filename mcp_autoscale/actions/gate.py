@@ -9,11 +9,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import ValidationError
-
+from mcp_autoscale.actions.build import (
+    action_arguments,
+    action_from_call,
+    compact_evidence,
+    describe_changes,
+    inverse_of,
+    utcnow,
+)
+from mcp_autoscale.actions.checks import live_pool, ownership_verdict
 from mcp_autoscale.approvals import (
     Proposal,
     ProposalStatus,
@@ -40,11 +47,9 @@ from mcp_autoscale.logs import get_logger
 from mcp_autoscale.models import (
     Action,
     ActionKind,
-    ActionParams,
     ActionResult,
     ActionStatus,
     AuditRecord,
-    AutoscalerKind,
     AutoscalerPatch,
     Change,
     Decision,
@@ -62,188 +67,6 @@ log = get_logger(__name__)
 
 CONFLICT_ATTEMPTS = 3
 HISTORY = timedelta(days=1)
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-# --------------------------------------------------------------------------------------------------
-# Building actions
-# --------------------------------------------------------------------------------------------------
-
-
-def new_action(
-    kind: ActionKind,
-    target: PoolRef | None,
-    params: ActionParams,
-    rationale: str,
-    *,
-    dry_run: bool,
-    caller: str,
-    idempotency_key: str | None = None,
-    now: datetime | None = None,
-) -> Action:
-    """A typed proposal. The rationale is required: an action nobody can explain does not happen."""
-    if not rationale or not rationale.strip():
-        raise InvalidInput("rationale is required: say in one or two sentences why this action is needed")
-    if params.kind != kind:
-        raise InvalidInput(f"parameters are for {params.kind.value}, not {kind.value}")
-    if kind != ActionKind.REQUEST_GPU_NODES and target is None:
-        raise InvalidInput(f"{kind.value} needs a target pool (namespace and deployment)")
-    return Action(
-        id=f"act-{uuid.uuid4().hex[:12]}",
-        kind=kind,
-        target=target,
-        params=params,
-        rationale=rationale.strip(),
-        dry_run=dry_run,
-        caller=caller,
-        idempotency_key=idempotency_key,
-        requested_at=now or _utcnow(),
-    )
-
-
-def action_arguments(action: Action) -> dict[str, Any]:
-    """The action as the MCP tool call that would make it (what the audit log records)."""
-    args: dict[str, Any] = {}
-    if action.target is not None:
-        args = {"namespace": action.target.namespace, "deployment": action.target.name}
-    args.update(action.params.model_dump(mode="json", exclude={"kind"}, exclude_none=True))
-    return args
-
-
-def action_from_call(
-    tool: str,
-    arguments: dict[str, Any],
-    rationale: str,
-    *,
-    dry_run: bool = False,
-    caller: str = "local",
-    idempotency_key: str | None = None,
-    now: datetime | None = None,
-) -> Action:
-    """Rebuild an Action from a tool name and its arguments (rollback inverses, ``policy explain``)."""
-    try:
-        kind = ActionKind(tool)
-    except ValueError:
-        known = ", ".join(k.value for k in ActionKind)
-        raise InvalidInput(f"unknown tool {tool!r}; mutating tools are: {known}") from None
-    rest = dict(arguments)
-    target: PoolRef | None = None
-    try:
-        if kind != ActionKind.REQUEST_GPU_NODES:
-            ns = rest.pop("namespace", None)
-            name = rest.pop("deployment", None) or rest.pop("name", None)
-            if not ns or not name:
-                raise InvalidInput(f"{tool} needs 'namespace' and 'deployment' arguments")
-            target = PoolRef(namespace=ns, name=name)
-        params: ActionParams
-        if kind == ActionKind.SCALE_DEPLOYMENT:
-            params = ScaleDeploymentParams.model_validate(rest)
-        elif kind == ActionKind.PATCH_HPA:
-            params = AutoscalerPatch.model_validate(rest)
-        else:
-            params = GpuNodeRequest.model_validate(rest)
-    except ValidationError as err:
-        first = err.errors(include_url=False)[0]
-        field = ".".join(str(p) for p in first["loc"]) or "(arguments)"
-        raise InvalidInput(f"{tool}: {field}: {first['msg']}") from None
-    return new_action(
-        kind,
-        target,
-        params,
-        rationale,
-        dry_run=dry_run,
-        caller=caller,
-        idempotency_key=idempotency_key,
-        now=now,
-    )
-
-
-def inverse_of(action: Action, pool: PoolState | None) -> dict[str, Any] | None:
-    """The tool call that undoes an applied action, from the state before it (None: no safe inverse)."""
-    p = action.params
-    if pool is None or action.target is None:
-        return None
-    base = {"namespace": action.target.namespace, "deployment": action.target.name}
-    if isinstance(p, ScaleDeploymentParams):
-        return {
-            "tool": ActionKind.SCALE_DEPLOYMENT.value,
-            "arguments": {**base, "replicas": pool.desired_replicas},
-        }
-    if isinstance(p, AutoscalerPatch) and pool.autoscaler is not None:
-        owner = pool.autoscaler
-        undo: dict[str, Any] = {}
-        for field in p.model_fields_set - {"kind"}:
-            if getattr(p, field) is None:
-                continue
-            before = getattr(owner, field, None)
-            if before is not None:
-                undo[field] = before
-        return {"tool": ActionKind.PATCH_HPA.value, "arguments": {**base, **undo}} if undo else None
-    return None
-
-
-def ownership_verdict(action: Action, pool: PoolState | None) -> Verdict | None:
-    """Never fight the owner: a direct scale of an autoscaled pool is reverted within seconds."""
-    if pool is None:
-        return None
-    owner = pool.autoscaler
-    if action.kind == ActionKind.SCALE_DEPLOYMENT and owner is not None and not owner.paused:
-        alt = "use patch_hpa to change min_replicas/max_replicas"
-        if owner.kind == AutoscalerKind.KEDA:
-            alt += ", or patch_hpa paused=true to pause KEDA if the policy allows it"
-        return Verdict(
-            decision=Decision.DENY,
-            rules=["ownership"],
-            reasons=[
-                f"rule 'ownership': replicas of {pool.ref.key} are owned by "
-                f"{owner.kind.value} '{owner.name}' "
-                f"(min {owner.min_replicas}, max {owner.max_replicas}); a direct scale would be reverted"
-            ],
-            hint=f"{alt} (e.g. raise min_replicas to hold a floor)",
-        )
-    if action.kind == ActionKind.PATCH_HPA and owner is None:
-        return Verdict(
-            decision=Decision.DENY,
-            rules=["ownership"],
-            reasons=[f"rule 'ownership': {pool.ref.key} has no HPA or KEDA ScaledObject to patch"],
-            hint=f"use scale_deployment to set the replicas of {pool.ref.key} directly",
-        )
-    return None
-
-
-def compact_evidence(snapshot: PoolSnapshot | None) -> dict[str, Any] | None:
-    if snapshot is None:
-        return None
-    return snapshot.model_dump(mode="json", exclude_none=True)
-
-
-def _describe_changes(changes: list[Change]) -> str:
-    return ", ".join(f"{c.field} {c.before} -> {c.after}" for c in changes) or "no field changes"
-
-
-def live_pool(pool: PoolState, obj: dict[str, Any]) -> PoolState:
-    """The pool as a freshly read object shows it (Scale, HPA or ScaledObject); other kinds change nothing."""
-    kind = obj.get("kind")
-    spec = obj.get("spec") or {}
-    if kind == "Scale" and isinstance(spec.get("replicas"), int):
-        return pool.model_copy(update={"desired_replicas": spec["replicas"]})
-    owner = pool.autoscaler
-    if owner is None:
-        return pool
-    if kind == "HorizontalPodAutoscaler":
-        lo, hi = spec.get("minReplicas"), spec.get("maxReplicas")
-    elif kind == "ScaledObject":
-        lo, hi = spec.get("minReplicaCount"), spec.get("maxReplicaCount")
-    else:
-        return pool
-    bounds = {
-        "min_replicas": lo if isinstance(lo, int) else owner.min_replicas,
-        "max_replicas": hi if isinstance(hi, int) else owner.max_replicas,
-    }
-    return pool.model_copy(update={"autoscaler": owner.model_copy(update=bounds)})
 
 
 # --------------------------------------------------------------------------------------------------
@@ -265,7 +88,7 @@ class Gate:
         cost_delta: Callable[[Action, PoolState | None, NodePoolState | None], float | None] = (
             lambda a, p, n: None
         ),
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utcnow,
         lock: PoolLock | None = None,
         lock_timeout_s: float = 30.0,
         proposals: ProposalStore | None = None,
@@ -828,7 +651,7 @@ class Gate:
                 "would need human approval" if verdict.decision == Decision.NEEDS_APPROVAL else "allows it"
             )
             msg = (
-                f"Dry run ({who}), nothing changed: {target} would get {_describe_changes(changes)}; "
+                f"Dry run ({who}), nothing changed: {target} would get {describe_changes(changes)}; "
                 f"the policy {would}. Call again with dry_run=false to apply."
             )
             dry_result = self._record(
@@ -847,7 +670,7 @@ class Gate:
             dry_result.notes.extend(self._backend_notes())
             return dry_result
         inverse = inverse_of(action, pool)
-        msg = f"Applied: {target} {_describe_changes(changes)}."
+        msg = f"Applied: {target} {describe_changes(changes)}."
         if isinstance(action.params, ScaleDeploymentParams) and pool is not None and pool.cold_start_s:
             msg += f" New replicas need about {pool.cold_start_s:.0f} s to start serving; re-check then."
         result = self._record(
@@ -913,7 +736,7 @@ class Gate:
             msg = f"Failed, nothing was committed: {err}"
             return self._record(action, verdict, ActionStatus.FAILED, msg, **extra)
         target = target_label(action)
-        what = _describe_changes(out.changes[:-1])
+        what = describe_changes(out.changes[:-1])
         if dry:
             msg = (
                 f"Dry run, nothing committed: {target} would get {what}; "
