@@ -84,17 +84,26 @@ def table(report: ReplayReport) -> str:
     rows = [
         "| strategy | TTFT SLO % minutes | TTFT SLO % requests | ITL SLO % minutes | ITL SLO % tokens | "
         "GPU-hours billed | pod GPU-hours | $ | $ / 1M tokens | $ / 1M out | replica changes | "
-        "outer-loop actions |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "outer-loop actions | gated actions |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report.results:
         rows.append(
             f"| {r.name} | {r.ttft_minutes_ok_pct:.2f} | {r.ttft_requests_ok_pct:.2f} | "
             f"{r.itl_minutes_ok_pct:.2f} | {r.itl_tokens_ok_pct:.2f} | {r.gpu_hours:.1f} | "
             f"{r.pod_gpu_hours:.1f} | {_fmt(r.usd)} | {_fmt(r.usd_per_m_tokens, 4)} | "
-            f"{_fmt(r.usd_per_m_output_tokens, 4)} | {r.replica_changes} | {r.outer_actions} |"
+            f"{_fmt(r.usd_per_m_output_tokens, 4)} | {r.replica_changes} | {r.outer_actions} | "
+            f"{_verdicts(r)} |"
         )
     return "\n".join(rows)
+
+
+def _verdicts(r: StrategyResult) -> str:
+    """'177 (177 applied)' for a gated strategy, '-' for one that writes outside the gate."""
+    if not r.gated_actions:
+        return "-"
+    parts = ", ".join(f"{n} {k}" for k, n in r.verdicts.items())
+    return f"{r.gated_actions} ({parts})"
 
 
 def ratios(report: ReplayReport) -> dict[str, float]:
@@ -137,6 +146,10 @@ def write_report(report: ReplayReport, out: Path, command: str) -> Path:
         f"Oracle knowledge: true per-replica capacity {cap.get('c_in', 0):,.0f} prompt tok/s and "
         f"{cap.get('c_out', 0):,.0f} output tok/s within SLO (measured by a probe run on the twin), "
         f"lead {cap.get('lead_s', 0):.0f} s (node provisioning + cold start).",
+        "",
+        "Gated actions: the planner's writes are submitted as `Action`s through `actions.Gate` (a replay "
+        "policy allowing the evaluated pool within its floor and the node pool's GPU limit; every submission "
+        "has a hash-chained audit record). KEDA's own changes and the oracle's direct scaling are outside it.",
         "",
         f"Wall time: {report.wall_s:.1f} s with {report.workers} worker process(es).",
         "",

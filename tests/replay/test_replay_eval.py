@@ -64,6 +64,8 @@ def test_report_writer(tmp_path: Path, keda: StrategyResult, planner: StrategyRe
     path = write_report(report, tmp_path, "mcp-autoscale replay --synthetic 50m --out X")
     text = path.read_text()
     assert "| keda |" in text and "| planner |" in text and "planner vs keda gpu hours" in text
+    gated = f"| {planner.gated_actions} ({planner.verdicts['applied']} applied"
+    assert planner.gated_actions > 0 and gated in text
     for png in ("replicas.png", "latency.png", "summary.png"):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert ReplayReport.model_validate_json((tmp_path / "results.json").read_text()) == report
