@@ -68,11 +68,13 @@ def register(app: typer.Typer) -> None:
             else:
                 assert trace is not None
                 tr = load_trace(trace)
+            out.mkdir(parents=True, exist_ok=True)
             cfg = ReplayConfig(
                 seed=seed,
                 slo=settings.slo,
                 planner_interval_s=interval,
                 price_catalogue=settings.price_catalogue,
+                audit_dir=out / "planner-gate",  # every gated planner action, hash-chained, kept with the report
             )
             report = compare(tr, cfg, names, workers=max(1, workers))
             command = "mcp-autoscale " + " ".join(shlex.quote(a) for a in sys.argv[1:])
