@@ -71,7 +71,9 @@ class Autoscaler(BaseModel):
     scale_down_stabilization_s: int | None = None
     scale_up_stabilization_s: int | None = None
     metric: str | None = Field(default=None, description="Short description of the trigger/metric")
-    managed_hpa: str | None = Field(default=None, description="For KEDA: the HPA it creates (keda-hpa-<name>)")
+    managed_hpa: str | None = Field(
+        default=None, description="For KEDA: the HPA it creates (keda-hpa-<name>)"
+    )
     gitops: GitOpsManager | None = Field(default=None, description="GitOps controller managing this object")
 
 
@@ -210,6 +212,24 @@ class PoolSnapshot(BaseModel):
     @property
     def ref(self) -> PoolRef:
         return PoolRef(namespace=self.namespace, name=self.name)
+
+    def to_pool_state(self) -> PoolState:
+        """The cluster state this snapshot carries (for callers that have no PoolState for the pool)."""
+        return PoolState(
+            ref=self.ref,
+            model=self.model,
+            engine=self.engine,
+            role=self.role,
+            gpu_type=self.gpu_type,
+            gpus_per_replica=self.gpus_per_replica,
+            node_pool=self.node_pool,
+            desired_replicas=self.replicas.get("desired", 0),
+            ready_replicas=self.replicas.get("ready", 0),
+            starting_replicas=self.replicas.get("starting", 0),
+            pending_replicas=self.replicas.get("pending", 0),
+            autoscaler=self.owner,
+            gitops=self.gitops,
+        )
 
 
 class FleetSnapshot(BaseModel):
@@ -358,7 +378,9 @@ class AuditRecord(BaseModel):
     attempts: int = Field(default=1, description="Write attempts (retries on 409 Conflict)")
     cost_delta_per_hour: float | None = Field(default=None, description="USD/h the action adds (< 0 saves)")
     idempotency_key: str | None = Field(default=None, description="Client key: a retry returns this record")
-    proposal_id: str | None = Field(default=None, description="Pending-approval proposal this record belongs to")
+    proposal_id: str | None = Field(
+        default=None, description="Pending-approval proposal this record belongs to"
+    )
     approver: str | None = Field(default=None, description="Who approved or rejected (approval records)")
     prev_hash: str = ""
     hash: str = ""

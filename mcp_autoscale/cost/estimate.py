@@ -27,7 +27,6 @@ from mcp_autoscale.models import (
     FleetSnapshot,
     GpuNodeRequest,
     NodePoolState,
-    PoolRef,
     PoolSnapshot,
     PoolState,
     ScaleDeploymentParams,
@@ -211,22 +210,6 @@ class CostEstimate(BaseModel):
     warnings: list[str] = Field(default_factory=list)
 
 
-def _pool_state_from_snapshot(p: PoolSnapshot) -> PoolState:
-    """A PoolState carrying what a snapshot knows (used when the caller has no cluster state for a pool)."""
-    return PoolState(
-        ref=PoolRef(namespace=p.namespace, name=p.name),
-        model=p.model,
-        engine=p.engine,
-        role=p.role,
-        gpu_type=p.gpu_type,
-        gpus_per_replica=p.gpus_per_replica,
-        node_pool=p.node_pool,
-        desired_replicas=p.replicas.get("desired", 0),
-        ready_replicas=p.replicas.get("ready", 0),
-        autoscaler=p.owner,
-    )
-
-
 def _cost_pool(
     state: PoolState, snap: PoolSnapshot | None, catalogue: PriceCatalogue, months: float
 ) -> PoolCost:
@@ -311,7 +294,7 @@ def estimate(
     keys = list(snaps) + [k for k in states if k not in snaps]
     out: list[PoolCost] = []
     for key in keys:
-        state = states.get(key) or _pool_state_from_snapshot(snaps[key])
+        state = states.get(key) or snaps[key].to_pool_state()
         pc = _cost_pool(state, snaps.get(key), catalogue, months)
         if pc.usd_per_hour is None:
             warnings.append(f"{key}: {pc.note}")
@@ -356,7 +339,7 @@ def estimate(
         key = f"{what_if.namespace}/{what_if.deployment}"
         if key not in states and key not in snaps:
             raise NotFound(f"what_if pool {key} is not in the fleet (known: {', '.join(keys)})")
-        before_state = states.get(key) or _pool_state_from_snapshot(snaps[key])
+        before_state = states.get(key) or snaps[key].to_pool_state()
         after_state, change = _apply_what_if(before_state, what_if, catalogue)
         before = _cost_pool(before_state, snaps.get(key), catalogue, months)
         after = _cost_pool(after_state, snaps.get(key), catalogue, months)

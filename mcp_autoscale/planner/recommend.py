@@ -93,24 +93,6 @@ def samples_from_snapshots(snapshots: Sequence[FleetSnapshot]) -> dict[str, list
     return out
 
 
-def _state_from_snapshot(p: PoolSnapshot) -> PoolState:
-    return PoolState(
-        ref=PoolRef(namespace=p.namespace, name=p.name),
-        model=p.model,
-        engine=p.engine,
-        role=p.role,
-        gpu_type=p.gpu_type,
-        gpus_per_replica=p.gpus_per_replica,
-        node_pool=p.node_pool,
-        desired_replicas=p.replicas.get("desired", 0),
-        ready_replicas=p.replicas.get("ready", 0),
-        starting_replicas=p.replicas.get("starting", 0),
-        pending_replicas=p.replicas.get("pending", 0),
-        autoscaler=p.owner,
-        gitops=p.gitops,
-    )
-
-
 @dataclass
 class _Assessment:
     key: str
@@ -567,7 +549,7 @@ def recommend(
     out: list[Recommendation] = []
     for snap in snapshot.pools:
         key = f"{snap.namespace}/{snap.name}"
-        state = states.get(key) or _state_from_snapshot(snap)
+        state = states.get(key) or snap.to_pool_state()
         node_pool = nps.get(snap.node_pool or state.node_pool or "")
         a = _assess(snap, state, catalogue, (history or {}).get(key), cfg, node_pool)
         out.append(_recommend_one(a, node_pool, catalogue, snapshot, cfg))
@@ -586,7 +568,7 @@ def diagnose(
     found: list[Diagnosis] = list(dark_capacity_nodes(list(snapshot.node_pools), catalogue, cfg))
     for snap in snapshot.pools:
         key = f"{snap.namespace}/{snap.name}"
-        state = states.get(key) or _state_from_snapshot(snap)
+        state = states.get(key) or snap.to_pool_state()
         found.extend(_assess(snap, state, catalogue, None, cfg).diagnoses)
     return sorted(found, key=lambda d: -(d.usd_per_month or 0.0))
 
@@ -634,7 +616,7 @@ def explain_pool(
 ) -> PoolExplanation:
     """Capacity headroom, bottleneck, diagnoses and cost of one pool."""
     cfg = config or PlannerConfig()
-    state = pool_state or _state_from_snapshot(snapshot_pool)
+    state = pool_state or snapshot_pool.to_pool_state()
     a = _assess(snapshot_pool, state, catalogue, history, cfg, node_pool)
     ready = snapshot_pool.replicas.get("ready", 0)
     desired = snapshot_pool.replicas.get("desired", 0)
