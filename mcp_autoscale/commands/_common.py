@@ -32,7 +32,8 @@ SeedOpt = Annotated[int | None, typer.Option("--seed", help="Simulator seed (sim
 ClockOpt = Annotated[
     str | None,
     typer.Option(
-        "--sim-clock", help="Simulator time: 'wall' follows the wall clock; 'manual' moves only when advanced."
+        "--sim-clock",
+        help="Simulator time: 'wall' follows the wall clock; 'manual' moves only when advanced.",
     ),
 ]
 
@@ -99,4 +100,3 @@ def exit_on_error() -> Iterator[None]:
 def echo_out(text: str) -> None:
     """Write command output to stdout (never used by ``serve`` in stdio mode)."""
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
-

@@ -74,7 +74,8 @@ def register(app: typer.Typer) -> None:
                 slo=settings.slo,
                 planner_interval_s=interval,
                 price_catalogue=settings.price_catalogue,
-                audit_dir=out / "planner-gate",  # every gated planner action, hash-chained, kept with the report
+                audit_dir=out
+                / "planner-gate",  # every gated planner action, hash-chained, kept with the report
             )
             report = compare(tr, cfg, names, workers=max(1, workers))
             command = "mcp-autoscale " + " ".join(shlex.quote(a) for a in sys.argv[1:])

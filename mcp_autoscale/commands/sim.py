@@ -14,11 +14,15 @@ from mcp_autoscale.logs import configure_logging
 def register(app: typer.Typer) -> None:
     @app.command()
     def sim(
-        port: Annotated[int, typer.Option("--port", help="HTTP port for /metrics (0 = any free port)")] = 9400,
+        port: Annotated[
+            int, typer.Option("--port", help="HTTP port for /metrics (0 = any free port)")
+        ] = 9400,
         host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
         scenario: Annotated[str, typer.Option("--scenario", help="Simulator scenario")] = "default",
         seed: Annotated[int, typer.Option("--seed", help="Simulator seed")] = 7,
-        speed: Annotated[float, typer.Option("--speed", help="Simulated seconds per wall second", min=0.1)] = 1.0,
+        speed: Annotated[
+            float, typer.Option("--speed", help="Simulated seconds per wall second", min=0.1)
+        ] = 1.0,
     ) -> None:
         """Run the simulated fleet in wall-clock time and serve its metrics at /metrics."""
         from mcp_autoscale.sim import Twin, serve_metrics

@@ -256,8 +256,11 @@ def test_dry_run_overlay_sets_dry_run_and_binds_read_only_role(base_objects: lis
     deletes = [yaml.safe_load(p["patch"]) for p in kz["patches"] if "$patch: delete" in p.get("patch", "")]
     deleted = {(d["kind"], d["metadata"]["name"]) for d in deletes}
     # Every write grant is removed: the cluster-wide write role and the namespaced one (balloons, Leases).
-    assert deleted == {("ClusterRole", binding["roleRef"]["name"]), ("Role", "mcp-autoscale"),
-                       ("RoleBinding", "mcp-autoscale")}
+    assert deleted == {
+        ("ClusterRole", binding["roleRef"]["name"]),
+        ("Role", "mcp-autoscale"),
+        ("RoleBinding", "mcp-autoscale"),
+    }
     for kind, name in deleted:
         _one(base_objects, kind, name)
     sa = _one(base_objects, "ServiceAccount")

@@ -25,7 +25,10 @@ def test_sim_command_serves_vllm_metrics() -> None:
         assert "vllm:num_requests_waiting" in families and "vllm:time_to_first_token_seconds" in families
         pods = {s.labels["pod"] for s in families["vllm:num_requests_waiting"].samples}
         assert any(p.startswith("llama-8b-") for p in pods)
-        assert {s.labels["namespace"] for s in families["vllm:num_requests_waiting"].samples} >= {"chat", "dev"}
+        assert {s.labels["namespace"] for s in families["vllm:num_requests_waiting"].samples} >= {
+            "chat",
+            "dev",
+        }
     finally:
         proc.terminate()
         proc.wait(timeout=10)

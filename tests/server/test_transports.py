@@ -80,7 +80,7 @@ async def exercise_everything(c: Client, caller_marker: str) -> None:
     """What issue #3 asks of every transport: list tools with schemas, call each of the five tools, read
     each resource kind (static, template, runbook), get the prompt."""
     tools = {t.name: t for t in (await c.list_tools()).tools}
-    assert FIVE_TOOLS <= set(tools)
+    assert set(tools) >= FIVE_TOOLS
     assert all(tools[n].input_schema and tools[n].output_schema for n in FIVE_TOOLS)
     dev = {"namespace": "dev", "deployment": "granite-8b"}
     calls: list[tuple[str, dict[str, object]]] = [
