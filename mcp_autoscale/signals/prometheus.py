@@ -86,10 +86,11 @@ class _Series:
 
 @dataclass
 class _Answer:
-    """One query's outcome: result rows or a reason."""
+    """One query's outcome: result rows (and their per-pool index) or a reason."""
 
     rows: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
+    table: dict[tuple[str, str, str], dict[str, _Series]] = field(default_factory=dict)
 
 
 def build_client(settings: Settings) -> PrometheusConnect:
@@ -129,7 +130,7 @@ class PrometheusSource:
         *,
         dialect_overrides: Mapping[str, str] | None = None,
         client: PrometheusConnect | None = None,
-        max_workers: int = 8,
+        max_workers: int | None = None,
     ) -> None:
         self._settings = settings
         self._overrides = check_overrides(dialect_overrides)
@@ -151,14 +152,22 @@ class PrometheusSource:
         rows = self._client.custom_query(promql, timeout=(self._timeout, self._timeout))
         return list(rows)
 
+    def _fetch(
+        self, key: str, promql: str
+    ) -> tuple[list[dict[str, Any]], dict[tuple[str, str, str], dict[str, _Series]]]:
+        """Query and index in the worker thread, so early answers are indexed while slow ones still run."""
+        rows = self._query(promql)
+        return rows, ({} if key == "detect" else self._index_rows(rows))
+
     def _run(self, queries: Mapping[str, str]) -> dict[str, _Answer]:
         """Run all queries concurrently under one deadline."""
-        pool = ThreadPoolExecutor(
-            max_workers=min(self._max_workers, len(queries)), thread_name_prefix="promql"
-        )
-        futures: dict[str, Future[list[dict[str, Any]]]] = {
-            key: pool.submit(self._query, q) for key, q in queries.items()
-        }
+        # Every query in flight at once (the set is small and constant): a snapshot costs its slowest query,
+        # not a queue of them. ``max_workers`` caps it for a Prometheus that must not see ~10 at a time.
+        workers = min(self._max_workers or len(queries), len(queries))
+        pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="promql")
+        futures: dict[
+            str, Future[tuple[list[dict[str, Any]], dict[tuple[str, str, str], dict[str, _Series]]]]
+        ] = {key: pool.submit(self._fetch, key, q) for key, q in queries.items()}
         wait(futures.values(), timeout=self._timeout + 0.5)
         pool.shutdown(wait=False, cancel_futures=True)
         out: dict[str, _Answer] = {}
@@ -168,11 +177,11 @@ class PrometheusSource:
                 out[key] = _Answer(error=f"prometheus unreachable: no answer within {self._timeout:g} s")
                 continue
             err = fut.exception()
-            out[key] = (
-                _Answer(rows=fut.result())
-                if err is None
-                else _Answer(error=failure_reason(err, self._timeout))
-            )
+            if err is None:
+                rows, table = fut.result()
+                out[key] = _Answer(rows=rows, table=table)
+            else:
+                out[key] = _Answer(error=failure_reason(err, self._timeout))
         return out
 
     # ---- assembling -------------------------------------------------------------------------------
@@ -196,7 +205,7 @@ class PrometheusSource:
             if len(reasons) == 1:
                 errors = [reasons.pop() or ""]
         detected = self._detected(answers["detect"])
-        values = {key: self._index(answer) for key, answer in answers.items() if key != "detect"}
+        values = {key: answer.table for key, answer in answers.items() if key != "detect"}
         report = SignalReport(source=self.name, collected_at=now, queries=len(qp.queries), errors=errors)
         for p in pools:
             report.pools[p.ref.key] = self._pool(p.ref, detected, qp.answered_by, answers, values)
@@ -214,10 +223,10 @@ class PrometheusSource:
                 out.setdefault(key, set()).add(row["metric"].get("__name__", ""))
         return out
 
-    def _index(self, answer: _Answer) -> dict[tuple[str, str, str], dict[str, _Series]]:
+    def _index_rows(self, rows: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, _Series]]:
         """(namespace, pool, field) -> dialect tag -> evaluation time and value(s)."""
         out: dict[tuple[str, str, str], dict[str, _Series]] = {}
-        for row in answer.rows:
+        for row in rows:
             metric = row["metric"]
             key = self._key(metric)
             if key is None:
