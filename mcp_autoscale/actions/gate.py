@@ -33,6 +33,7 @@ from mcp_autoscale.approvals import (
 from mcp_autoscale.audit import AuditLog
 from mcp_autoscale.cluster.base import ClusterBackend
 from mcp_autoscale.config import Settings
+from mcp_autoscale.cost import node_pool_free_gpus
 from mcp_autoscale.errors import (
     AutoscaleError,
     BackendUnavailable,
@@ -672,7 +673,7 @@ class Gate:
         inverse = inverse_of(action, pool)
         msg = f"Applied: {target} {describe_changes(changes)}."
         if isinstance(action.params, ScaleDeploymentParams) and pool is not None and pool.cold_start_s:
-            msg += f" New replicas need about {pool.cold_start_s:.0f} s to start serving; re-check then."
+            msg += " " + self._readiness_hint(pool, action.params.replicas)
         result = self._record(
             action,
             verdict,
@@ -692,6 +693,26 @@ class Gate:
         result.notes.extend(self._backend_notes())
         self._post_event(action, f"{msg} ({action.rationale})")
         return result
+
+    def _readiness_hint(self, pool: PoolState, replicas: int) -> str:
+        """When new replicas will serve: cold start, plus node provisioning if the node pool has no room."""
+        added = replicas - pool.desired_replicas
+        hint = f"New replicas need about {pool.cold_start_s:.0f} s to start serving"
+        if added > 0 and pool.node_pool:
+            try:
+                node_pool = next(
+                    (n for n in self.backend.list_node_pools() if n.name == pool.node_pool), None
+                )
+            except AutoscaleError:
+                node_pool = None
+            if node_pool is not None:
+                room = node_pool_free_gpus(node_pool) + node_pool.reserved_gpus  # balloons are pre-empted
+                if room < added * pool.gpus_per_replica:
+                    hint += (
+                        f" once scheduled; node pool {node_pool.name} has room for {room} GPUs, so a new "
+                        f"node comes first (typically {node_pool.typical_provision_s:.0f} s)"
+                    )
+        return hint + "; re-check then."
 
     def _backend_notes(self) -> list[str]:
         """What the backend learnt while writing (e.g. 'patched ScaledObject, not keda-hpa-*', provisioning time)."""

@@ -381,3 +381,12 @@ async def test_progress_is_reported_on_slow_calls(client: Client) -> None:
     seen.clear()
     await client.call_tool("get_slo_snapshot", {}, progress_callback=on_progress)
     assert any(m and "signals" in m for _, _, m in seen)
+
+
+async def test_applied_scale_says_when_a_new_node_is_needed_first(client: Client) -> None:
+    # dev/granite-8b's A10G node pool has no free GPU: the new replica waits for a node, then cold-starts
+    r = await client.call_tool(
+        "scale_deployment", {"namespace": "dev", "deployment": "granite-8b", "replicas": 2, "rationale": "x"}
+    )
+    message = r.structured_content["message"]  # type: ignore[index]
+    assert "new node comes first" in message and "gpu-a10g" in message
