@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field
 
 from mcp_autoscale.cost import cost_per_million_tokens, load_catalogue, split_token_prices
 from mcp_autoscale.cost.catalogue import PriceCatalogue
-from mcp_autoscale.models import AutoscalerPatch, PoolRef, SloTargets
+from mcp_autoscale.models import PoolRef, SloTargets
 from mcp_autoscale.planner import PlannerConfig
 from mcp_autoscale.replay.strategies import KedaOnly, KedaPlusPlanner, Oracle, Strategy
 from mcp_autoscale.replay.trace import Trace
@@ -335,8 +335,7 @@ def measure_capacity(
 
     def holds(rps_per_replica: float) -> bool:
         twin = _quiet_twin(cfg.seed, cfg.tick_s)
-        twin.backend.patch_autoscaler(POOL, AutoscalerPatch(paused=True), dry_run=False)
-        twin.backend.scale_deployment(POOL, replicas, dry_run=False)
+        twin.pin_replicas(POOL, replicas)
         rate = rps_per_replica * replicas
         twin.set_arrivals(POOL, lambda _now, _dt: ArrivalStep(rate, prompt_mean, output_mean))
         twin.advance(300.0)

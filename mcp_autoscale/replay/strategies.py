@@ -30,7 +30,7 @@ from mcp_autoscale.audit import AuditLog
 from mcp_autoscale.config import Settings
 from mcp_autoscale.cost.catalogue import PriceCatalogue
 from mcp_autoscale.cost.estimate import action_cost_delta, pool_cost_per_hour
-from mcp_autoscale.models import ActionKind, ActionStatus, AutoscalerPatch, PoolRef, PoolSnapshot, SloTargets
+from mcp_autoscale.models import ActionKind, ActionStatus, PoolRef, PoolSnapshot, SloTargets
 from mcp_autoscale.planner import PlannerConfig, PoolSample, recommend, replicas_needed
 from mcp_autoscale.policy import Match, Policy, ReplicaBounds, Rule
 from mcp_autoscale.sim import Twin
@@ -238,7 +238,7 @@ class Oracle(Strategy):
         self.need = np.asarray(need, dtype=np.int64)
 
     def setup(self, twin: Twin, ref: PoolRef) -> None:
-        twin.backend.patch_autoscaler(ref, AutoscalerPatch(paused=True), dry_run=False)
+        twin.pin_replicas(ref, twin.backend.get_pool(ref).desired_replicas)  # the oracle alone sizes the pool
 
     def target(self, t_s: float) -> int:
         """The most any minute from now to one lead time ahead needs (replicas ordered now serve then)."""
@@ -250,5 +250,5 @@ class Oracle(Strategy):
 
     def step(self, twin: Twin, ref: PoolRef, t_s: float) -> None:
         want = self.target(t_s)
-        if twin.backend.scale_deployment(ref, want, dry_run=False):
+        if twin.pin_replicas(ref, want):
             self.actions.add(t_s, f"scale_deployment replicas={want}")

@@ -22,7 +22,7 @@ import numpy as np
 from prometheus_client import generate_latest
 
 from mcp_autoscale.errors import InvalidInput, NotFound
-from mcp_autoscale.models import SIGNAL_NAMES, PoolRef, PoolSignals
+from mcp_autoscale.models import SIGNAL_NAMES, AutoscalerPatch, PoolRef, PoolSignals
 from mcp_autoscale.sim.backend import SimClusterBackend, SimSignalSource
 from mcp_autoscale.sim.calibration import Calibration, load_calibration
 from mcp_autoscale.sim.cluster import (
@@ -290,6 +290,15 @@ class Twin:
             if p.spec.fed_by is not None:
                 p = self._pool(p.spec.fed_by)
             p.serving.load_factor = factor
+
+    def pin_replicas(self, ref: PoolRef, replicas: int) -> bool:
+        """Experiment control for evaluations (like ``set_arrivals``): pause the pool's autoscaler and set
+        its replicas directly. Baselines such as the replay's oracle and capacity bisection use it on their
+        own private twin; agents never do (their changes go through the gate). True if replicas changed."""
+        with self._lock:
+            if self.backend.get_pool(ref).autoscaler is not None:
+                self.backend.patch_autoscaler(ref, AutoscalerPatch(paused=True), dry_run=False)
+            return bool(self.backend.scale_deployment(ref, replicas, dry_run=False))
 
     def set_arrivals(self, ref: PoolRef, fn: ArrivalFn | None) -> None:
         """Drive a pool from an explicit schedule: ``fn(step_start, step_s)`` returns an ``ArrivalStep``

@@ -39,8 +39,6 @@ IdempotencyKey = Annotated[
     Field(default=None, max_length=128, description="Retries with the same key act at most once"),
 ]
 
-READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, open_world_hint=False)
-
 
 def mutating(title: str, *, idempotent: bool) -> ToolAnnotations:
     return ToolAnnotations(
@@ -54,13 +52,6 @@ def mutating(title: str, *, idempotent: bool) -> ToolAnnotations:
 
 def read_only(title: str) -> ToolAnnotations:
     return ToolAnnotations(title=title, read_only_hint=True, destructive_hint=False, open_world_hint=False)
-
-
-def require_rationale(rationale: str) -> str:
-    text = rationale.strip()
-    if not text:
-        raise ToolError("rationale is required: say why, citing the snapshot (e.g. 'TTFT p90 3.1 s > 2 s')")
-    return text
 
 
 def as_tool_result(result: ActionResult) -> ActionResult:
@@ -78,18 +69,23 @@ def tool_error(err: AutoscaleError) -> ToolError:
 T = TypeVar("T")
 
 
-async def in_steps(ctx: Context | None, steps: list[tuple[str, Callable[[], object]]]) -> object:
-    """Run blocking steps in a worker thread, reporting each as MCP progress (``progress/total``, message).
+class Progress:
+    """Runs a tool's blocking steps in a worker thread and reports each as MCP progress.
 
     Snapshots wait on Prometheus (up to its timeout) and planning walks the whole fleet: a client that
-    asked for progress sees what the server is doing instead of silence. Returns the last step's result.
+    asked for progress sees what the server is doing instead of silence.
     """
-    result: object = None
-    total = float(len(steps))
-    for i, (message, fn) in enumerate(steps):
-        if ctx is not None:
-            await ctx.report_progress(float(i), total, message)
+
+    def __init__(self, ctx: Context | None, steps: int) -> None:
+        self.ctx = ctx
+        self.total = float(steps)
+        self.done = 0.0
+
+    async def run(self, message: str, fn: Callable[[], T]) -> T:
+        if self.ctx is not None:
+            await self.ctx.report_progress(self.done, self.total, message)
         result = await anyio.to_thread.run_sync(fn)
-    if ctx is not None:
-        await ctx.report_progress(total, total, "done")
-    return result
+        self.done += 1
+        if self.ctx is not None and self.done >= self.total:
+            await self.ctx.report_progress(self.total, self.total, "done")
+        return result

@@ -7,7 +7,7 @@ from pydantic import BaseModel, Field
 
 from mcp_autoscale.app import AutoscaleApp
 from mcp_autoscale.models import FleetSnapshot
-from mcp_autoscale.tools._shared import OptDeployment, OptNamespace, in_steps, read_only
+from mcp_autoscale.tools._shared import OptDeployment, OptNamespace, Progress, read_only
 
 
 class PoolSummary(BaseModel):
@@ -36,20 +36,14 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         """Per-pool serving signals now: TTFT/ITL p50/p90(/p99) in s, KV usage 0-1, queue, tokens/s,
         preemptions/min, replicas, owner (HPA/KEDA), SLO status vs targets, $/h, data age. Missing or stale
         signals are named with the reason (never reported as zero). Filter by namespace/deployment."""
-        snap = await in_steps(
-            ctx,
-            [
-                ("running approved proposals", app.run_approved),
-                (
-                    f"reading cluster state and signals from {app.signals.name}",
-                    lambda: app.snapshotter.take(
-                        namespace=namespace, name=deployment, include_node_pools=include_node_pools
-                    ),
-                ),
-            ],
+        progress = Progress(ctx, 2)
+        await progress.run("running approved proposals", app.run_approved)
+        return await progress.run(
+            f"reading cluster state and signals from {app.signals.name}",
+            lambda: app.snapshotter.take(
+                namespace=namespace, name=deployment, include_node_pools=include_node_pools
+            ),
         )
-        assert isinstance(snap, FleetSnapshot)
-        return snap
 
     @server.tool(annotations=read_only("List pools"))
     def list_pools(namespace: OptNamespace = None) -> PoolList:

@@ -36,7 +36,6 @@ from mcp_autoscale.tools._shared import (
     Rationale,
     as_tool_result,
     mutating,
-    require_rationale,
     tool_error,
 )
 
@@ -81,18 +80,11 @@ def build(
         kind,
         target,
         params,
-        require_rationale(rationale),
+        rationale,  # new_action refuses a blank one with a message the model can act on
         dry_run=dry_run,
         caller=caller,
         idempotency_key=idempotency_key,
     )
-
-
-def _pool(namespace: str, deployment: str) -> PoolRef:
-    try:
-        return PoolRef(namespace=namespace, name=deployment)
-    except ValidationError as err:  # already validated by the schema; kept for direct callers
-        raise tool_error(AutoscaleError(str(err))) from err
 
 
 Answer = ElicitationResult[ApprovalAnswer]
@@ -184,7 +176,7 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         return submit(
             app,
             ActionKind.SCALE_DEPLOYMENT,
-            _pool(namespace, deployment),
+            PoolRef(namespace=namespace, name=deployment),
             ScaleDeploymentParams(replicas=replicas),
             rationale,
             dry_run,
@@ -226,7 +218,7 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         return submit(
             app,
             ActionKind.PATCH_HPA,
-            _pool(namespace, deployment),
+            PoolRef(namespace=namespace, name=deployment),
             patch,
             rationale,
             dry_run,

@@ -14,9 +14,10 @@ from mcp_autoscale.errors import NotFound
 from mcp_autoscale.models import FleetSnapshot, PoolRef
 from mcp_autoscale.planner import (
     Diagnosis,
+    PlannerConfig,
     PoolExplanation,
     Recommendation,
-    diagnose,
+    dark_capacity_nodes,
     explain_pool,
     recommend,
     samples_from_snapshots,
@@ -26,7 +27,7 @@ from mcp_autoscale.tools._shared import (
     Namespace,
     OptDeployment,
     OptNamespace,
-    in_steps,
+    Progress,
     read_only,
     tool_error,
 )
@@ -34,7 +35,10 @@ from mcp_autoscale.tools._shared import (
 
 class Recommendations(BaseModel):
     recommendations: list[Recommendation] = Field(description="One per pool; tool_call is the call to make")
-    diagnoses: list[Diagnosis] = Field(default_factory=list, description="Fleet findings, largest $ first")
+    diagnoses: list[Diagnosis] = Field(
+        default_factory=list,
+        description="Node-pool findings (idle GPUs); pool findings are on each recommendation",
+    )
     data_warnings: list[str] = Field(default_factory=list)
 
 
@@ -43,7 +47,7 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         states = app.backend.list_pools()
         history = samples_from_snapshots(app.snapshotter.history())
         recs = recommend(fleet, states, fleet.node_pools, app.catalogue, history)
-        diags = diagnose(fleet, states, app.catalogue)
+        diags = dark_capacity_nodes(list(fleet.node_pools), app.catalogue, PlannerConfig())
         if namespace is not None or deployment is not None:
             wanted = {
                 f"{p.namespace}/{p.name}"
@@ -54,7 +58,8 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
             if not wanted:
                 raise tool_error(NotFound(f"no pool matches namespace={namespace} deployment={deployment}"))
             recs = [r for r in recs if r.pool in wanted]
-            diags = [d for d in diags if d.target in wanted]
+            node_pools = {p.node_pool for p in fleet.pools if f"{p.namespace}/{p.name}" in wanted}
+            diags = [d for d in diags if d.target.removeprefix("nodepool/") in node_pools]
         return Recommendations(recommendations=recs, diagnoses=diags, data_warnings=fleet.warnings)
 
     @server.tool(annotations=read_only("Recommend scaling"))
@@ -63,16 +68,11 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
     ) -> Recommendations:
         """Per pool: the recommended action (none / patch_hpa / scale_deployment / request_gpu_nodes), reasons,
         expected effect on SLO and $, and the exact tool call to make (dry_run=true). Never fights an owner."""
-        fleets: list[FleetSnapshot] = []
-        result = await in_steps(
-            ctx,
-            [
-                ("taking a fleet snapshot", lambda: fleets.append(app.snapshotter.take())),
-                ("planning capacity and cost per pool", lambda: plan(fleets[0], namespace, deployment)),
-            ],
+        progress = Progress(ctx, 2)
+        fleet = await progress.run("taking a fleet snapshot", app.snapshotter.take)
+        return await progress.run(
+            "planning capacity and cost per pool", lambda: plan(fleet, namespace, deployment)
         )
-        assert isinstance(result, Recommendations)
-        return result
 
     @server.tool(name="explain_pool", annotations=read_only("Explain a pool"))
     def explain_pool_tool(namespace: Namespace, deployment: Deployment) -> PoolExplanation:
