@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     scrape_interval_s: float = Field(default=15.0, gt=0)
     stale_after_intervals: float = Field(default=2.0, gt=0)
     pool_label: str = Field(default="", description="Prometheus label naming the pool; '' = derive from pod")
+    prometheus_recording_rules: bool = Field(
+        default=False,
+        description="Read per-pool histogram and counter rates from the recording rules printed by "
+        "`mcp-autoscale signals rules` instead of aggregating raw series at query time",
+    )
     dialect_overrides: dict[str, str] = Field(
         default_factory=dict, description="'namespace/deployment' -> dialect (vllm, sglang, tgi, ...)"
     )

@@ -7,6 +7,10 @@ gives the Deployment. One query per *signal* (one per histogram for the percenti
 ``or``-ed branches, each tagged with a ``dialect`` label, and the newest sample timestamp next to the value
 (``field="value"|"buckets"|"ts"``), so the age of every signal costs no extra query.
 
+With recording rules (``rules.py`` writes them from the same specs and these same expression builders) the
+expensive per-pool aggregations are pre-computed by Prometheus and a query reads the recorded series
+instead; the names follow ``level:metric:operations`` (see ``recorded_name``).
+
 Label values that reach a query are escaped twice: regex metacharacters for ``=~`` and then the PromQL
 string literal (backslash, double quote, control characters), so a value cannot end the matcher.
 """
@@ -81,29 +85,55 @@ class PoolGrouping:
         return f'label_replace({expr}, "{DERIVED_POOL_LABEL}", "$1", "pod", {escape_string(POD_POOL_REGEX)})'
 
 
-def selector(metric: str, namespaces: Sequence[str], matchers: Iterable[tuple[str, str]] = ()) -> str:
-    """``metric{namespace=~"a|b", k="v"}`` with every value escaped."""
-    parts = [f"namespace=~{regex_any(namespaces)}"]
+def selector(metric: str, namespaces: Sequence[str] | None, matchers: Iterable[tuple[str, str]] = ()) -> str:
+    """``metric{namespace=~"a|b", k="v"}`` with every value escaped (``namespaces=None``: any namespace)."""
+    parts = [] if namespaces is None else [f"namespace=~{regex_any(namespaces)}"]
     parts += [f"{k}={escape_string(v)}" for k, v in matchers]
-    return f"{metric}{{{', '.join(parts)}}}"
+    return f"{metric}{{{', '.join(parts)}}}" if parts else metric
+
+
+def _by(grouping: PoolGrouping, keep: Sequence[str]) -> str:
+    return ", ".join([grouping.by, *keep])
+
+
+def bucket_rate_of(sel: str, grouping: PoolGrouping, window: str, keep: Sequence[str] = ()) -> str:
+    """``sum by (le, namespace, <pool>) (rate(<sel>[window]))``: shared by queries and recording rules."""
+    return f"sum by (le, {_by(grouping, keep)}) ({grouping.wrap(f'rate({sel}[{window}])')})"
+
+
+def aggregate_of(
+    spec: MetricSpec, sel: str, grouping: PoolGrouping, window: str, keep: Sequence[str] = ()
+) -> str:
+    """A gauge's ``sum``/``avg`` or a counter's summed ``rate`` per pool, without the spec's scale."""
+    if spec.kind is Kind.GAUGE:
+        return f"{spec.agg} by ({_by(grouping, keep)}) ({grouping.wrap(sel)})"
+    if spec.kind is Kind.RATE:
+        return f"sum by ({_by(grouping, keep)}) ({grouping.wrap(f'rate({sel}[{window}])')})"
+    raise ValueError(f"{spec.metric}: a histogram is aggregated per bucket (bucket_rate_of)")
+
+
+def timestamp_of(sel: str, grouping: PoolGrouping, keep: Sequence[str] = ()) -> str:
+    """The newest sample time per pool; ``sel`` must be a bare selector (see ``timestamp_expr``)."""
+    return f"max by ({_by(grouping, keep)}) ({grouping.wrap(f'timestamp({sel})')})"
+
+
+def scaled(spec: MetricSpec, expr: str) -> str:
+    return expr if spec.scale == 1.0 else f"{spec.scale:g} * {expr}"
 
 
 def bucket_rate_expr(spec: MetricSpec, namespaces: Sequence[str], grouping: PoolGrouping, window: str) -> str:
     """Per-bucket rates of a histogram, summed per pool: what ``histogram_quantile`` is applied to."""
-    sel = selector(f"{spec.metric}_bucket", namespaces, spec.matchers)
-    return f"sum by (le, {grouping.by}) ({grouping.wrap(f'rate({sel}[{window}])')})"
+    return bucket_rate_of(selector(f"{spec.metric}_bucket", namespaces, spec.matchers), grouping, window)
 
 
 def value_expr(spec: MetricSpec, namespaces: Sequence[str], grouping: PoolGrouping, window: str) -> str:
     """The expression that computes one signal for every pool (a quantile as ``histogram_quantile``)."""
-    if spec.kind is Kind.GAUGE:
-        sel = selector(spec.metric, namespaces, spec.matchers)
-        return f"{spec.agg} by ({grouping.by}) ({grouping.wrap(sel)})"
-    if spec.kind is Kind.RATE:
-        sel = selector(spec.metric, namespaces, spec.matchers)
-        expr = f"sum by ({grouping.by}) ({grouping.wrap(f'rate({sel}[{window}])')})"
-        return expr if spec.scale == 1.0 else f"{spec.scale:g} * {expr}"
-    return f"histogram_quantile({spec.quantile:g}, {bucket_rate_expr(spec, namespaces, grouping, window)})"
+    if spec.kind is Kind.QUANTILE:
+        return (
+            f"histogram_quantile({spec.quantile:g}, {bucket_rate_expr(spec, namespaces, grouping, window)})"
+        )
+    sel = selector(spec.metric, namespaces, spec.matchers)
+    return scaled(spec, aggregate_of(spec, sel, grouping, window))
 
 
 def timestamp_expr(spec: MetricSpec, namespaces: Sequence[str], grouping: PoolGrouping) -> str:
@@ -111,8 +141,41 @@ def timestamp_expr(spec: MetricSpec, namespaces: Sequence[str], grouping: PoolGr
 
     ``timestamp`` is applied to the bare selector: applied to a function result it returns evaluation time.
     """
-    sel = selector(spec.sample_for_age, namespaces, spec.matchers)
-    return f"max by ({grouping.by}) ({grouping.wrap(f'timestamp({sel})')})"
+    return timestamp_of(selector(spec.sample_for_age, namespaces, spec.matchers), grouping)
+
+
+# ---- recorded series ----------------------------------------------------------------------------------
+
+
+def matcher_labels(spec: MetricSpec) -> tuple[str, ...]:
+    """Labels a spec filters on: a recording rule keeps them so that one recorded series serves each value."""
+    return tuple(k for k, _ in spec.matchers)
+
+
+def level(grouping: PoolGrouping, *extra: str) -> str:
+    """The ``level`` part of a recorded name: the labels the aggregation keeps, joined by ``_``."""
+    return "_".join(["namespace", grouping.label, *extra])
+
+
+def recorded_name(spec: MetricSpec, grouping: PoolGrouping, window: str) -> str:
+    """The recorded series holding what the query would aggregate, ``level:metric:operations``.
+
+    ``namespace_pool_le:<histogram>_bucket:rate<window>`` (per-bucket rates), ``namespace_pool:<counter
+    without _total>:rate<window>`` and ``namespace_pool:<gauge>:sum|avg``; the level names the pool label
+    when one is configured and ends with any label the spec filters on. The spec's scale is not recorded
+    (it is applied when reading), so specs differing only in scale share a series.
+    """
+    keep = matcher_labels(spec)
+    if spec.kind is Kind.QUANTILE:
+        return f"{level(grouping, 'le', *keep)}:{spec.metric}_bucket:rate{window}"
+    if spec.kind is Kind.RATE:
+        return f"{level(grouping, *keep)}:{spec.metric.removesuffix('_total')}:rate{window}"
+    return f"{level(grouping, *keep)}:{spec.metric}:{spec.agg}"
+
+
+def recorded_timestamp_name(spec: MetricSpec, grouping: PoolGrouping) -> str:
+    """The recorded newest sample time behind a signal: ``namespace_pool:<series>:max_timestamp``."""
+    return f"{level(grouping, *matcher_labels(spec))}:{spec.sample_for_age}:max_timestamp"
 
 
 def _tag(expr: str, label: str, value: str) -> str:
@@ -125,6 +188,7 @@ def signal_query(
     namespaces: Sequence[str],
     grouping: PoolGrouping,
     window: str,
+    recorded: frozenset[Kind] = frozenset(),
 ) -> str | None:
     """One query answering ``signal`` for every pool in every dialect, with value and timestamp.
 
@@ -132,7 +196,8 @@ def signal_query(
     per ``le``) instead of one quantile, so that p50, p90 and p99 of the same histogram share one query;
     the quantiles are then computed with Prometheus's own algorithm (``histogram.bucket_quantile``).
     Dialects whose spec for the signal is identical share one branch (tag ``"vllm,vllm-v0"``).
-    Returns None if no dialect exposes the signal.
+    Specs of a kind in ``recorded`` read the recording rules' series (value and newest sample time) instead
+    of aggregating the raw series. Returns None if no dialect exposes the signal.
     """
     shared: dict[tuple[str, str, tuple[tuple[str, str], ...]], tuple[MetricSpec, list[str]]] = {}
     for d in dialects:
@@ -144,13 +209,19 @@ def signal_query(
     branches = []
     for spec, names in shared.values():
         tag = ",".join(names)
-        if spec.kind is Kind.QUANTILE:
-            value = _tag(bucket_rate_expr(spec, namespaces, grouping, window), FIELD_LABEL, "buckets")
+        fld = "buckets" if spec.kind is Kind.QUANTILE else "value"
+        if spec.kind in recorded:
+            rec = selector(recorded_name(spec, grouping, window), namespaces, spec.matchers)
+            value = rec if spec.kind is Kind.QUANTILE else scaled(spec, rec)
+            ts = selector(recorded_timestamp_name(spec, grouping), namespaces, spec.matchers)
+        elif spec.kind is Kind.QUANTILE:
+            value = bucket_rate_expr(spec, namespaces, grouping, window)
+            ts = timestamp_expr(spec, namespaces, grouping)
         else:
-            value = _tag(value_expr(spec, namespaces, grouping, window), FIELD_LABEL, "value")
-        branches.append(_tag(value, DIALECT_LABEL, tag))
-        ts = _tag(timestamp_expr(spec, namespaces, grouping), FIELD_LABEL, "ts")
-        branches.append(_tag(ts, DIALECT_LABEL, tag))
+            value = value_expr(spec, namespaces, grouping, window)
+            ts = timestamp_expr(spec, namespaces, grouping)
+        branches.append(_tag(_tag(value, FIELD_LABEL, fld), DIALECT_LABEL, tag))
+        branches.append(_tag(_tag(ts, FIELD_LABEL, "ts"), DIALECT_LABEL, tag))
     return " or ".join(branches) if branches else None
 
 
@@ -190,8 +261,12 @@ def plan(
     namespaces: Sequence[str],
     grouping: PoolGrouping,
     window: str,
+    recorded: frozenset[Kind] = frozenset(),
 ) -> QueryPlan:
-    """The constant query set: detection, one query per non-quantile signal, one per histogram."""
+    """The constant query set: detection, one query per non-quantile signal, one per histogram.
+
+    ``recorded``: the kinds read from recording rules' series (detection always reads the raw markers).
+    """
     ds = list(dialects)
     queries: dict[str, str] = {
         "detect": detection_query([m for d in ds for m in d.markers], namespaces, grouping)
@@ -203,7 +278,7 @@ def plan(
         if hist is not None and hist in by_histogram:
             answered_by[sig] = by_histogram[hist]
             continue
-        q = signal_query(sig, ds, namespaces, grouping, window)
+        q = signal_query(sig, ds, namespaces, grouping, window, recorded)
         if q is None:
             continue
         queries[sig] = q

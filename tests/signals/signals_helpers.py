@@ -88,8 +88,13 @@ class RealPrometheus:
         return list(r.json()["data"]["result"])
 
 
-def start_prometheus(tmp: Path, targets: list[str], deadline_s: float = 30.0) -> RealPrometheus:
-    """Start the Debian ``prometheus`` binary scraping ``targets`` (host:port) every second."""
+def start_prometheus(
+    tmp: Path, targets: list[str], deadline_s: float = 30.0, rules: str | None = None
+) -> RealPrometheus:
+    """Start the Debian ``prometheus`` binary scraping ``targets`` (host:port) every second.
+
+    ``rules``: the text of a rules file to load (``rule_files:``), evaluated every second.
+    """
     binary = shutil.which("prometheus")
     if binary is None:
         pytest.fail(
@@ -99,8 +104,13 @@ def start_prometheus(tmp: Path, targets: list[str], deadline_s: float = 30.0) ->
     port = _free_port()
     config = tmp / "prometheus.yml"
     target_list = ", ".join(f'"{t}"' for t in targets)
+    rule_files = ""
+    if rules is not None:
+        (tmp / "rules.yaml").write_text(rules)
+        rule_files = f"rule_files:\n  - {tmp / 'rules.yaml'}\n"
     config.write_text(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+        f"{rule_files}"
         "scrape_configs:\n  - job_name: twin\n    honor_labels: true\n    scrape_interval: 1s\n"
         f"    static_configs:\n      - targets: [{target_list}]\n"
     )
