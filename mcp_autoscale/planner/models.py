@@ -51,6 +51,12 @@ class PlannerConfig(BaseModel):
         description="Hysteresis: token load orders replicas only once it passes U + band of the current "
         "replicas (then sizes to U); scale-in needs the window's peak to fit at U",
     )
+    backlog_drain_s: float = Field(
+        default=120.0,
+        ge=0,
+        description="Once requests queue past the saturation limit, size for arrivals plus the backlog "
+        "projected to when new replicas serve, drained within this many seconds (0: off)",
+    )
     scale_in_window_s: float = Field(
         default=600.0, ge=0, description="Scale in only to the most any sample in this window needed"
     )

@@ -41,6 +41,7 @@ from mcp_autoscale.models import (
     Role,
     ScaleDeploymentParams,
 )
+from mcp_autoscale.planner.backlog import backlog_load
 from mcp_autoscale.planner.capacity import replicas_needed, resolve_capacity
 from mcp_autoscale.planner.diagnoses import (
     cpu_bound,
@@ -197,6 +198,19 @@ def _assess(
                 ]
             )
     sat = analyse(ready, s.kv_usage, s.queue_depth, cfg)
+    backlog = None
+    n_backlog = None
+    if history and cfg.backlog_drain_s > 0 and (cap.c_in_tps or cap.c_out_tps):
+        backlog = backlog_load(history, cold, cfg.backlog_drain_s, cfg.queue_saturated * max(1, ready))
+        if backlog is not None:
+            n_backlog = replicas_needed(
+                None if load_in is None else load_in + backlog.extra_in_tps,
+                None if load_out is None else load_out + backlog.extra_out_tps,
+                cap.c_in_tps,
+                cap.c_out_tps,
+                u,
+                floor,
+            )
 
     per_gpu = pool_gpu_hour(state, catalogue)
     diags: list[Diagnosis] = []
@@ -233,6 +247,13 @@ def _assess(
     if sat.scale_up:
         reasons.extend(sat.reasons)
         candidates.append(max(ready + 1, sat.replicas_for_margin))
+    if backlog is not None and n_backlog is not None:
+        reasons.append(
+            f"{backlog.queue:.0f} waiting, growing {backlog.growth_rps:.1f}/s: ~{backlog.projected:.0f} by the "
+            f"time new replicas serve; arrivals plus draining it in {cfg.backlog_drain_s:.0f} s need "
+            f"{n_backlog} replicas"
+        )
+        candidates.append(n_backlog)
     thin = s.request_rps is not None and s.request_rps * 60.0 < cfg.min_requests_for_latency
     if breaches and thin:
         reasons.append(
