@@ -1,4 +1,4 @@
-"""``mcp-autoscale replay``: replay a trace on the twin; compare KEDA, KEDA + planner and an oracle."""
+"""``mcp-autoscale replay``: replay a trace on the twin; compare KEDA, KEDA + planner and two oracles."""
 
 from __future__ import annotations
 
@@ -37,8 +37,8 @@ def register(app: typer.Typer) -> None:
         ] = 120.0,
         workers: Annotated[int, typer.Option("--workers", help="Processes to run strategies in.")] = 2,
         strategies: Annotated[
-            str, typer.Option("--strategies", help="Comma-separated subset of keda,planner,oracle.")
-        ] = "keda,planner,oracle",
+            str, typer.Option("--strategies", help="Comma-separated subset of keda,planner,oracle,causal.")
+        ] = "keda,planner,oracle,causal",
     ) -> None:
         """Replay a trace (or a synthetic one) under each strategy and write a markdown report with plots."""
         from mcp_autoscale.errors import InvalidInput
@@ -51,10 +51,10 @@ def register(app: typer.Typer) -> None:
             fail("give either a TRACE.csv or --synthetic DURATION (e.g. --synthetic 24h)", 2)
         names = [s.strip() for s in strategies.split(",") if s.strip()]
         with exit_on_error():
-            unknown = [n for n in names if n not in ("keda", "planner", "oracle")]
+            unknown = [n for n in names if n not in ("keda", "planner", "oracle", "causal")]
             if unknown or not names:
                 raise InvalidInput(
-                    f"--strategies: unknown {', '.join(unknown) or '(none)'}; use keda,planner,oracle"
+                    f"--strategies: unknown {', '.join(unknown) or '(none)'}; use keda,planner,oracle,causal"
                 )
             if not 60.0 <= interval <= 180.0:
                 raise InvalidInput(f"--interval must be within 60-180 s, got {interval:g}")

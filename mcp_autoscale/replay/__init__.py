@@ -8,10 +8,11 @@ from mcp_autoscale.replay.evaluate import (
     measure_capacity,
     run_strategy,
 )
-from mcp_autoscale.replay.strategies import KedaOnly, KedaPlusPlanner, Oracle, Strategy
+from mcp_autoscale.replay.strategies import CausalOracle, KedaOnly, KedaPlusPlanner, Oracle, Strategy
 from mcp_autoscale.replay.trace import Trace, load_trace, parse_duration, synthetic_trace, write_trace
 
 __all__ = [
+    "CausalOracle",
     "KedaOnly",
     "KedaPlusPlanner",
     "Oracle",

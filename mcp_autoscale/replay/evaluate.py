@@ -30,7 +30,7 @@ from mcp_autoscale.cost import cost_per_million_tokens, load_catalogue, split_to
 from mcp_autoscale.cost.catalogue import PriceCatalogue
 from mcp_autoscale.models import PoolRef, SloTargets
 from mcp_autoscale.planner import PlannerConfig
-from mcp_autoscale.replay.strategies import KedaOnly, KedaPlusPlanner, Oracle, Strategy
+from mcp_autoscale.replay.strategies import CausalOracle, KedaOnly, KedaPlusPlanner, Oracle, Strategy
 from mcp_autoscale.replay.trace import Trace
 from mcp_autoscale.sim import ArrivalStep, TraceRequest, Twin, TwinStep
 from mcp_autoscale.sim.serving import Arrivals
@@ -49,6 +49,10 @@ class ReplayConfig:
     sample_s: float = 30.0
     planner_utilisation: float = 0.65
     oracle_utilisation: float = 0.9
+    causal_utilisation: float | None = None
+    """The causal oracle's target utilisation (None: the planner's, so the two compare at the same U)."""
+    causal_hold_s: float = 600.0
+    """The causal oracle keeps the most any sample in this window needed (the planner's scale-in window)."""
     floor: int = 2
     price_catalogue: Path | None = None
     audit_dir: Path | None = None
@@ -357,7 +361,15 @@ def measure_capacity(
 
 
 def _job(args: tuple[str, Trace, ReplayConfig, dict[str, object]]) -> StrategyResult:
-    name, trace, cfg, extra = args
+    return run_named(*args)
+
+
+def run_named(
+    name: str, trace: Trace, cfg: ReplayConfig, extra: dict[str, object] | None = None
+) -> StrategyResult:
+    """Replay ``trace`` under the strategy called ``name`` (keda, planner, oracle, causal). ``extra`` is
+    what the oracles know (``oracle_inputs``); None measures it."""
+    extra = dict(extra or {})
     catalogue = load_catalogue(cfg.price_catalogue)
     strategy: Strategy
     if name == "keda":
@@ -375,6 +387,18 @@ def _job(args: tuple[str, Trace, ReplayConfig, dict[str, object]]) -> StrategyRe
             config=pcfg,
             audit_dir=cfg.audit_dir,
         )
+    elif name == "causal":
+        if not extra:
+            extra = oracle_inputs(trace, cfg)
+        strategy = CausalOracle(
+            trace,
+            float(extra["c_in"]),  # type: ignore[arg-type]
+            float(extra["c_out"]),  # type: ignore[arg-type]
+            floor=cfg.floor,
+            utilisation=cfg.causal_utilisation or cfg.planner_utilisation,
+            hold_s=cfg.causal_hold_s,
+            max_replicas=int(extra["max_replicas"]),  # type: ignore[call-overload]
+        )
     else:
         if not extra:
             extra = oracle_inputs(trace, cfg)
@@ -389,8 +413,10 @@ def _job(args: tuple[str, Trace, ReplayConfig, dict[str, object]]) -> StrategyRe
             max_replicas=int(extra["max_replicas"]),  # type: ignore[call-overload]
         )
     result = run_strategy(trace, strategy, cfg, catalogue)
-    if isinstance(strategy, Oracle):
+    if isinstance(strategy, Oracle | CausalOracle):
         result.knowledge = {k: round(float(extra[k]), 1) for k in ("c_in", "c_out", "lead_s")}  # type: ignore[arg-type]
+    if isinstance(strategy, CausalOracle):
+        result.knowledge["utilisation"] = strategy.u
     return result
 
 
@@ -422,8 +448,14 @@ def compare(
     """Replay one trace under each strategy (in parallel processes when ``workers`` > 1)."""
     cfg = cfg or ReplayConfig()
     wall0 = time.perf_counter()
-    # the oracle's probe runs inside its own job, so it overlaps with the other strategies
-    jobs: list[tuple[str, Trace, ReplayConfig, dict[str, object]]] = [(n, trace, cfg, {}) for n in strategies]
+    # both oracles know the same capacity: probe once (under a second) when both run; a lone oracle
+    # probes inside its own job, so the probe overlaps with the other strategies
+    known: dict[str, object] = {}
+    if "oracle" in strategies and "causal" in strategies:
+        known = oracle_inputs(trace, cfg)
+    jobs: list[tuple[str, Trace, ReplayConfig, dict[str, object]]] = [
+        (n, trace, cfg, known if n in ("oracle", "causal") else {}) for n in strategies
+    ]
     if workers > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
             results = list(pool.map(_job, jobs))

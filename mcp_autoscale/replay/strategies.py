@@ -12,6 +12,8 @@
 3. ``Oracle``: KEDA paused; it knows the whole trace and the twin's true per-replica capacity (measured by
    a probe run) and sets replicas to the most any minute within one cold start ahead needs. It cannot
    beat the cold start: it only orders early.
+4. ``CausalOracle``: KEDA paused; the same true capacity and the exact load so far, but no foresight. It
+   shows what any outer loop that cannot see the future pays for the same SLO.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from mcp_autoscale.cost.estimate import action_cost_delta, pool_cost_per_hour
 from mcp_autoscale.models import ActionKind, ActionStatus, PoolRef, PoolSnapshot, SloTargets
 from mcp_autoscale.planner import PlannerConfig, PoolSample, recommend, replicas_needed
 from mcp_autoscale.policy import Match, Policy, ReplicaBounds, Rule
+from mcp_autoscale.replay.trace import Trace
 from mcp_autoscale.sim import Twin
 from mcp_autoscale.snapshot import Snapshotter
 
@@ -110,6 +113,7 @@ class KedaPlusPlanner(Strategy):
         config: PlannerConfig | None = None,
         history_len: int = 2880,
         audit_dir: Path | None = None,
+        scale_out_every_sample: bool = True,
     ) -> None:
         super().__init__()
         if not 60.0 <= interval_s <= 180.0:
@@ -123,6 +127,7 @@ class KedaPlusPlanner(Strategy):
         )
         self.history: list[PoolSample] = []
         self.history_len = history_len
+        self.scale_out_every_sample = scale_out_every_sample
         self._next_plan = 0.0
         self._snapshotter: Snapshotter | None = None
         self._gate: Gate | None = None
@@ -189,14 +194,16 @@ class KedaPlusPlanner(Strategy):
             )
         )
         del self.history[: -self.history_len]
-        if t_s + 1e-9 < self._next_plan:
+        full_pass = t_s + 1e-9 >= self._next_plan
+        if not full_pass and not self.scale_out_every_sample:
             return
-        self._next_plan = t_s + self.interval_s
+        if full_pass:
+            self._next_plan = t_s + self.interval_s
         state = twin.backend.get_pool(ref)
         (rec,) = recommend(
             snap, [state], snap.node_pools, self.catalogue, {ref.key: self.history}, self.config
         )
-        if rec.tool_call is None:
+        if rec.tool_call is None or (not full_pass and rec.replicas_target <= rec.replicas_now):
             return
         assert self._gate is not None
         args = dict(rec.tool_call.arguments)
@@ -247,6 +254,62 @@ class Oracle(Strategy):
         if lo >= len(self.need):
             return self.floor
         return int(self.need[lo:hi].max())
+
+    def step(self, twin: Twin, ref: PoolRef, t_s: float) -> None:
+        want = self.target(t_s)
+        if twin.pin_replicas(ref, want):
+            self.actions.add(t_s, f"scale_deployment replicas={want}")
+
+
+class CausalOracle(Strategy):
+    """What perfect measurement buys without foresight: the best a planner that cannot see ahead can do.
+
+    KEDA paused. It knows the twin's true per-replica capacity (the oracle's probe) and the exact token
+    load of the last ``window_s`` seconds of the trace, with no scrape or rate-window lag, and sizes for
+    that load at ``utilisation`` every sample. It keeps the most any sample in the last ``hold_s`` needed
+    (the planner's scale-in window). It does not know what comes next: its gap to ``Oracle`` is the price
+    of having no foresight, which no outer loop can avoid. Set against the planner, it shows what
+    measurement lag and a learned capacity cost, and what a forecast and hysteresis win back.
+    """
+
+    name = "causal"
+    label = "Causal oracle (true capacity, exact load so far, no foresight)"
+
+    def __init__(
+        self,
+        trace: Trace,
+        c_in: float,
+        c_out: float,
+        *,
+        floor: int,
+        utilisation: float = 0.65,
+        hold_s: float = 600.0,
+        window_s: float = 60.0,
+        max_replicas: int = 1000,
+    ) -> None:
+        super().__init__()
+        self.t = np.asarray(trace.t_s, dtype=float)
+        self.cum_in = np.concatenate([[0.0], np.cumsum(np.asarray(trace.context, dtype=float))])
+        self.cum_out = np.concatenate([[0.0], np.cumsum(np.asarray(trace.generated, dtype=float))])
+        self.c_in, self.c_out, self.floor, self.u = c_in, c_out, floor, utilisation
+        self.hold_s, self.window_s, self.max_replicas = hold_s, window_s, max_replicas
+        self._needs: list[tuple[float, int]] = []
+
+    def setup(self, twin: Twin, ref: PoolRef) -> None:
+        twin.pin_replicas(ref, twin.backend.get_pool(ref).desired_replicas)
+
+    def need_now(self, t_s: float) -> int:
+        """Replicas the load of the last ``window_s`` seconds needs at the target utilisation."""
+        lo, hi = np.searchsorted(self.t, [t_s - self.window_s, t_s])
+        r_in = float(self.cum_in[hi] - self.cum_in[lo]) / self.window_s
+        r_out = float(self.cum_out[hi] - self.cum_out[lo]) / self.window_s
+        need = replicas_needed(r_in, r_out, self.c_in, self.c_out, self.u, self.floor)
+        return min(self.max_replicas, need)
+
+    def target(self, t_s: float) -> int:
+        self._needs = [(t, n) for t, n in self._needs if t > t_s - self.hold_s]
+        self._needs.append((t_s, self.need_now(t_s)))
+        return max(n for _, n in self._needs)
 
     def step(self, twin: Twin, ref: PoolRef, t_s: float) -> None:
         want = self.target(t_s)
