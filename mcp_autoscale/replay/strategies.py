@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -220,7 +221,24 @@ class KedaPlusPlanner(Strategy):
             self.actions.add(t_s, f"{rec.tool_call.tool} {what}")
 
 
-class Oracle(Strategy):
+class _Yardstick(Strategy, ABC):
+    """A reference sizer: KEDA paused, it alone sets the pool's replicas to ``target(t)`` each step (through
+    the twin's experiment control, not the gate: it is a yardstick, not a candidate)."""
+
+    @abstractmethod
+    def target(self, t_s: float) -> int:
+        """Replicas the pool should have at ``t_s``."""
+
+    def setup(self, twin: Twin, ref: PoolRef) -> None:
+        twin.pin_replicas(ref, twin.backend.get_pool(ref).desired_replicas)
+
+    def step(self, twin: Twin, ref: PoolRef, t_s: float) -> None:
+        want = self.target(t_s)
+        if twin.pin_replicas(ref, want):
+            self.actions.add(t_s, f"scale_deployment replicas={want}")
+
+
+class Oracle(_Yardstick):
     name = "oracle"
     label = "Oracle (perfect foresight, bounded by cold start)"
 
@@ -244,9 +262,6 @@ class Oracle(Strategy):
         ]
         self.need = np.asarray(need, dtype=np.int64)
 
-    def setup(self, twin: Twin, ref: PoolRef) -> None:
-        twin.pin_replicas(ref, twin.backend.get_pool(ref).desired_replicas)  # the oracle alone sizes the pool
-
     def target(self, t_s: float) -> int:
         """The most any minute from now to one lead time ahead needs (replicas ordered now serve then)."""
         lo = max(0, int(t_s // 60))
@@ -255,13 +270,8 @@ class Oracle(Strategy):
             return self.floor
         return int(self.need[lo:hi].max())
 
-    def step(self, twin: Twin, ref: PoolRef, t_s: float) -> None:
-        want = self.target(t_s)
-        if twin.pin_replicas(ref, want):
-            self.actions.add(t_s, f"scale_deployment replicas={want}")
 
-
-class CausalOracle(Strategy):
+class CausalOracle(_Yardstick):
     """What perfect measurement buys without foresight: the best a planner that cannot see ahead can do.
 
     KEDA paused. It knows the twin's true per-replica capacity (the oracle's probe) and the exact token
@@ -295,9 +305,6 @@ class CausalOracle(Strategy):
         self.hold_s, self.window_s, self.max_replicas = hold_s, window_s, max_replicas
         self._needs: list[tuple[float, int]] = []
 
-    def setup(self, twin: Twin, ref: PoolRef) -> None:
-        twin.pin_replicas(ref, twin.backend.get_pool(ref).desired_replicas)
-
     def need_now(self, t_s: float) -> int:
         """Replicas the load of the last ``window_s`` seconds needs at the target utilisation."""
         lo, hi = np.searchsorted(self.t, [t_s - self.window_s, t_s])
@@ -310,8 +317,3 @@ class CausalOracle(Strategy):
         self._needs = [(t, n) for t, n in self._needs if t > t_s - self.hold_s]
         self._needs.append((t_s, self.need_now(t_s)))
         return max(n for _, n in self._needs)
-
-    def step(self, twin: Twin, ref: PoolRef, t_s: float) -> None:
-        want = self.target(t_s)
-        if twin.pin_replicas(ref, want):
-            self.actions.add(t_s, f"scale_deployment replicas={want}")
