@@ -39,7 +39,14 @@ from mcp_autoscale.signals.common import (
 )
 from mcp_autoscale.signals.dialects.spec import Dialect, Kind, MetricSpec
 from mcp_autoscale.signals.histogram import bucket_quantile
-from mcp_autoscale.signals.promql import DIALECT_LABEL, FIELD_LABEL, PoolGrouping, plan, recorded_name
+from mcp_autoscale.signals.promql import (
+    DIALECT_LABEL,
+    FIELD_LABEL,
+    QUANTILE_LABEL,
+    PoolGrouping,
+    plan,
+    recorded_name,
+)
 from mcp_autoscale.signals.rules import RECORDED_KINDS
 
 log = get_logger(__name__)
@@ -80,11 +87,12 @@ def failure_reason(err: BaseException, timeout_s: float) -> str:
 
 @dataclass
 class _Series:
-    """One pool's result in one query: a value, or a histogram's per-bucket rates."""
+    """One pool's result in one query: a value, a histogram's per-bucket rates, or its quantiles."""
 
     t: float = 0.0
     value: float = math.nan
     buckets: list[tuple[float, float]] = field(default_factory=list)
+    quantiles: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -216,8 +224,15 @@ class PrometheusSource:
         detected = self._detected(answers["detect"])
         values = {key: answer.table for key, answer in answers.items() if key != "detect"}
         report = SignalReport(source=self.name, collected_at=now, queries=len(qp.queries), errors=errors)
+        by_markers: dict[frozenset[str], Dialect | None] = {}  # most pools expose the same marker set
         for p in pools:
-            report.pools[p.ref.key] = self._pool(p.ref, detected, qp.answered_by, answers, values)
+            dialect = self._overrides.get(p.ref.key)
+            if dialect is None:
+                markers = frozenset(detected.get((p.ref.namespace, p.ref.name), ()))
+                if markers not in by_markers:
+                    by_markers[markers] = dialects.detect(markers)
+                dialect = by_markers[markers]
+            report.pools[p.ref.key] = self._pool(p.ref, dialect, qp.answered_by, answers, values)
         return report
 
     def _key(self, metric: Mapping[str, str]) -> tuple[str, str] | None:
@@ -233,19 +248,36 @@ class PrometheusSource:
         return out
 
     def _index_rows(self, rows: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, _Series]]:
-        """(namespace, pool, field) -> dialect tag -> evaluation time and value(s)."""
+        """(namespace, pool, field) -> dialect name -> evaluation time and value(s).
+
+        A branch tagged ``"vllm,vllm-v0"`` is filed under both names (one shared ``_Series``), so that
+        assembling a pool is plain dictionary look-ups: at 1000 pools this runs ~30,000 times per snapshot.
+        """
         out: dict[tuple[str, str, str], dict[str, _Series]] = {}
+        label = self._grouping.label
+        split: dict[str, list[str]] = {}
         for row in rows:
             metric = row["metric"]
-            key = self._key(metric)
-            if key is None:
+            ns, pool = metric.get("namespace"), metric.get(label)
+            if not ns or not pool:
                 continue
             t, v = row["value"]
             fld = metric.get(FIELD_LABEL, "value")
-            series = out.setdefault((*key, fld), {}).setdefault(metric.get(DIALECT_LABEL, ""), _Series())
+            by_dialect = out.setdefault((ns, pool, fld), {})
+            tag = metric.get(DIALECT_LABEL, "")
+            names = split.get(tag)
+            if names is None:
+                names = split[tag] = tag.split(",")
+            series = by_dialect.get(names[0])
+            if series is None:
+                series = _Series()
+                for name in names:
+                    by_dialect[name] = series
             series.t = float(t)
             if fld == "buckets":
                 series.buckets.append((float(metric.get("le", "nan")), float(v)))
+            elif fld == "quantile":
+                series.quantiles[metric.get(QUANTILE_LABEL, "")] = float(v)
             else:
                 series.value = float(v)
         return out
@@ -253,61 +285,67 @@ class PrometheusSource:
     def _pool(
         self,
         ref: PoolRef,
-        detected: Mapping[tuple[str, str], set[str]],
+        dialect: Dialect | None,
         answered_by: Mapping[str, str],
         answers: Mapping[str, _Answer],
         values: Mapping[str, Mapping[tuple[str, str, str], dict[str, _Series]]],
     ) -> PoolSignals:
-        key = (ref.namespace, ref.name)
-        dialect: Dialect | None = self._overrides.get(ref.key)
-        if dialect is None:
-            dialect = dialects.detect(detected.get(key, ()))
-        sig = PoolSignals(dialect=dialect.name if dialect else None)
+        ns, pool = ref.namespace, ref.name
+        got: dict[str, float] = {}
+        age_s: dict[str, float] = {}
+        stale: list[str] = []
+        missing: dict[str, str] = {}
         limit = stale_after_s(self._settings)
         window = self._settings.rate_window
         for name in SIGNAL_NAMES:
             qkey = answered_by.get(name)
             answer = answers.get(qkey) if qkey else None
             if answer is not None and answer.error:
-                sig.missing[name] = answer.error
+                missing[name] = answer.error
                 continue
             if dialect is None:
                 det = answers["detect"].error
-                sig.missing[name] = f"dialect unknown: {det}" if det else NO_DIALECT
+                missing[name] = f"dialect unknown: {det}" if det else NO_DIALECT
                 continue
             spec = dialect.signals.get(name)
             if spec is None or qkey is None:
-                sig.missing[name] = not_exposed(dialect)
+                missing[name] = not_exposed(dialect)
                 continue
             table = values.get(qkey, {})
-            ts = _pick(table.get((*key, "ts"), {}), dialect.name)
+            ts = table.get((ns, pool, "ts"), {}).get(dialect.name)
+            val: tuple[float, float] | None = None
             if spec.kind is Kind.QUANTILE:
-                hist = _pick(table.get((*key, "buckets"), {}), dialect.name)
-                val = None
+                assert spec.quantile is not None
+                hist = table.get((ns, pool, "buckets"), {}).get(dialect.name)
+                qs = table.get((ns, pool, "quantile"), {}).get(dialect.name)
                 if hist is not None:
-                    assert spec.quantile is not None
                     val = (hist.t, bucket_quantile(spec.quantile, hist.buckets))
+                elif qs is not None and f"{spec.quantile:g}" in qs.quantiles:
+                    val = (qs.t, qs.quantiles[f"{spec.quantile:g}"])
             else:
-                got = _pick(table.get((*key, "value"), {}), dialect.name)
-                val = (got.t, got.value) if got is not None else None
+                one = table.get((ns, pool, "value"), {}).get(dialect.name)
+                val = (one.t, one.value) if one is not None else None
             if val is None:
-                sig.missing[name] = self._absent_reason(spec, ts is not None)
+                missing[name] = self._absent_reason(spec, ts is not None)
                 continue
             t_eval, v = val
             if math.isnan(v) or math.isinf(v):
-                sig.missing[name] = (
+                missing[name] = (
                     f"no observations in the {window} window"
                     if spec.kind is Kind.QUANTILE
                     else f"value is {v}"
                 )
                 continue
-            setattr(sig, name, v)
+            got[name] = v
             if ts is not None:
                 age = max(0.0, t_eval - ts.value)
-                sig.age_s[name] = round(age, 3)
+                age_s[name] = round(age, 3)
                 if age > limit:
-                    sig.stale.append(name)
-        return sig
+                    stale.append(name)
+        # one validated construction per pool rather than a validated assignment per signal
+        return PoolSignals(
+            dialect=dialect.name if dialect else None, age_s=age_s, stale=stale, missing=missing, **got
+        )
 
     def _absent_reason(self, spec: MetricSpec, has_samples: bool) -> str:
         """Why a signal has no value; with recording rules, name the recorded series a rule should write."""
@@ -325,10 +363,3 @@ class PrometheusSource:
             # the newest-sample rule has data for this pool: the rate is what is missing
             return f"not enough samples in the {window} rate window, or {rule}"
         return f"{SERIES_ABSENT}: no recorded series for this pool, or {rule}"
-
-
-def _pick(by_tag: Mapping[str, _Series], dialect: str) -> _Series | None:
-    for tag, value in by_tag.items():
-        if dialect in tag.split(","):
-            return value
-    return None

@@ -5,7 +5,7 @@ configured the pool is derived from the pod name with ``label_replace``: Kuberne
 pods ``<deployment>-<pod-template-hash>-<5 chars>`` (hash 8-10 chars), so stripping the two last dash-parts
 gives the Deployment. One query per *signal* (one per histogram for the percentiles) carries all dialects as
 ``or``-ed branches, each tagged with a ``dialect`` label, and the newest sample timestamp next to the value
-(``field="value"|"buckets"|"ts"``), so the age of every signal costs no extra query.
+(``field="value"|"buckets"|"quantile"|"ts"``), so the age of every signal costs no extra query.
 
 With recording rules (``rules.py`` writes them from the same specs and these same expression builders) the
 expensive per-pool aggregations are pre-computed by Prometheus and a query reads the recorded series
@@ -28,6 +28,7 @@ POD_POOL_REGEX = "^(.+)-[a-z0-9]{8,10}-[a-z0-9]{5}$"
 DERIVED_POOL_LABEL = "pool"
 FIELD_LABEL = "field"
 DIALECT_LABEL = "dialect"
+QUANTILE_LABEL = "quantile"
 
 _RE2_META = frozenset("\\.+*?()|[]{}^$")
 
@@ -196,11 +197,16 @@ def signal_query(
     per ``le``) instead of one quantile, so that p50, p90 and p99 of the same histogram share one query;
     the quantiles are then computed with Prometheus's own algorithm (``histogram.bucket_quantile``).
     Dialects whose spec for the signal is identical share one branch (tag ``"vllm,vllm-v0"``).
+
     Specs of a kind in ``recorded`` read the recording rules' series (value and newest sample time) instead
-    of aggregating the raw series. Returns None if no dialect exposes the signal.
+    of aggregating the raw series. A recorded histogram is answered with ``histogram_quantile`` per quantile
+    any dialect reads from it (``field="quantile"``, label ``quantile``): re-reading the recorded bucket
+    rates once per quantile is cheap, and returns a few rows per pool instead of one per bucket (vLLM's
+    histograms have 20+ buckets). Returns None if no dialect exposes the signal.
     """
+    ds = list(dialects)
     shared: dict[tuple[str, str, tuple[tuple[str, str], ...]], tuple[MetricSpec, list[str]]] = {}
-    for d in dialects:
+    for d in ds:
         spec = d.signals.get(signal)
         if spec is not None:
             # quantiles of the same histogram are one branch whatever their q
@@ -212,9 +218,16 @@ def signal_query(
         fld = "buckets" if spec.kind is Kind.QUANTILE else "value"
         if spec.kind in recorded:
             rec = selector(recorded_name(spec, grouping, window), namespaces, spec.matchers)
-            value = rec if spec.kind is Kind.QUANTILE else scaled(spec, rec)
             ts = selector(recorded_timestamp_name(spec, grouping), namespaces, spec.matchers)
-        elif spec.kind is Kind.QUANTILE:
+            branches.append(_tag(_tag(ts, FIELD_LABEL, "ts"), DIALECT_LABEL, tag))
+            if spec.kind is not Kind.QUANTILE:
+                branches.append(_tag(_tag(scaled(spec, rec), FIELD_LABEL, fld), DIALECT_LABEL, tag))
+                continue
+            for q in histogram_quantiles(spec, ds):
+                value = _tag(f"histogram_quantile({q:g}, {rec})", QUANTILE_LABEL, f"{q:g}")
+                branches.append(_tag(_tag(value, FIELD_LABEL, "quantile"), DIALECT_LABEL, tag))
+            continue
+        if spec.kind is Kind.QUANTILE:
             value = bucket_rate_expr(spec, namespaces, grouping, window)
             ts = timestamp_expr(spec, namespaces, grouping)
         else:
@@ -223,6 +236,18 @@ def signal_query(
         branches.append(_tag(_tag(value, FIELD_LABEL, fld), DIALECT_LABEL, tag))
         branches.append(_tag(_tag(ts, FIELD_LABEL, "ts"), DIALECT_LABEL, tag))
     return " or ".join(branches) if branches else None
+
+
+def histogram_quantiles(spec: MetricSpec, dialects: Iterable[Dialect]) -> list[float]:
+    """Every quantile any dialect reads from the histogram of ``spec`` (p50, p90, p99 of TTFT, ...)."""
+    return sorted(
+        {
+            s.quantile
+            for d in dialects
+            for s in d.signals.values()
+            if s.quantile is not None and (s.metric, s.matchers) == (spec.metric, spec.matchers)
+        }
+    )
 
 
 def histogram_signature(signal: str, dialects: Iterable[Dialect]) -> tuple[tuple[str, str], ...] | None:
