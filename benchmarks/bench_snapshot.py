@@ -1,12 +1,14 @@
-"""Snapshot cost against one real Prometheus: batched PrometheusSource vs naive per-pool-per-metric queries.
+"""Snapshot cost against one real Prometheus: raw batched queries, recording rules, naive per-pool queries.
 
 Not a test. Starts a loopback exposition server generating N pools' vLLM V1 series (2 pods per pool, for
-N = 10, 100, 1000 at once), a real ``prometheus`` scraping it, then measures for each N the queries issued
-and the wall time of one snapshot: ``PrometheusSource.collect`` (constant query set, run concurrently)
-and a naive client that sends one query per pool per signal (same thread-pool width). Prints a markdown
-table.
+N = 10, 100, 1000 at once), a real ``prometheus`` scraping it and evaluating the recording rules of
+``mcp-autoscale signals rules`` in the background, then measures for each N the queries issued and the wall
+time of one snapshot: ``PrometheusSource.collect`` on raw series and on the recorded series (interleaved,
+so background load hits both alike), and a naive client that sends one query per pool per signal (8
+threads). Also reports what the rules cost Prometheus: ``prometheus_rule_group_last_duration_seconds``
+sampled over the run. Prints markdown tables.
 
-    python benchmarks/bench_snapshot.py [--sizes 10,100,1000] [--repeat 5]
+    python benchmarks/bench_snapshot.py [--sizes 10,100,1000] [--repeat 10] [--eval-interval 5s]
 """
 
 from __future__ import annotations
@@ -28,12 +30,14 @@ from pathlib import Path
 
 import httpx
 from prometheus_api_client import PrometheusConnect
+from prometheus_client.parser import text_string_to_metric_families
 
 from mcp_autoscale.config import Settings
 from mcp_autoscale.models import SIGNAL_NAMES, PoolRef, PoolState
 from mcp_autoscale.signals import PrometheusSource, dialects
 from mcp_autoscale.signals.dialects.spec import Kind, MetricSpec
-from mcp_autoscale.signals.promql import escape_string, regex_any
+from mcp_autoscale.signals.promql import PoolGrouping, escape_string, regex_any
+from mcp_autoscale.signals.rules import rules_file, to_yaml
 
 WINDOW = "10s"
 SCRAPE_S = 2
@@ -131,11 +135,58 @@ def naive_snapshot(url: str, pools: list[tuple[str, str]], workers: int) -> tupl
     return len(queries), elapsed
 
 
+def pctl(times: list[float], q: float) -> float:
+    """The ``q`` quantile of the samples (inclusive method: p90 of 10 samples lies between the 9th and 10th)."""
+    return statistics.quantiles(times, n=100, method="inclusive")[round(q * 100) - 1]
+
+
+def rule_group_seconds(url: str) -> float:
+    """Prometheus's own ``prometheus_rule_group_last_duration_seconds`` for our group (one evaluation)."""
+    text = httpx.get(f"{url}/metrics", timeout=5).text
+    for family in text_string_to_metric_families(text):
+        if family.name == "prometheus_rule_group_last_duration_seconds":
+            for sample in family.samples:
+                if sample.labels.get("rule_group", "").endswith(";mcp-autoscale"):
+                    return float(sample.value)
+    raise SystemExit("rule group mcp-autoscale not found in Prometheus's metrics: rules not loaded")
+
+
+def rule_breakdown(url: str) -> dict[str, float]:
+    """Seconds of the last evaluation per kind of rule (``/api/v1/rules`` ``evaluationTime``)."""
+    out = {"bucket rates": 0.0, "counter rates": 0.0, "newest-sample times": 0.0}
+    for group in httpx.get(f"{url}/api/v1/rules", timeout=5).json()["data"]["groups"]:
+        for rule in group["rules"]:
+            name = rule["name"]
+            kind = "newest-sample times" if name.endswith(":max_timestamp") else "counter rates"
+            kind = "bucket rates" if "_le:" in name else kind
+            out[kind] += float(rule["evaluationTime"])
+    return out
+
+
+def wait_for(url: str, checks: dict[str, float], deadline_s: float) -> None:
+    """Poll until every ``query`` returns one sample >= its threshold (a full rate window of data)."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        try:
+            ok = True
+            for query, least in checks.items():
+                r = httpx.post(f"{url}/api/v1/query", data={"query": query}, timeout=5)
+                res = r.json()["data"]["result"] if r.status_code == 200 else []
+                ok = ok and bool(res) and float(res[0]["value"][1]) >= least
+            if ok:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)  # polling interval while Prometheus fills a rate window; bounded by the deadline
+    raise SystemExit(f"Prometheus did not have the data within {deadline_s:g} s: {checks}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="10,100,1000")
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=10)
     ap.add_argument("--workers", type=int, default=8, help="threads for the naive client")
+    ap.add_argument("--eval-interval", default="5s", help="evaluation interval of the recording rules")
     args = ap.parse_args()
     sizes = [int(x) for x in args.sizes.split(",")]
     binary = shutil.which("prometheus")
@@ -151,7 +202,12 @@ def main() -> None:
         f'    static_configs:\n      - targets: ["{target}"]\n'
         for n in sizes
     )
-    (tmp / "prometheus.yml").write_text(f"global:\n  scrape_interval: {SCRAPE_S}s\nscrape_configs:\n{jobs}")
+    rules = rules_file(dialects.DIALECTS.values(), PoolGrouping(), WINDOW, args.eval_interval)
+    (tmp / "rules.yaml").write_text(to_yaml(rules))
+    (tmp / "prometheus.yml").write_text(
+        f"global:\n  scrape_interval: {SCRAPE_S}s\n  evaluation_interval: {args.eval_interval}\n"
+        f"rule_files:\n  - {tmp / 'rules.yaml'}\nscrape_configs:\n{jobs}"
+    )
     proc = subprocess.Popen(
         [
             binary,
@@ -164,36 +220,27 @@ def main() -> None:
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
+    total = sum(sizes)
     try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            try:
-                r = httpx.post(
-                    f"{url}/api/v1/query",
-                    data={"query": f"min(count_over_time(vllm:num_requests_waiting[{WINDOW}]))"},
-                    timeout=5,
-                )
-                res = r.json()["data"]["result"] if r.status_code == 200 else []
-                series = httpx.post(
-                    f"{url}/api/v1/query", data={"query": "count(vllm:num_requests_waiting)"}, timeout=5
-                ).json()["data"]["result"]
-                if (
-                    res
-                    and float(res[0]["value"][1]) >= 4
-                    and series
-                    and int(series[0]["value"][1]) == 2 * sum(sizes)
-                ):
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)  # waiting for Prometheus to collect a full rate window; bounded by the deadline
-        else:
-            raise SystemExit("Prometheus did not collect enough samples within 180 s")
-
+        wait_for(
+            url,
+            {
+                f"min(count_over_time(vllm:num_requests_waiting[{WINDOW}]))": 4,
+                "count(vllm:num_requests_waiting)": 2 * total,
+                f"count(namespace_pool_le:vllm:time_to_first_token_seconds_bucket:rate{WINDOW})": 6 * total,
+                f"count(namespace_pool:vllm:request_success:rate{WINDOW})": total,
+            },
+            240,
+        )
         settings = Settings(
             prometheus_url=url, rate_window=WINDOW, scrape_interval_s=SCRAPE_S, prometheus_timeout_s=30
         )
+        variants = {
+            "raw": PrometheusSource(settings),
+            "rules": PrometheusSource(settings.model_copy(update={"prometheus_recording_rules": True})),
+        }
         rows = []
+        rule_seconds: list[float] = []
         for n in sizes:
             pools = [
                 PoolState(
@@ -205,24 +252,23 @@ def main() -> None:
                 )
                 for ns, name in sets[str(n)]
             ]
-            measured = []
-            for pool_label in (
-                "",
-                "deployment",
-            ):  # pool derived from the pod name, or labelled at scrape time
-                source = PrometheusSource(settings.model_copy(update={"pool_label": pool_label}))
-                times = []
-                for _ in range(args.repeat):
+            times: dict[str, list[float]] = {k: [] for k in variants}
+            queries: dict[str, int] = {}
+            for i in range(args.repeat):
+                order = list(variants) if i % 2 == 0 else list(reversed(variants))
+                for key in order:
                     t = time.perf_counter()
-                    report = source.collect(pools)
-                    times.append(time.perf_counter() - t)
-                complete = sum(1 for p in report.pools.values() if not p.missing)
-                assert not report.errors, report.errors
-                assert complete == n, f"{n - complete} pools incomplete with pool_label={pool_label!r}"
-                measured.append((report.queries, statistics.median(times), max(times)))
+                    report = variants[key].collect(pools)
+                    times[key].append(time.perf_counter() - t)
+                    complete = sum(1 for p in report.pools.values() if not p.missing)
+                    assert not report.errors, report.errors
+                    assert complete == n, f"{key}: {n - complete} of {n} pools incomplete"
+                    queries[key] = report.queries
+                rule_seconds.append(rule_group_seconds(url))
             naive_q, naive_s = naive_snapshot(url, sets[str(n)], args.workers)
-            (q, med, mx), (_, med_l, mx_l) = measured
-            rows.append((n, q, med, mx, med_l, mx_l, complete, naive_q, naive_s))
+            rows.append((n, queries, times, naive_q, naive_s))
+        rule_seconds.append(rule_group_seconds(url))
+        breakdown = rule_breakdown(url)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -231,32 +277,38 @@ def main() -> None:
 
     version = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    n_rules = sum(len(g["rules"]) for g in rules["groups"])
     print(
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC ({machine}), {version}; 2 pods per pool, "
-        f"scrape {SCRAPE_S}s, rate window {WINDOW}, batched: all queries at once, naive: {args.workers} threads, "
-        f"batched = median of {args.repeat}.\n"
+        f"{total} pools scraped in all, scrape {SCRAPE_S}s, rate window {WINDOW}, {n_rules} recording rules "
+        f"every {args.eval_interval}; raw and rules: all queries at once, interleaved, {args.repeat} "
+        f"snapshots each; naive: {args.workers} threads, one snapshot.\n"
     )
-    head = (
-        "pools",
-        "batched queries",
-        "batched, pool from pod name (median / max)",
-        "batched, pool label (median / max)",
-        "pools complete",
-        "naive queries",
+    print(
+        "| pools | queries (raw / rules) | raw median / p90 | rules median / p90 | pools complete "
+        "| naive queries | naive snapshot | rules vs raw (median) |"
     )
-    print("| " + " | ".join(head) + " | naive snapshot | speed-up |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for n, q, med, mx, med_l, mx_l, complete, nq, ns in rows:
+    for n, queries, times, nq, ns in rows:
+        raw, rec = times["raw"], times["rules"]
         cells = (
             n,
-            q,
-            f"{med * 1000:.0f} ms / {mx * 1000:.0f} ms",
-            f"{med_l * 1000:.0f} ms / {mx_l * 1000:.0f} ms",
-            f"{complete}/{n}",
+            f"{queries['raw']} / {queries['rules']}",
+            f"{statistics.median(raw) * 1000:.0f} ms / {pctl(raw, 0.9) * 1000:.0f} ms",
+            f"{statistics.median(rec) * 1000:.0f} ms / {pctl(rec, 0.9) * 1000:.0f} ms",
+            f"{n}/{n}",
             nq,
             f"{ns * 1000:.0f} ms",
+            f"{statistics.median(rec) / statistics.median(raw):.2f}x",
         )
-        print("| " + " | ".join(str(c) for c in cells) + f" | {ns / med:.0f}x |")
+        print("| " + " | ".join(str(c) for c in cells) + " |")
+    print(
+        f"\nRule group evaluation ({total} pools, prometheus_rule_group_last_duration_seconds, "
+        f"{len(rule_seconds)} samples): median {statistics.median(rule_seconds) * 1000:.0f} ms, "
+        f"max {max(rule_seconds) * 1000:.0f} ms, every {args.eval_interval}; last evaluation by kind: "
+        + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in breakdown.items())
+        + "."
+    )
 
 
 if __name__ == "__main__":
