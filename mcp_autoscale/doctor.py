@@ -274,7 +274,61 @@ def check_prometheus(settings: Settings) -> list[Check]:
     else:
         detail = "no engine metrics found (vLLM, SGLang, TGI, Triton, Dynamo): is the fleet scraped?"
         rows.append(Check(group="prometheus", name="dialects", status=Status.WARN, detail=detail))
+    if settings.prometheus_recording_rules and seen:
+        rows.append(check_recording_rules(settings, seen))
     return rows
+
+
+def check_recording_rules(settings: Settings, dialect_names: Iterable[str]) -> Check:
+    """With ``prometheus_recording_rules`` on, the recorded series the source reads exist in Prometheus.
+
+    None of them: the rules are not loaded (or use another window or pool label), and every recorded
+    signal would come back missing. Some: a metric the fleet does not expose has nothing to record.
+    """
+    import requests
+
+    from mcp_autoscale.signals.dialects import DIALECTS
+    from mcp_autoscale.signals.promql import PoolGrouping, regex_any
+    from mcp_autoscale.signals.rules import recording_rules
+
+    grouping = PoolGrouping(settings.pool_label)
+    wanted = {
+        r["record"]
+        for r in recording_rules([DIALECTS[n] for n in dialect_names], grouping, settings.rate_window)
+    }
+    fix = f"mcp-autoscale signals rules --window {settings.rate_window}"
+    fix += f" --pool-label {settings.pool_label}" if settings.pool_label else ""
+    query = f"group by (__name__) ({{__name__=~{regex_any(wanted)}}})"
+    try:
+        answer = _prometheus_get(settings, "/api/v1/query", {"query": query})
+        body = answer.json()
+        if answer.status_code != 200 or body.get("status") != "success":
+            raise ValueError(body.get("error") or f"HTTP {answer.status_code}")
+        present = {row["metric"].get("__name__", "") for row in body["data"]["result"]} & wanted
+    except (requests.RequestException, ValueError, KeyError, TypeError) as err:
+        return Check(
+            group="prometheus", name="recording-rules", status=Status.FAIL, detail=f"query failed: {err}"
+        )
+    missing = sorted(wanted - present)
+    if not present:
+        detail = (
+            f"none of the {len(wanted)} recorded series exist: load the rules of `{fix}` into Prometheus, "
+            "or set MCP_AUTOSCALE_PROMETHEUS_RECORDING_RULES=false"
+        )
+        return Check(group="prometheus", name="recording-rules", status=Status.FAIL, detail=detail)
+    if missing:
+        detail = (
+            f"{len(present)} of {len(wanted)} recorded series exist; absent: {', '.join(missing[:3])}"
+            + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+            + f" (a metric the fleet does not expose, or rules older than `{fix}`)"
+        )
+        return Check(group="prometheus", name="recording-rules", status=Status.WARN, detail=detail)
+    return Check(
+        group="prometheus",
+        name="recording-rules",
+        status=Status.PASS,
+        detail=f"all {len(wanted)} recorded series present (window {settings.rate_window})",
+    )
 
 
 # --------------------------------------------------------------------------------------------------

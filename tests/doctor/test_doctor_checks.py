@@ -276,3 +276,33 @@ def test_kubernetes_bad_kubeconfig(tmp_path: Path) -> None:
     env = {"KUBECONFIG": str(tmp_path / "missing-kubeconfig")}
     code, out = doctor("--backend", "kubernetes", "--audit", str(tmp_path / "audit.jsonl"), env=env)
     assert code == 1 and statuses(out)["kubernetes:credentials"] == "fail"
+
+
+def test_recording_rules_row_when_the_setting_is_on(
+    tmp_path: Path, fake_prometheus: tuple[str, list[str]]
+) -> None:
+    from mcp_autoscale.signals import dialects
+    from mcp_autoscale.signals.promql import PoolGrouping
+    from mcp_autoscale.signals.rules import recording_rules
+
+    url, series = fake_prometheus
+    series.extend(["vllm:kv_cache_usage_perc", "vllm:num_requests_waiting"])
+    policy = Path(__file__).resolve().parents[2] / "policies" / "read-only.yaml"
+    args = ("--policy", str(policy), "--audit", str(tmp_path / "a.jsonl"), "--prometheus", url)
+    on = {"MCP_AUTOSCALE_PROMETHEUS_RECORDING_RULES": "true", "MCP_AUTOSCALE_RATE_WINDOW": "90s"}
+
+    code, out = doctor(*args)
+    assert "prometheus:recording-rules" not in statuses(out)  # off by default: no row
+    code, out = doctor(*args, env=on)
+    row = next(c for c in out["checks"] if c["name"] == "recording-rules")
+    assert code == 1 and row["status"] == "fail"
+    assert "none of the" in row["detail"] and "mcp-autoscale signals rules --window 90s" in row["detail"]
+
+    recorded = [r["record"] for r in recording_rules([dialects.get("vllm")], PoolGrouping(), "90s")]
+    series.extend(recorded[:-1])
+    code, out = doctor(*args, env=on)
+    row = next(c for c in out["checks"] if c["name"] == "recording-rules")
+    assert code == 0 and row["status"] == "warn" and recorded[-1] in row["detail"]
+    series.append(recorded[-1])
+    code, out = doctor(*args, env=on)
+    assert statuses(out)["prometheus:recording-rules"] == "pass"
