@@ -251,14 +251,6 @@ def _fmt(x: float | None) -> str:
     return "?" if x is None else f"{x:,.0f} tok/s"
 
 
-def _max_opt(a: float | None, b: float | None) -> float | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return max(a, b)
-
-
 def _by_role(cap: Capacity, role: Role) -> Capacity:
     """Prefill pools are sized on prompt tokens only, decode pools on generated tokens only."""
     if role == Role.PREFILL:

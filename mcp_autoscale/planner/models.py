@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from mcp_autoscale.models import SloTargets
+from mcp_autoscale.models import PoolSnapshot, SloTargets
 
 
 class CapacityConfig(BaseModel):
@@ -109,6 +109,23 @@ class PoolSample(BaseModel):
     queue_depth: float | None = None
     running: float | None = None
     request_rps: float | None = Field(default=None, description="Finished requests/s (how thin a p90 is)")
+
+    @classmethod
+    def from_snapshot(cls, pool: PoolSnapshot, t_s: float) -> PoolSample:
+        """The sample a pool's snapshot gives at ``t_s``: what the planner learns and forecasts from."""
+        s = pool.signals
+        return cls(
+            t_s=t_s,
+            ready_replicas=pool.replicas.get("ready", 0),
+            prompt_tps=s.prompt_tps,
+            gen_tps=s.gen_tps,
+            ttft_p90_s=s.ttft_p90_s,
+            itl_p90_s=s.itl_p90_s,
+            kv_usage=s.kv_usage,
+            queue_depth=s.queue_depth,
+            running=s.running,
+            request_rps=s.request_rps,
+        )
 
 
 class Capacity(BaseModel):

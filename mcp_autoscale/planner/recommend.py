@@ -76,21 +76,7 @@ def samples_from_snapshots(snapshots: Sequence[FleetSnapshot]) -> dict[str, list
     for snap in snapshots:
         t = (snap.taken_at - t0).total_seconds()
         for p in snap.pools:
-            s = p.signals
-            out.setdefault(f"{p.namespace}/{p.name}", []).append(
-                PoolSample(
-                    t_s=t,
-                    ready_replicas=p.replicas.get("ready", 0),
-                    prompt_tps=s.prompt_tps,
-                    gen_tps=s.gen_tps,
-                    ttft_p90_s=s.ttft_p90_s,
-                    itl_p90_s=s.itl_p90_s,
-                    kv_usage=s.kv_usage,
-                    queue_depth=s.queue_depth,
-                    running=s.running,
-                    request_rps=s.request_rps,
-                )
-            )
+            out.setdefault(f"{p.namespace}/{p.name}", []).append(PoolSample.from_snapshot(p, t))
     return out
 
 

@@ -179,21 +179,7 @@ class KedaPlusPlanner(Strategy):
         pool = snap.pool(ref)
         if pool is None:
             return
-        s = pool.signals
-        self.history.append(
-            PoolSample(
-                t_s=t_s,
-                ready_replicas=pool.replicas.get("ready", 0),
-                prompt_tps=s.prompt_tps,
-                gen_tps=s.gen_tps,
-                ttft_p90_s=s.ttft_p90_s,
-                itl_p90_s=s.itl_p90_s,
-                kv_usage=s.kv_usage,
-                queue_depth=s.queue_depth,
-                running=s.running,
-                request_rps=s.request_rps,
-            )
-        )
+        self.history.append(PoolSample.from_snapshot(pool, t_s))
         del self.history[: -self.history_len]
         full_pass = t_s + 1e-9 >= self._next_plan
         if not full_pass and not self.scale_out_every_sample:
