@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ def laughs(depth: int) -> str:
     """The classic: each level is nine aliases of the one before (9**depth scalars once expanded)."""
     names = "abcdefghijkl"
     lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
-    for prev, cur in zip(names, names[1 : depth + 1], strict=False):
+    for prev, cur in itertools.pairwise(names[: depth + 1]):
         lines.append(f"{cur}: &{cur} [{','.join(['*' + prev] * 9)}]")
     return "\n".join(lines) + "\n"
 
