@@ -21,7 +21,7 @@ import httpx
 from pydantic import BaseModel, Field, ValidationError
 
 from mcp_autoscale.errors import InvalidInput, NotFound
-from mcp_autoscale.logs import get_logger
+from mcp_autoscale.logs import get_logger, redact_urls
 from mcp_autoscale.models import Action, Verdict
 
 log = get_logger(__name__)
@@ -161,8 +161,13 @@ def post_webhook(url: str, proposal: Proposal, *, timeout_s: float = WEBHOOK_TIM
             resp = httpx.post(url, json=webhook_payload(proposal), timeout=timeout_s)
             resp.raise_for_status()
             log.info("proposals.webhook_sent", proposal=proposal.id, status=resp.status_code)
-        except httpx.HTTPError as err:
-            log.warning("proposals.webhook_failed", proposal=proposal.id, error=str(err))
+        except httpx.HTTPError as err:  # the URL is a credential: never log its path or query
+            log.warning(
+                "proposals.webhook_failed",
+                proposal=proposal.id,
+                webhook=redact_urls(url),
+                error=redact_urls(str(err)),
+            )
 
     thread = threading.Thread(target=send, name=f"webhook-{proposal.id}", daemon=True)
     thread.start()

@@ -137,9 +137,7 @@ def load_policy(path: Path) -> Policy:
         with open(path, "rb") as fh:  # never read more than the cap (a policy path may name a huge file)
             data = fh.read(MAX_POLICY_BYTES + 1)
         if len(data) > MAX_POLICY_BYTES:
-            raise ConfigError(
-                f"{path}:1: (file): policy is larger than the {MAX_POLICY_BYTES} bytes allowed"
-            )
+            raise ConfigError(f"{path}:1: (file): policy is larger than the {MAX_POLICY_BYTES} bytes allowed")
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
         raise ConfigError(f"{path}:1: (file): policy is not UTF-8 text ({err.reason})") from err
