@@ -75,8 +75,18 @@ def channel_of(approver: str) -> str:
     return "elicitation" if approver.startswith(ELICITATION_PREFIX) else "cli"
 
 
+DELEGATED = " (delegated by "
+
+
+def delegated(on_behalf_of: str, by: str) -> str:
+    """An approver acting for someone else: both identities, e.g. 'cli:carol (delegated by cli:alice)'."""
+    return f"{on_behalf_of}{DELEGATED}{by})"
+
+
 def approver_name(approver: str) -> str:
-    return approver.split(":", 1)[1] if ":" in approver else approver
+    """The name approver lists are checked against (for a delegated approval: the one delegating)."""
+    principal = approver.split(DELEGATED, 1)[0]
+    return principal.split(":", 1)[1] if ":" in principal else principal
 
 
 def new_proposal_id() -> str:

@@ -1,21 +1,30 @@
 """Who is calling, for the audit log: the bearer token's fingerprint over HTTP, the local user on stdio.
 
 The HTTP middleware has already rejected requests without the right token before a tool runs, so the
-fingerprint of the presented token names a verified credential (never the token itself).
+fingerprint of the presented token names a verified credential (never the token itself). Locally, the
+user is the one the operating system says owns the process (the effective uid), not ``$USER`` or
+``$LOGNAME``, which anyone can set.
 """
 
 from __future__ import annotations
 
-import getpass
 import hashlib
+import os
+import pwd
 from typing import Any
 
 
-def local_user() -> str:
+def os_user() -> str:
+    """The effective user's login name from the password database (``uid-N`` when it has none)."""
+    uid = os.geteuid()
     try:
-        return f"local:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "local:unknown"
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid-{uid}"
+
+
+def local_user() -> str:
+    return f"local:{os_user()}"
 
 
 def token_subject(token: str) -> str:

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from mcp_autoscale.actions import Gate
+from mcp_autoscale.approvals import delegated
 from mcp_autoscale.commands._common import (
     AuditOpt,
     BackendOpt,
@@ -19,14 +20,21 @@ from mcp_autoscale.commands._common import (
     echo_out,
     exit_on_error,
 )
-from mcp_autoscale.identity import local_user
+from mcp_autoscale.errors import Forbidden
+from mcp_autoscale.identity import os_user
 from mcp_autoscale.models import ActionResult, ActionStatus
+from mcp_autoscale.policy import Policy
 
 StateDirOpt = Annotated[
     Path | None, typer.Option("--state-dir", help="Where proposals and locks live (default: XDG state dir).")
 ]
 AsOpt = Annotated[
-    str | None, typer.Option("--as", help="Approver name recorded in the audit log (default: you).")
+    str | None,
+    typer.Option(
+        "--as",
+        help="Act on behalf of NAME (only where the policy sets approvals.allow_delegation; both names "
+        "are recorded). Default: you, as the operating system knows you.",
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
 
@@ -48,8 +56,17 @@ def _gate(
     return build_app(settings).gate
 
 
-def _who(name: str | None) -> str:
-    return f"cli:{name}" if name else "cli:" + local_user().split(":", 1)[-1]
+def _who(name: str | None, policy: Policy | None = None) -> str:
+    """The approver: the operating-system user; with ``--as NAME``, NAME delegated by that user."""
+    me = f"cli:{os_user()}"
+    if not name or name == os_user():
+        return me
+    if policy is None or not policy.approvals.allow_delegation:
+        raise Forbidden(
+            f"--as {name}: this policy does not allow delegated approvals (approvals.allow_delegation); "
+            f"you approve as {os_user()}, the user the operating system says you are"
+        )
+    return delegated(f"cli:{name}", me)
 
 
 def _print(result: ActionResult, as_json: bool) -> None:
@@ -128,10 +145,10 @@ def register(app: typer.Typer) -> None:
                 )
                 defer = True
             if defer:
-                p = gate.approve_later(proposal_id, _who(who))
+                p = gate.approve_later(proposal_id, _who(who, gate.policy))
                 echo_out(f"{p.id} {p.status.value} by {p.decided_by}; the server runs it on its next call")
                 return
-            result = gate.approve(proposal_id, _who(who))
+            result = gate.approve(proposal_id, _who(who, gate.policy))
         _print(result, as_json)
         _exit_for(result)
 
@@ -149,7 +166,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Reject a pending proposal: nothing changes, the reason is audited."""
         with exit_on_error():
-            result = _gate(backend, policy, audit, state_dir, context).reject(proposal_id, _who(who), reason)
+            gate = _gate(backend, policy, audit, state_dir, context)
+            result = gate.reject(proposal_id, _who(who, gate.policy), reason)
         _print(result, as_json)
 
     @app.command()
