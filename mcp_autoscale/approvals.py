@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field, ValidationError
 from mcp_autoscale.errors import InvalidInput, NotFound
 from mcp_autoscale.logs import get_logger, redact_urls
 from mcp_autoscale.models import Action, Verdict
+from mcp_autoscale.untrusted import neutralise, slack_escape, slack_quoted
 
 log = get_logger(__name__)
 
@@ -138,14 +139,21 @@ class ProposalStore:
 
 
 def webhook_payload(proposal: Proposal) -> dict[str, Any]:
-    """JSON for the webhook: the proposal plus a Slack-compatible one-paragraph ``text``."""
+    """JSON for the webhook: the proposal plus a Slack-compatible ``text``.
+
+    The text is what a person reads in a channel: everything in it is neutralised to single lines and
+    Slack-escaped (no ``<!channel>``, no links, no fake "approve ..." lines), and the agent's rationale
+    comes last, quoted and labelled as its words. The structured fields keep the values as given.
+    """
     a = proposal.action
+    digest = f", digest {proposal.digest[:12]}" if proposal.digest else ""
     text = (
-        f":warning: mcp-autoscale needs approval: {proposal.summary()} (proposal {proposal.id}).\n"
-        f"Why: {a.rationale}\n"
-        f"Policy: {'; '.join(proposal.verdict.reasons)}\n"
+        f":warning: mcp-autoscale needs approval: {slack_escape(neutralise(proposal.summary()))} "
+        f"(proposal {proposal.id}{digest}).\n"
+        f"Policy: {slack_escape(neutralise('; '.join(proposal.verdict.reasons)))}\n"
         f"Approve: `mcp-autoscale approve {proposal.id}`  Reject: `mcp-autoscale reject {proposal.id} "
-        f"--reason ...`  Expires {proposal.expires_at.isoformat(timespec='seconds')}."
+        f"--reason ...`  Expires {proposal.expires_at.isoformat(timespec='seconds')}.\n"
+        f"Rationale {slack_quoted(a.rationale)}"
     )
     return {
         "text": text,

@@ -66,6 +66,7 @@ from mcp_autoscale.models import (
     Verdict,
 )
 from mcp_autoscale.policy import Policy, PolicyContext, Rule, evaluate, target_label
+from mcp_autoscale.untrusted import quoted
 
 log = get_logger(__name__)
 
@@ -772,7 +773,7 @@ class Gate:
         if inverse is not None:
             result.message += f" Undo with rollback_action(audit_id={result.audit_id!r})."
         result.notes.extend(self._backend_notes())
-        self._post_event(action, f"{msg} ({action.rationale})")
+        self._post_event(action, f"{msg} Rationale {quoted(action.rationale)}")
         return result
 
     def _readiness_hint(self, pool: PoolState, replicas: int) -> str:

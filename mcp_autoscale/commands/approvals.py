@@ -24,6 +24,7 @@ from mcp_autoscale.errors import Forbidden
 from mcp_autoscale.identity import os_user
 from mcp_autoscale.models import ActionResult, ActionStatus
 from mcp_autoscale.policy import Policy
+from mcp_autoscale.untrusted import lines, neutralise, quoted
 
 StateDirOpt = Annotated[
     Path | None, typer.Option("--state-dir", help="Where proposals and locks live (default: XDG state dir).")
@@ -73,9 +74,9 @@ def _print(result: ActionResult, as_json: bool) -> None:
     if as_json:
         echo_out(result.model_dump_json(indent=2))
         return
-    echo_out(f"{result.status.value}: {result.message}")
-    for note in result.notes:
-        echo_out(f"note: {note}")
+    echo_out(f"{result.status.value}: {neutralise(result.message)}")
+    for note in result.notes:  # notes may span lines (a Git diff): each line on its own, neutralised
+        echo_out("\n".join(f"note: {line}" for line in lines(note)))
     if result.audit_id:
         echo_out(f"audit id: {result.audit_id}")
 
@@ -110,14 +111,15 @@ def register(app: typer.Typer) -> None:
             return
         if not props:
             echo_out("no pending proposals")
-        for p in props:
+        for p in props:  # the rationale (and anything an argument fed) is shown neutralised, set apart
             echo_out(
-                f"{p.id}  {p.status.value:<8} {p.summary()}\n"
-                f"    why: {p.action.rationale}\n"
-                f"    policy: {'; '.join(p.verdict.reasons)}\n"
-                f"    by {p.action.caller} at {p.created_at:%Y-%m-%d %H:%M:%S}Z, expires "
+                f"{p.id}  {p.status.value:<8} {neutralise(p.summary())}\n"
+                f"    policy: {neutralise('; '.join(p.verdict.reasons))}\n"
+                f"    by {neutralise(p.action.caller)} at {p.created_at:%Y-%m-%d %H:%M:%S}Z, expires "
                 f"{p.expires_at:%Y-%m-%d %H:%M:%S}Z, approve via {' or '.join(p.via)}"
-                + (f", approvers {', '.join(p.approvers)}" if p.approvers else "")
+                + (f", approvers {neutralise(', '.join(p.approvers))}" if p.approvers else "")
+                + (f", digest {p.digest[:12]}" if p.digest else "")
+                + f"\n    why {quoted(p.action.rationale)}"
             )
 
     @app.command()

@@ -73,7 +73,10 @@ def test_pending_then_approve_from_the_terminal(env: dict[str, str]) -> None:
     listed = runner.invoke(cli, ["pending"])
     assert listed.exit_code == 0, listed.output
     assert pid in listed.stdout and "scale_deployment(replicas=1) on batch/qwen-7b" in listed.stdout
-    assert "why: idle at night" in listed.stdout and "approve via cli" in listed.stdout
+    assert (
+        "why (the agent's words, unverified) «idle at night»" in listed.stdout
+        and "approve via cli" in listed.stdout
+    )
     ok = runner.invoke(cli, ["approve", pid, "--as", "carol"])
     assert ok.exit_code == 0, ok.output
     # On the simulator the fleet lives inside the running server: the CLI records the approval and the
