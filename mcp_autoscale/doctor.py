@@ -55,7 +55,7 @@ class Status(StrEnum):
 
 
 class Check(BaseModel):
-    group: str = Field(description="deps | policy | audit | prometheus | kubernetes | rbac | crds")
+    group: str = Field(description="deps | policy | audit | runbooks | prometheus | kubernetes | rbac | crds")
     name: str
     status: Status
     detail: str
@@ -165,6 +165,21 @@ def check_policy(settings: Settings) -> list[Check]:
             Status.WARN if settings.policy_file is None and settings.backend == "kubernetes" else Status.PASS
         )
     return [Check(group="policy", name="policy", status=status, detail=detail)]
+
+
+def check_runbooks(settings: Settings) -> list[Check]:
+    """The shipped runbooks and the team's folder (``--runbooks``) parse, as the server will load them."""
+    from mcp_autoscale.runbooks import default_runbooks, load_runbooks
+
+    try:
+        shipped = {r.slug for r in default_runbooks()}
+        team = {r.slug for r in load_runbooks(settings.runbooks_dir)} if settings.runbooks_dir else set()
+    except AutoscaleError as err:
+        return [Check(group="runbooks", name="runbooks", status=Status.FAIL, detail=_first_line(err))]
+    detail = f"{len(shipped | team)} runbooks ({len(shipped)} shipped"
+    if settings.runbooks_dir is not None:
+        detail += f"; {settings.runbooks_dir}: {len(team - shipped)} added, {len(team & shipped)} replaced"
+    return [Check(group="runbooks", name="runbooks", status=Status.PASS, detail=detail + ")")]
 
 
 def _writable_dir(directory: Path) -> str | None:
@@ -455,6 +470,7 @@ def run_checks(settings: Settings, *, kube_api_client: Any = None) -> DoctorRepo
         check_dependencies,
         lambda: check_policy(settings),
         lambda: check_audit(settings),
+        lambda: check_runbooks(settings),
     ]
     if settings.prometheus_url:
         steps.append(lambda: check_prometheus(settings))
