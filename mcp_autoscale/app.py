@@ -135,6 +135,7 @@ def build_app(settings: Settings, *, twin: Twin | None = None) -> AutoscaleApp:
         cost_for=lambda pool: pool_cost_per_hour(pool, catalogue),
         namespaces=policy.visible_namespaces(),
         clock=(lambda: twin.now) if twin is not None else None,
+        consistency=twin.lock if twin is not None else None,
     )
 
     def cost_delta(action: Action, pool: PoolState | None, node_pool: NodePoolState | None) -> float | None:

@@ -46,7 +46,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run the MCP server (stdio by default; logs go to stderr)."""
         from mcp_autoscale.app import build_app
-        from mcp_autoscale.server import create_server, http_app, run_stdio
+        from mcp_autoscale.server import run_http, run_stdio
 
         configure_logging(log_level)
         if transport not in ("stdio", "http"):
@@ -68,7 +68,4 @@ def register(app: typer.Typer) -> None:
             if transport == "stdio":
                 run_stdio(application)
                 return
-            import uvicorn
-
-            asgi = http_app(application, create_server(application), host)
-            uvicorn.run(asgi, host=host, port=port, log_level="warning")
+            run_http(application, host, port)
