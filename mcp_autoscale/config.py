@@ -96,6 +96,12 @@ class Settings(BaseSettings):
     allowed_origins: list[str] = Field(default_factory=list)
     allowed_hosts: list[str] = Field(default_factory=list)
 
+    # self-observability (docs/observability.md)
+    metrics_port: int | None = Field(
+        default=None, ge=0, le=65535, description="Serve /metrics on this port too (the only way on stdio)"
+    )
+    metrics_host: str = Field(default="127.0.0.1", description="Bind address of --metrics-port")
+
     @property
     def resolved_audit_file(self) -> Path:
         return self.audit_file or (self.state_dir / "audit.jsonl")

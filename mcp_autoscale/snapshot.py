@@ -10,6 +10,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
+from mcp_autoscale import metrics
 from mcp_autoscale.cluster.base import ClusterBackend
 from mcp_autoscale.errors import AutoscaleError
 from mcp_autoscale.logs import get_logger
@@ -187,6 +188,7 @@ class Snapshotter:
     def _visible(self, pool: PoolState) -> bool:
         return self.namespaces is None or pool.ref.namespace in self.namespaces
 
+    @metrics.timed(metrics.SNAPSHOT_SECONDS)
     def take(
         self,
         *,

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from mcp_autoscale import metrics
 from mcp_autoscale.actions.build import (
     action_arguments,
     action_from_call,
@@ -178,6 +179,7 @@ class Gate:
         except (NotFound, BackendUnavailable) as err:
             return Verdict(decision=Decision.DENY, rules=["target"], reasons=[f"rule 'target': {err}"])
 
+    @metrics.gate_timed
     def submit(self, action: Action) -> ActionResult:
         """Decide, then act or refuse; always exactly one audit record (idempotent retries add none)."""
         if action.idempotency_key:
@@ -775,6 +777,7 @@ class Gate:
         result.notes.append(f"diff against {out.base[:12]}:\n{out.diff}")
         return result
 
+    @metrics.audited
     def _record(
         self,
         action: Action,
