@@ -7,7 +7,9 @@ HTTP transport and a stdio server's ``--metrics-port``, and queries the series b
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -16,6 +18,7 @@ from pathlib import Path
 import httpx
 import httpx2
 import pytest
+import yaml
 from kubernetes import client as kube_client
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
@@ -209,6 +212,41 @@ def test_kubernetes_api_errors_by_code(emulator: Emulator, make_settings: Callab
 
 # -------------------------------------------------------------------------- a real Prometheus scrapes
 
+MONITORING = Path(__file__).resolve().parents[2] / "deploy" / "monitoring"
+
+
+def dashboard_exprs() -> list[str]:
+    """The Grafana dashboard's queries with its variables filled in as Grafana would."""
+    board = json.loads((MONITORING / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for panel in board["panels"] for t in panel.get("targets", [])]
+    assert len(exprs) >= 12
+    return [e.replace("$instance", ".*").replace("$__rate_interval", "1m") for e in exprs]
+
+
+def alert_exprs() -> list[str]:
+    rules = yaml.safe_load((MONITORING / "mcp-autoscale-alerts.yaml").read_text())
+    return [str(r["expr"]) for g in rules["groups"] for r in g["rules"]]
+
+
+def declared_series() -> set[str]:
+    """Every sample name the metrics module can expose (counters that have not moved yet included)."""
+    out: set[str] = set()
+    for family in REGISTRY.collect():
+        if family.name.startswith("mcp_autoscale_"):
+            out |= {family.name + suffix for suffix in ("", "_total", "_bucket", "_count", "_sum")}
+    return out
+
+
+def test_dashboard_names_only_series_the_server_declares() -> None:
+    board = json.loads((MONITORING / "grafana-dashboard.json").read_text())
+    assert board["uid"] and board["title"]
+    used = {m for e in dashboard_exprs() for m in re.findall(r"mcp_autoscale_[a-z_]+", e)}
+    assert used <= declared_series(), used - declared_series()
+    for family in ("tool_calls", "verdicts", "gate_seconds", "prometheus_query_seconds",
+                   "prometheus_query_errors", "kubernetes_api_errors", "audit_appends",
+                   "audit_append_failures", "pending_approvals", "snapshot_seconds"):  # fmt: skip
+        assert any(f"mcp_autoscale_{family}" in m for m in used), family
+
 
 @pytest.mark.integration
 @pytest.mark.anyio
@@ -256,6 +294,14 @@ async def test_real_prometheus_scrapes_http_and_stdio_metrics(tmp_path: Path) ->
             assert len(up) == 2 and all(r["value"][1] == "1" for r in up)  # type: ignore[index]
             verdicts = prom.query('sum by (decision) (mcp_autoscale_verdicts_total{decision="allow"})')
             assert verdicts and float(verdicts[0]["value"][1]) >= 1  # type: ignore[index]
+            # Every dashboard panel and alert expression is valid PromQL on the scraped series.
+            for expr in dashboard_exprs() + alert_exprs():
+                prom.query(expr)  # raises on a 400 (bad PromQL)
+            served = prom.query('{__name__=~"mcp_autoscale_.+"}')
+            names = {str(r["metric"]["__name__"]) for r in served}  # type: ignore[index]
+            for expr in dashboard_exprs():
+                for used in re.findall(r"mcp_autoscale_[a-z_]+", expr):
+                    assert used in names or used in declared_series(), used
     finally:
         stop_prometheus(prom)
         proc.terminate()
