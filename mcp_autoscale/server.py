@@ -16,7 +16,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from mcp_autoscale import __version__, prompts, resources, tools
+from mcp_autoscale import __version__, metrics, prompts, resources, tools
 from mcp_autoscale.app import AutoscaleApp
 from mcp_autoscale.config import Settings
 from mcp_autoscale.errors import ConfigError
@@ -150,6 +150,7 @@ def create_server(app: AutoscaleApp) -> MCPServer:
     prompts.register(server)
     prompts.register_capacity_review(server)
     _compact_tool_schemas(server)
+    metrics.instrument_server(server)
     return server
 
 
@@ -197,6 +198,13 @@ def http_app(app: AutoscaleApp, server: MCPServer, host: str) -> ASGIApp:
     @server.custom_route("/healthz", methods=["GET"], include_in_schema=False)
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok", "backend": app.backend.name, "version": __version__})
+
+    @server.custom_route("/metrics", methods=["GET"], include_in_schema=False)
+    async def prometheus_metrics(request: Request) -> Response:
+        body, content_type = metrics.exposition()  # counters only, no secrets: unauthenticated like /healthz
+        return Response(body, media_type=content_type)
+
+    metrics.watch_pending(app.gate)
 
     security = transport_security(host, settings.allowed_hosts, settings.allowed_origins)
     own_origin_check = None if security.enable_dns_rebinding_protection else list(settings.allowed_origins)

@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
+from mcp_autoscale import metrics
 from mcp_autoscale.cluster.base import ClusterBackend
 from mcp_autoscale.errors import AutoscaleError
 from mcp_autoscale.logs import get_logger
@@ -192,6 +193,7 @@ class Snapshotter:
     def _visible(self, pool: PoolState) -> bool:
         return self.namespaces is None or pool.ref.namespace in self.namespaces
 
+    @metrics.timed(metrics.SNAPSHOT_SECONDS)
     def take(
         self,
         *,
