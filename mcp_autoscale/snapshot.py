@@ -71,7 +71,7 @@ _NOT_APPLICABLE: dict[Role, frozenset[str]] = {
 }
 
 
-def _incomplete(signals: PoolSignals, role: Role) -> bool:
+def incomplete(signals: PoolSignals, role: Role) -> bool:
     """Missing or stale data the pool should have (a prefill pool's ITL is not missing, it does not exist)."""
     missing = set(signals.missing) - _NOT_APPLICABLE[role]
     return bool(missing or signals.stale)
@@ -105,7 +105,7 @@ def build_snapshot(
         signals = report.pools.get(pool.ref.key)
         if signals is None:
             signals = PoolSignals(missing={"*": f"no signals for {pool.ref.key} from {report.source}"})
-        if _incomplete(signals, pool.role):
+        if incomplete(signals, pool.role):
             partial = True
         targets = targets_for(pool)
         status, breaches = judge_slo(signals, targets, pool.role)
