@@ -296,9 +296,19 @@ def compact_signals(signals: dict[str, Any]) -> dict[str, Any]:
     return signals
 
 
+def prune(obj: Any) -> Any:
+    """Drop keys whose value is None or an empty list/dict, at every level (zeros and False stay)."""
+    if isinstance(obj, dict):
+        pruned = {k: prune(v) for k, v in obj.items()}
+        return {k: v for k, v in pruned.items() if v is not None and v != [] and v != {}}
+    if isinstance(obj, list):
+        return [prune(v) for v in obj]
+    return obj
+
+
 def compact_dump(model: BaseModel) -> dict[str, Any]:
-    """The structured form of an answer without fields at their defaults, and pools' ages collapsed."""
-    data = model.model_dump(mode="json", exclude_defaults=True)
+    """The structured form of an answer without null or empty fields, and pools' ages collapsed."""
+    data: dict[str, Any] = prune(model.model_dump(mode="json"))
     for pool in data.get("pools") or []:
         if isinstance(pool, dict) and isinstance(pool.get("signals"), dict):
             compact_signals(pool["signals"])

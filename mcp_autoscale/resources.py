@@ -14,6 +14,7 @@ from mcp_autoscale.paging import (
     compact_dump,
     compact_signals,
     compact_text,
+    prune,
     summarise,
 )
 
@@ -47,10 +48,10 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         backend reports them; list_pools pages through every pool with filters."""
         states = sorted(app.backend.list_pools(), key=lambda p: p.ref.key)
         shown = [
-            p.model_dump(mode="json", exclude_defaults=True, exclude={"metrics_urls", "labels"})
+            prune(p.model_dump(mode="json", exclude={"metrics_urls", "labels"}))
             for p in states[:DEFAULT_LIMIT]
         ]
-        node_pools = [n.model_dump(mode="json", exclude_defaults=True) for n in app.backend.list_node_pools()]
+        node_pools = [prune(n.model_dump(mode="json")) for n in app.backend.list_node_pools()]
         data: dict[str, object] = {
             "backend": app.backend.name,
             "total_pools": len(states),
@@ -73,7 +74,7 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
             raise ResourceError(f"pool {namespace}/{deployment}: {err}") from err
         if pool is None:
             raise ResourceError(f"unknown pool {namespace}/{deployment}; see autoscale://cluster/state")
-        data = pool.model_dump(mode="json", exclude_defaults=True)
+        data = prune(pool.model_dump(mode="json"))
         compact_signals(data["signals"])
         return _dump(data)
 

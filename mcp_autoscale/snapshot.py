@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from mcp_autoscale.cluster.base import ClusterBackend
-from mcp_autoscale.errors import AutoscaleError
+from mcp_autoscale.errors import AutoscaleError, NotFound
 from mcp_autoscale.logs import get_logger
 from mcp_autoscale.models import (
     FleetSnapshot,
@@ -30,6 +30,9 @@ from mcp_autoscale.signals.base import SignalSource
 log = get_logger(__name__)
 
 TargetsFor = Callable[[PoolState], SloTargets]
+HISTORY_POOL_BUDGET = 24_000
+"""Pool snapshots the history may hold in all (120 snapshots up to 200 pools, 24 at 1,000 pools)."""
+HISTORY_MIN = 8
 CostFor = Callable[[PoolState], float | None]
 
 _OBJECTIVES: tuple[str, ...] = ("ttft_p90_s", "itl_p90_s")
@@ -183,9 +186,22 @@ class Snapshotter:
             self._history[-1] = snap  # same moment, e.g. two tools in one turn: keep the newest only
         else:
             self._history.append(snap)
+        # ~5 KB per pool and snapshot: 120 snapshots of 1,000 pools would hold ~600 MB
+        keep = max(HISTORY_MIN, HISTORY_POOL_BUDGET // max(1, len(snap.pools)))
+        while len(self._history) > keep:
+            self._history.popleft()
 
     def _visible(self, pool: PoolState) -> bool:
         return self.namespaces is None or pool.ref.namespace in self.namespaces
+
+    def _pools(self, namespace: str | None, name: str | None) -> list[PoolState]:
+        """One pool by address when both parts are given (the gate's evidence: one read, not the fleet)."""
+        if namespace is None or name is None:
+            return self.backend.list_pools()
+        try:
+            return [self.backend.get_pool(PoolRef(namespace=namespace, name=name))]
+        except (NotFound, ValueError):
+            return []
 
     def take(
         self,
@@ -194,7 +210,7 @@ class Snapshotter:
         name: str | None = None,
         include_node_pools: bool = True,
     ) -> FleetSnapshot:
-        pools = [p for p in self.backend.list_pools() if self._visible(p)]
+        pools = [p for p in self._pools(namespace, name) if self._visible(p)]
         if namespace is not None:
             pools = [p for p in pools if p.ref.namespace == namespace]
         if name is not None:

@@ -32,6 +32,8 @@ Cursor = Annotated[
     str | None, Field(default=None, max_length=200, description="next_cursor of the previous page")
 ]
 DEFAULT_PAGE = DEFAULT_LIMIT
+RECOMMEND_PAGE = 10
+"""Recommendations carry reasons, diagnoses and the exact call (~400 tokens each): fewer per page."""
 Rationale = Annotated[
     str,
     Field(

@@ -28,7 +28,7 @@ from mcp_autoscale.planner import (
     samples_from_snapshots,
 )
 from mcp_autoscale.tools._shared import (
-    DEFAULT_PAGE,
+    RECOMMEND_PAGE,
     Cursor,
     Deployment,
     GpuType,
@@ -100,7 +100,7 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         slo: Slo = None,
         gpu_type: GpuType = None,
         owner: Owner = None,
-        limit: Limit = DEFAULT_PAGE,
+        limit: Limit = RECOMMEND_PAGE,
         cursor: Cursor = None,
         ctx: Context | None = None,
     ) -> Annotated[CallToolResult, Recommendations]:
