@@ -33,9 +33,11 @@ from mcp_autoscale.tools._shared import (
     DryRun,
     IdempotencyKey,
     Namespace,
+    OptCluster,
     Rationale,
     as_tool_result,
     mutating,
+    resolve_cluster,
     tool_error,
 )
 
@@ -107,12 +109,13 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         rationale: str,
         dry_run: bool = False,
         idempotency_key: str | None = None,
+        cluster: str | None = None,
     ) -> Ask:
         return ask(
             ctx,
             lambda caller: build(
                 ActionKind.SCALE_DEPLOYMENT,
-                PoolRef(namespace=namespace, name=deployment),
+                PoolRef(namespace=namespace, name=deployment, cluster=resolve_cluster(app.backend, cluster)),
                 ScaleDeploymentParams(replicas=replicas),
                 rationale,
                 dry_run,
@@ -133,6 +136,7 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         paused: bool | None = None,
         dry_run: bool = False,
         idempotency_key: str | None = None,
+        cluster: str | None = None,
     ) -> Ask:
         patch = AutoscalerPatch(
             min_replicas=min_replicas,
@@ -145,7 +149,7 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
             ctx,
             lambda caller: build(
                 ActionKind.PATCH_HPA,
-                PoolRef(namespace=namespace, name=deployment),
+                PoolRef(namespace=namespace, name=deployment, cluster=resolve_cluster(app.backend, cluster)),
                 patch,
                 rationale,
                 dry_run,
@@ -162,13 +166,19 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         method: str = "auto",
         dry_run: bool = False,
         idempotency_key: str | None = None,
+        cluster: str | None = None,
     ) -> Ask:
         return ask(
             ctx,
             lambda caller: build(
                 ActionKind.REQUEST_GPU_NODES,
                 None,
-                GpuNodeRequest(node_pool=node_pool, gpus=gpus, method=method),
+                GpuNodeRequest(
+                    node_pool=node_pool,
+                    gpus=gpus,
+                    method=method,
+                    cluster=resolve_cluster(app.backend, cluster),
+                ),
                 rationale,
                 dry_run,
                 caller,
@@ -185,6 +195,7 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         approval: Annotated[Answer, Resolve(ask_scale)],
         dry_run: DryRun = False,
         idempotency_key: IdempotencyKey = None,
+        cluster: OptCluster = None,
         ctx: Context | None = None,
     ) -> ActionResult:
         """Set a pool's replicas (scale subresource). Refused when an HPA/KEDA owns the replicas: change
@@ -192,7 +203,7 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         return submit(
             app,
             ActionKind.SCALE_DEPLOYMENT,
-            PoolRef(namespace=namespace, name=deployment),
+            PoolRef(namespace=namespace, name=deployment, cluster=resolve_cluster(app.backend, cluster)),
             ScaleDeploymentParams(replicas=replicas),
             rationale,
             dry_run,
@@ -216,6 +227,7 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         ] = None,
         dry_run: DryRun = False,
         idempotency_key: IdempotencyKey = None,
+        cluster: OptCluster = None,
         ctx: Context | None = None,
     ) -> ActionResult:
         """Change the min/max replicas or scale behaviour of the autoscaler owning a pool. For KEDA the
@@ -234,7 +246,7 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         return submit(
             app,
             ActionKind.PATCH_HPA,
-            PoolRef(namespace=namespace, name=deployment),
+            PoolRef(namespace=namespace, name=deployment, cluster=resolve_cluster(app.backend, cluster)),
             patch,
             rationale,
             dry_run,
@@ -257,6 +269,7 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         ] = "auto",
         dry_run: DryRun = False,
         idempotency_key: IdempotencyKey = None,
+        cluster: OptCluster = None,
         ctx: Context | None = None,
     ) -> ActionResult:
         """Get GPU capacity ahead of demand (nodes take minutes). Policy-gated (GPU and $ budgets), audited."""
@@ -264,7 +277,9 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
             app,
             ActionKind.REQUEST_GPU_NODES,
             None,
-            GpuNodeRequest(node_pool=node_pool, gpus=gpus, method=method),
+            GpuNodeRequest(
+                node_pool=node_pool, gpus=gpus, method=method, cluster=resolve_cluster(app.backend, cluster)
+            ),
             rationale,
             dry_run,
             idempotency_key,
