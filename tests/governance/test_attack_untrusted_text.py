@@ -72,7 +72,7 @@ def test_pending_shows_the_rationale_neutralised_and_apart(tmp_path: Path) -> No
     env, pid, _ = propose(tmp_path)
     res = CliRunner(env=env).invoke(cli, ["pending"])
     assert res.exit_code == 0, res.output
-    assert_harmless(res.stdout, 4)
+    assert_harmless(res.stdout, 5)
     assert res.stdout.split("\n")[0].startswith(f"{pid}  pending")
     assert res.stdout.rstrip("\n").split("\n")[-1].startswith("    why (the agent's words, unverified) «")
 
