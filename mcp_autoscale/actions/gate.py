@@ -14,6 +14,7 @@ from contextlib import ExitStack, contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
+from mcp_autoscale import metrics
 from mcp_autoscale.actions.build import (
     action_arguments,
     action_digest,
@@ -206,6 +207,7 @@ class Gate:
         except (NotFound, BackendUnavailable) as err:
             return Verdict(decision=Decision.DENY, rules=["target"], reasons=[f"rule 'target': {err}"])
 
+    @metrics.gate_timed
     def submit(self, action: Action) -> ActionResult:
         """Decide, then act or refuse; always exactly one audit record (idempotent retries add none)."""
         if action.idempotency_key:
@@ -857,6 +859,7 @@ class Gate:
         result.notes.append(f"diff against {out.base[:12]}:\n{out.diff}")
         return result
 
+    @metrics.audited
     def _record(
         self,
         action: Action,

@@ -23,7 +23,7 @@ from ruamel.yaml.events import AliasEvent, CollectionStartEvent, ScalarEvent
 from mcp_autoscale.errors import ConfigError
 from mcp_autoscale.policy.schema import Policy
 
-BUILTIN_POLICIES: tuple[str, ...] = ("sim-default", "read-only")
+BUILTIN_POLICIES: tuple[str, ...] = ("sim-default", "sim-fleet", "read-only")
 MAX_POLICY_BYTES = 1024 * 1024  # the largest shipped policy is ~5 KB
 
 
@@ -146,8 +146,16 @@ def load_policy(path: Path) -> Policy:
     return parse_policy(text, str(path))
 
 
+def default_policy_name(backend: str, scenario: str) -> str:
+    """The built-in policy a server uses without ``--policy``: read-only on a cluster, else the twin's."""
+    if backend != "sim":
+        return "read-only"
+    return "sim-fleet" if scenario.startswith("fleet-") else "sim-default"
+
+
 def builtin_policy(name: str) -> Policy:
-    """A policy shipped inside the package: 'sim-default' (the sim fleet, sane bounds) or 'read-only'."""
+    """A policy shipped inside the package: 'sim-default' (the sim fleet, sane bounds), 'sim-fleet' (the
+    generated fleet-N scenarios) or 'read-only'."""
     if name not in BUILTIN_POLICIES:
         raise ConfigError(f"unknown built-in policy {name!r}; choose one of {', '.join(BUILTIN_POLICIES)}")
     res = resources.files("mcp_autoscale").joinpath("data", "policies", f"{name}.yaml")
