@@ -436,7 +436,7 @@ class Gate:
                 f"proposal {p.id} no longer holds the action that was proposed (digest mismatch); "
                 "nothing was approved: propose the action again"
             )
-        if digest is not None and digest != actual:
+        if digest is not None and (len(digest) < 12 or not actual.startswith(digest.lower())):
             raise Forbidden(
                 f"proposal {p.id} is {p.summary()}, not the action that was shown for approval; "
                 "nothing was approved or rejected"
@@ -447,9 +447,9 @@ class Gate:
         """Approve a pending proposal and run it now; policy and data are re-checked at execution time.
 
         ``approver`` is 'cli:<user>' for a terminal/CI, 'mcp-elicitation:<caller>' for a user who confirmed
-        in the MCP client. ``digest`` (``action_digest`` of the action the approver was shown) binds the
-        approval to that exact action: a proposal for anything else is refused. Expired proposals cannot
-        run (status EXPIRED).
+        in the MCP client. ``digest`` (``action_digest`` of the action the approver was shown, or its first
+        12+ hex digits as `pending` and the webhook show it) binds the approval to that exact action: a
+        proposal for anything else is refused. Expired proposals cannot run (status EXPIRED).
         """
         p = self._open(proposal_id, digest)
         self._check_approver(p, approver)
@@ -461,13 +461,13 @@ class Gate:
             p.decided_by, p.decided_at = approver, now
             return self._run_proposal(p, approver, now)
 
-    def approve_later(self, proposal_id: str, approver: str) -> Proposal:
+    def approve_later(self, proposal_id: str, approver: str, *, digest: str | None = None) -> Proposal:
         """Record an approval without running it (status APPROVED); the process that owns the backend (the
         server, whose simulated fleet lives in memory) runs it with ``execute_approved()``."""
-        p = self._open(proposal_id)
+        p = self._open(proposal_id, digest)
         self._check_approver(p, approver)
         with self._hold(p.action):
-            p = self._open(proposal_id)
+            p = self._open(proposal_id, digest)
             now = self.clock()
             if now >= p.expires_at:
                 self._expire(p, now)

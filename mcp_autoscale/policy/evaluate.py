@@ -124,13 +124,18 @@ def _applied(records: list[AuditRecord], rule: Rule, since: datetime) -> list[Au
 
 
 def _scale_in_of(record: AuditRecord) -> int:
-    """Replicas (or floor) removed by an applied record, read from its arguments and stored inverse."""
+    """Replicas (or floor) removed by an applied record, read from its arguments and stored inverse, and
+    for a ceiling, from the desired count its evidence saw (a max below it removed the difference)."""
     inv = (record.inverse or {}).get("arguments", {})
     args = record.arguments
+    removed = 0
     for key in ("replicas", "min_replicas"):
         if isinstance(args.get(key), int) and isinstance(inv.get(key), int):
-            return max(0, int(inv[key]) - int(args[key]))
-    return 0
+            removed = max(removed, int(inv[key]) - int(args[key]))
+    desired = ((record.evidence or {}).get("replicas") or {}).get("desired")
+    if isinstance(args.get("max_replicas"), int) and isinstance(desired, int):
+        removed = max(removed, desired - int(args["max_replicas"]))
+    return removed
 
 
 def _fmt_money(x: float) -> str:
