@@ -21,6 +21,7 @@ from mcp_autoscale.locks import PoolLock
 from mcp_autoscale.logs import get_logger
 from mcp_autoscale.models import Action, ActionResult, NodePoolState, PoolState, SloTargets
 from mcp_autoscale.policy import Policy, builtin_policy, load_policy
+from mcp_autoscale.ratelimit import TokenBucket
 from mcp_autoscale.signals.base import SignalSource
 from mcp_autoscale.sim import Twin
 from mcp_autoscale.snapshot import Snapshotter
@@ -146,7 +147,13 @@ def build_app(settings: Settings, *, twin: Twin | None = None) -> AutoscaleApp:
         cost_delta=cost_delta,
         lock=_pool_lock(settings, backend),
         webhook_url=settings.approval_webhook_url,
+        rate_limit=(
+            TokenBucket(settings.audit_rate_per_s, settings.audit_burst)
+            if settings.audit_rate_per_s
+            else None
+        ),
     )
+    reconciled = gate.reconcile()
     log.info(
         "app.ready",
         backend=backend.name,
@@ -154,6 +161,7 @@ def build_app(settings: Settings, *, twin: Twin | None = None) -> AutoscaleApp:
         policy=policy_source,
         audit=str(audit_path),
         dry_run=settings.dry_run,
+        reconciled=len(reconciled),
     )
     return AutoscaleApp(
         settings=settings,

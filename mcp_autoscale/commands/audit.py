@@ -24,8 +24,13 @@ KeyEnvOpt = Annotated[
 
 
 def _key(env_name: str) -> bytes | None:
+    """The HMAC key from the environment; set but empty is an error (it would silently skip signatures)."""
     value = os.environ.get(env_name)
-    return value.encode() if value else None
+    if value is None:
+        return None
+    if not value.strip():
+        raise InvalidInput(f"{env_name} is set but empty: give the key, or unset it")
+    return value.encode()
 
 
 def parse_since(value: str) -> datetime:
@@ -66,6 +71,12 @@ def verify(
     with exit_on_error():
         report = verify_file(file, _key(key_env))
     echo_out(report.model_dump_json(indent=2) if as_json else report.summary(file))
+    if report.signatures_unchecked and not as_json:
+        typer.echo(
+            f"warning: {file} is signed but {key_env} is not set: signatures were NOT checked, so a "
+            "rewritten chain would pass",
+            err=True,
+        )
     if not report.ok:
         raise typer.Exit(1)
 
@@ -81,20 +92,27 @@ def show(
     decision: Annotated[str | None, typer.Option("--verdict", help="allow, deny or needs_approval")] = None,
     since: Annotated[str | None, typer.Option("--since", help="30m, 2h, 1d or an ISO time")] = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1)] = None,
+    intents: Annotated[
+        bool, typer.Option("--intents", help="Also show intent records whose outcome followed")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON record per line")] = False,
 ) -> None:
-    """List audit records, oldest first, filtered by pool / tool / status / verdict / time."""
+    """List audit records, oldest first, filtered by pool / tool / status / verdict / time.
+
+    Reads from the end of the log: ``--limit`` and ``--since`` stop the reading early."""
     with exit_on_error():
         path = file or build_settings().resolved_audit_file
         if not path.exists():
             fail(f"no audit log at {path}", 1)
         records = AuditLog(path, recover=False).records(
-            pool=pool, tool=tool, status=status, since=parse_since(since) if since else None
+            pool=pool,
+            tool=tool,
+            status=status,
+            since=parse_since(since) if since else None,
+            limit=limit,
+            intents=intents,
+            decision=decision,
         )
-        if decision is not None:
-            records = [r for r in records if r.verdict.decision.value == decision]
-        if limit is not None:
-            records = records[-limit:]
     for r in records:
         echo_out(json.dumps(r.model_dump(mode="json"), sort_keys=True) if as_json else render_record(r))
     if not records and not as_json:
