@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mcp_autoscale.actions import Gate
-from mcp_autoscale.audit import AuditLog
 from mcp_autoscale.cluster.base import ClusterBackend
 from mcp_autoscale.config import Settings
 from mcp_autoscale.cost import PriceCatalogue, action_cost_delta, load_catalogue, pool_cost_per_hour
@@ -25,6 +24,7 @@ from mcp_autoscale.ratelimit import TokenBucket
 from mcp_autoscale.signals.base import SignalSource
 from mcp_autoscale.sim import Twin
 from mcp_autoscale.snapshot import Snapshotter
+from mcp_autoscale.state import AuditStore, StateStore, open_store
 
 log = get_logger(__name__)
 
@@ -38,12 +38,13 @@ class AutoscaleApp:
     signals: SignalSource
     policy: Policy
     policy_source: str
-    audit: AuditLog
+    audit: AuditStore
     catalogue: PriceCatalogue
     snapshotter: Snapshotter
     gate: Gate
     twin: Twin | None = None
     notes: list[str] = field(default_factory=list)
+    store: StateStore | None = None
 
     def run_approved(self) -> list[ActionResult]:
         """Run proposals a human approved out of band with ``approve --defer`` (the server owns the backend:
@@ -118,10 +119,8 @@ def build_app(settings: Settings, *, twin: Twin | None = None) -> AutoscaleApp:
     catalogue = load_catalogue(settings.price_catalogue)
     backend, twin = _build_backend(settings, twin, policy.visible_namespaces())
     signals = _build_signals(settings, twin)
-    audit_path = settings.resolved_audit_file
-    audit_path.parent.mkdir(parents=True, exist_ok=True)
-    hmac_key = settings.audit_hmac_key.get_secret_value().encode() if settings.audit_hmac_key else None
-    audit = AuditLog(audit_path, hmac_key=hmac_key)
+    store = open_store(settings)
+    audit = store.audit
 
     def targets_for(pool: PoolState) -> SloTargets:
         return policy.slo_for(pool.ref) or settings.slo
@@ -145,7 +144,8 @@ def build_app(settings: Settings, *, twin: Twin | None = None) -> AutoscaleApp:
         settings=settings,
         evidence=snapshotter.pool,
         cost_delta=cost_delta,
-        lock=_pool_lock(settings, backend),
+        lock=store.lock or _pool_lock(settings, backend),
+        proposals=store.proposals,
         webhook_url=settings.approval_webhook_url,
         rate_limit=(
             TokenBucket(settings.audit_rate_per_s, settings.audit_burst)
@@ -159,7 +159,7 @@ def build_app(settings: Settings, *, twin: Twin | None = None) -> AutoscaleApp:
         backend=backend.name,
         signals=signals.name,
         policy=policy_source,
-        audit=str(audit_path),
+        audit=audit.where,
         dry_run=settings.dry_run,
         reconciled=len(reconciled),
     )
@@ -174,4 +174,5 @@ def build_app(settings: Settings, *, twin: Twin | None = None) -> AutoscaleApp:
         snapshotter=snapshotter,
         gate=gate,
         twin=twin,
+        store=store,
     )

@@ -33,7 +33,6 @@ from mcp_autoscale.approvals import (
     new_proposal_id,
     post_webhook,
 )
-from mcp_autoscale.audit import AuditLog
 from mcp_autoscale.cluster.base import ClusterBackend
 from mcp_autoscale.config import Settings
 from mcp_autoscale.cost import node_pool_free_gpus
@@ -69,6 +68,7 @@ from mcp_autoscale.models import (
 )
 from mcp_autoscale.policy import Policy, PolicyContext, evaluate, target_label
 from mcp_autoscale.ratelimit import TokenBucket
+from mcp_autoscale.state.base import AuditStore, Proposals
 
 log = get_logger(__name__)
 
@@ -89,7 +89,7 @@ class Gate:
         *,
         backend: ClusterBackend,
         policy: Policy,
-        audit: AuditLog,
+        audit: AuditStore,
         settings: Settings,
         evidence: Callable[[PoolRef], PoolSnapshot | None] = lambda ref: None,
         cost_delta: Callable[[Action, PoolState | None, NodePoolState | None], float | None] = (
@@ -98,7 +98,7 @@ class Gate:
         clock: Callable[[], datetime] = utcnow,
         lock: PoolLock | None = None,
         lock_timeout_s: float = 30.0,
-        proposals: ProposalStore | None = None,
+        proposals: Proposals | None = None,
         webhook_url: str | None = None,
         rate_limit: TokenBucket | None = None,
     ) -> None:
@@ -111,7 +111,7 @@ class Gate:
         self.clock = clock
         self.lock: PoolLock = lock or FilePoolLock(settings.state_dir / "locks")
         self.lock_timeout_s = lock_timeout_s
-        self.proposals = proposals or ProposalStore(settings.state_dir / "proposals")
+        self.proposals: Proposals = proposals or ProposalStore(settings.state_dir / "proposals")
         self.webhook_url = webhook_url
         self.rate_limit = rate_limit
         self.gitops = GitOpsRouter(policy)  # execution: direct | gitops | refuse (docs/gitops.md)

@@ -58,6 +58,25 @@ def record_signature(record: dict[str, Any], key: bytes) -> str:
     return hmac.new(key, msg, hashlib.sha256).hexdigest()
 
 
+def seal(
+    fields: dict[str, Any], last_seq: int, prev_hash: str, key: bytes | None
+) -> tuple[dict[str, Any], bytes]:
+    """The next record of a chain: validated, numbered, linked, hashed and signed; and its JSON line.
+
+    Every store (the file, PostgreSQL) seals records the same way, so one verifier checks them all.
+    """
+    fields = {k: v for k, v in fields.items() if k not in _UNHASHED}
+    fields["seq"] = last_seq + 1
+    fields["prev_hash"] = prev_hash
+    fields.setdefault("id", f"aud-{last_seq + 1:06d}-{uuid.uuid4().hex[:8]}")
+    fields.setdefault("ts", datetime.now(UTC))
+    data = AuditRecord.model_validate(fields).model_dump(mode="json")
+    data["hash"] = record_hash(data)
+    data["signature"] = record_signature(data, key) if key else None
+    line = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
+    return data, line.encode("utf-8")
+
+
 def head_path(path: Path) -> Path:
     return path.with_name(path.name + ".head")
 
@@ -189,19 +208,7 @@ class AuditLog:
             seq, prev, size = self._tail()
             if not self.index.fresh(size):
                 self.index.sync()
-            fields.pop("hash", None)
-            fields.pop("signature", None)
-            fields["seq"] = seq + 1
-            fields["prev_hash"] = prev
-            fields.setdefault("id", f"aud-{seq + 1:06d}-{uuid.uuid4().hex[:8]}")
-            fields.setdefault("ts", datetime.now(UTC))
-            record = AuditRecord.model_validate(fields)
-            data = record.model_dump(mode="json")
-            data["hash"] = record_hash(data)
-            data["signature"] = record_signature(data, self.hmac_key) if self.hmac_key else None
-            line = (
-                json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
-            ).encode()
+            data, line = seal(fields, seq, prev, self.hmac_key)
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
             try:
                 written = os.write(fd, line)
