@@ -18,6 +18,7 @@ from mcp_autoscale.config import Settings
 from mcp_autoscale.errors import InvalidInput, NotFound
 from mcp_autoscale.models import AuditRecord
 from mcp_autoscale.state.base import AuditStore, StateStore
+from mcp_autoscale.untrusted import neutralise, quoted
 
 audit_app = typer.Typer(help="Verify and read the audit log.", no_args_is_help=True)
 
@@ -50,6 +51,7 @@ def parse_since(value: str) -> datetime:
 
 
 def render_record(r: AuditRecord) -> str:
+    """One record for a terminal: every stored string neutralised (the log keeps them as given)."""
     changes = ", ".join(f"{c.field} {c.before}->{c.after}" for c in r.changes) or "-"
     rules = ",".join(r.verdict.rules) or "-"
     line = (
@@ -58,7 +60,7 @@ def render_record(r: AuditRecord) -> str:
     )
     if r.approver:
         line += f" (approver {r.approver})"
-    return f"{line}\n    why: {r.rationale}"
+    return f"{neutralise(line)}\n    why {quoted(r.rationale, max_len=None)}"
 
 
 def register(app: typer.Typer) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pg_server import TempPostgres  # noqa: E402
+from pg_server import TempPostgres
 
 
 @pytest.fixture(scope="session")
