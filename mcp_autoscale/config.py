@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     state_url: SecretStr | None = Field(
         default=None, description="postgresql://... : audit, proposals and locks in PostgreSQL (shared)"
     )
+    state_timeout_s: float = Field(
+        default=10.0, gt=0, le=120, description="Wait at most this long for the state database"
+    )
     runbooks_dir: Path | None = Field(
         default=None,
         description="A team's runbook folder, merged over the shipped runbooks (same slug: the team's wins)",

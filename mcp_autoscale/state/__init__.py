@@ -16,7 +16,9 @@ def open_store(settings: Settings) -> StateStore:
     if settings.state_url is not None:
         from mcp_autoscale.state.postgres import PostgresStateStore
 
-        return PostgresStateStore(settings.state_url.get_secret_value(), hmac_key_of(settings))
+        return PostgresStateStore(
+            settings.state_url.get_secret_value(), hmac_key_of(settings), timeout_s=settings.state_timeout_s
+        )
     return FileStateStore(settings.resolved_audit_file, settings.state_dir, hmac_key_of(settings))
 
 
