@@ -24,7 +24,7 @@ from typing import Any, Generic, Literal, NamedTuple, TypeVar
 from pydantic import BaseModel, Field
 
 from mcp_autoscale.errors import InvalidInput
-from mcp_autoscale.models import AutoscalerKind, PoolSnapshot, SloStatus
+from mcp_autoscale.models import SIGNAL_NAMES, AutoscalerKind, PoolSnapshot, SloStatus
 from mcp_autoscale.snapshot import incomplete
 
 DEFAULT_LIMIT = 20
@@ -289,7 +289,10 @@ def paginate(
 
 # ------------------------------------------------------------------------------------------- compact form
 def compact_signals(signals: dict[str, Any]) -> dict[str, Any]:
-    """Signals ages that are all the same collapse to ``{"*": age}`` (the ``missing`` convention)."""
+    """Signals ages that are all the same collapse to ``{"*": age}`` (the ``missing`` convention); an
+    unmeasured signal stays an explicit null (its reason is under ``missing``: never zero, never absent)."""
+    for name in SIGNAL_NAMES:
+        signals.setdefault(name, None)
     ages = signals.get("age_s")
     if isinstance(ages, dict) and len(ages) > 1 and len(set(ages.values())) == 1:
         signals["age_s"] = {"*": next(iter(ages.values()))}
