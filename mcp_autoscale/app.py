@@ -22,6 +22,7 @@ from mcp_autoscale.logs import get_logger
 from mcp_autoscale.models import Action, ActionResult, NodePoolState, PoolState, SloTargets
 from mcp_autoscale.paging import PageStore
 from mcp_autoscale.policy import Policy, builtin_policy, default_policy_name, load_policy
+from mcp_autoscale.runbooks import Runbook, merged_runbooks
 from mcp_autoscale.signals.base import SignalSource
 from mcp_autoscale.sim import Twin
 from mcp_autoscale.snapshot import Snapshotter
@@ -44,6 +45,7 @@ class AutoscaleApp:
     gate: Gate
     twin: Twin | None = None
     notes: list[str] = field(default_factory=list)
+    runbooks: list[Runbook] | None = None  # shipped + --runbooks DIR; None: the shipped ones
     pages: PageStore = field(default_factory=PageStore)
     """Answers with more than one page, so that a cursor continues the same answer."""
 
@@ -118,6 +120,7 @@ def build_app(settings: Settings, *, twin: Twin | None = None) -> AutoscaleApp:
     """Build and validate everything; raise ``ConfigError`` with file/line/field on bad input."""
     policy, policy_source = resolve_policy(settings)
     catalogue = load_catalogue(settings.price_catalogue)
+    runbooks = merged_runbooks(settings.runbooks_dir)  # a broken team runbook stops start-up
     backend, twin = _build_backend(settings, twin, policy.visible_namespaces())
     signals = _build_signals(settings, twin)
     audit_path = settings.resolved_audit_file
@@ -135,6 +138,7 @@ def build_app(settings: Settings, *, twin: Twin | None = None) -> AutoscaleApp:
         cost_for=lambda pool: pool_cost_per_hour(pool, catalogue),
         namespaces=policy.visible_namespaces(),
         clock=(lambda: twin.now) if twin is not None else None,
+        consistency=twin.lock if twin is not None else None,
     )
 
     def cost_delta(action: Action, pool: PoolState | None, node_pool: NodePoolState | None) -> float | None:
@@ -169,4 +173,5 @@ def build_app(settings: Settings, *, twin: Twin | None = None) -> AutoscaleApp:
         snapshotter=snapshotter,
         gate=gate,
         twin=twin,
+        runbooks=runbooks,
     )

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
+from typing import Any
 
+from mcp_autoscale import metrics
 from mcp_autoscale.cluster.base import ClusterBackend
 from mcp_autoscale.errors import AutoscaleError, NotFound
 from mcp_autoscale.logs import get_logger
@@ -168,6 +171,7 @@ class Snapshotter:
         namespaces: Sequence[str] | None = None,
         clock: Callable[[], datetime] | None = None,
         history_size: int = 120,
+        consistency: AbstractContextManager[Any] | None = None,
     ) -> None:
         self.backend = backend
         self.source = source
@@ -176,6 +180,8 @@ class Snapshotter:
         self.namespaces = list(namespaces) if namespaces else None
         self.clock = clock or (lambda: datetime.now(UTC))
         self._history: deque[FleetSnapshot] = deque(maxlen=history_size)
+        self._consistency = consistency
+        """Held across one snapshot's reads (the twin's lock): pools, node pools and signals of one instant."""
 
     def history(self) -> list[FleetSnapshot]:
         """Recent snapshots, oldest first: the planner learns capacity and forecasts load from them."""
@@ -203,6 +209,7 @@ class Snapshotter:
         except (NotFound, ValueError):
             return []
 
+    @metrics.timed(metrics.SNAPSHOT_SECONDS)
     def take(
         self,
         *,
@@ -210,6 +217,10 @@ class Snapshotter:
         name: str | None = None,
         include_node_pools: bool = True,
     ) -> FleetSnapshot:
+        with self._consistency or nullcontext():
+            return self._take(namespace=namespace, name=name, include_node_pools=include_node_pools)
+
+    def _take(self, *, namespace: str | None, name: str | None, include_node_pools: bool) -> FleetSnapshot:
         pools = [p for p in self._pools(namespace, name) if self._visible(p)]
         if namespace is not None:
             pools = [p for p in pools if p.ref.namespace == namespace]

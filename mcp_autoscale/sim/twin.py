@@ -249,6 +249,11 @@ class Twin:
 
     # ------------------------------------------------------------------ time
     @property
+    def lock(self) -> threading.RLock:
+        """Held for every tick and every read: a reader holding it sees one instant of the fleet."""
+        return self._lock
+
+    @property
     def now(self) -> datetime:
         with self._lock:
             return self._origin + timedelta(seconds=self._t)
