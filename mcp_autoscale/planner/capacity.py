@@ -176,8 +176,7 @@ def breach_bound(
     backlog_at: list[float] = [
         s.t_s
         for s in samples
-        if s.queue_depth is not None
-        and s.queue_depth > config.scale_in_queue_max * max(1, s.ready_replicas)
+        if s.queue_depth is not None and s.queue_depth > config.scale_in_queue_max * max(1, s.ready_replicas)
     ]
     times = [x.t_s for x in samples]
     for s in stable_samples(samples, config.signal_window_s):

@@ -14,7 +14,6 @@ owner's min (or max) instead, so it never fights the fast loop.
 from __future__ import annotations
 
 import math
-
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -636,7 +635,9 @@ def recommend(
         key = f"{snap.namespace}/{snap.name}"
         state = states.get(key) or snap.to_pool_state()
         node_pool = nps.get(snap.node_pool or state.node_pool or "")
-        a = _assess(snap, state, catalogue, (history or {}).get(key), cfg, node_pool, (minutes or {}).get(key))
+        a = _assess(
+            snap, state, catalogue, (history or {}).get(key), cfg, node_pool, (minutes or {}).get(key)
+        )
         out.append(_recommend_one(a, node_pool, catalogue, snapshot, cfg))
     return out
 
