@@ -170,12 +170,13 @@ def allocate(limit: int, claims: Sequence[PoolClaim], policy: FleetPolicy) -> Al
         grants[c.key] += extra
         left -= extra
     unmet = {c.key: c.want - grants[c.key] for c in claims if c.want > grants[c.key]}
-    givers = [c for c in claims if grants[c.key] < c.gpus_now]
+    # a giver is forced below what it holds and still wants (a pool scaling in by itself yields nothing)
+    givers = [c for c in claims if grants[c.key] < min(c.gpus_now, c.want)]
     takers = [c for c in order if grants[c.key] > c.gpus_now]
     trades: list[Trade] = []
     gains = {c.key: grants[c.key] - c.gpus_now for c in takers}
     for giver in givers:
-        give = giver.gpus_now - grants[giver.key]
+        give = min(giver.gpus_now, giver.want) - grants[giver.key]
         for taker in takers:
             n = min(give, gains[taker.key])
             if n <= 0:

@@ -98,3 +98,12 @@ def test_interactive_pools_share_by_breach_cost_and_no_trade_when_the_limit_does
     alloc = allocate(10, [a, b], FleetPolicy())
     assert alloc.grants == {"chat/a": 4, "batch/b": 2}
     assert alloc.trades == [] and alloc.unmet == {}
+
+
+def test_a_pool_scaling_in_by_itself_is_no_giver() -> None:
+    # chat shrinks from 6 to 2 on its own while batch takes the room: nothing was traded away
+    a = PoolClaim("chat/a", "interactive", floor=1, gpus_now=6, want=2)
+    b = PoolClaim("batch/b", "batch", floor=1, gpus_now=2, want=8)
+    alloc = allocate(8, [a, b], FleetPolicy())
+    assert alloc.grants == {"chat/a": 2, "batch/b": 6}
+    assert alloc.trades == []
