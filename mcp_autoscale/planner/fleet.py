@@ -113,10 +113,11 @@ class Trade:
     """Batch giver: seconds until its backlog drains on what it keeps (None: not a batch pool / no backlog)."""
 
     def sentence(self, gpu_type: str, start_hhmm: str | None = None) -> str:
-        s = (
-            f"move {self.gpus} {gpu_type} from {self.giver} to {self.taker}: saves "
-            f"${self.usd_per_h_saved:.2f}/h of breach"
-        )
+        s = f"move {self.gpus} {gpu_type} from {self.giver} to {self.taker}: "
+        if self.usd_per_h_saved >= 0:
+            s += f"saves ${self.usd_per_h_saved:.2f}/h of breach"
+        else:  # a batch pool's deadline minimum comes before interactive extras
+            s += f"costs ${-self.usd_per_h_saved:.2f}/h of breach to meet {self.taker}'s drain deadline"
         if self.giver_drains_in_s is not None:
             s += f", {self.giver} backlog drains in {self.giver_drains_in_s / 60.0:.0f} min"
             if start_hhmm:
