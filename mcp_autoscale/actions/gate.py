@@ -626,7 +626,8 @@ class Gate:
     def rollback(self, audit_id: str, rationale: str, caller: str, dry_run: bool) -> ActionResult:
         """Propose the stored inverse of an applied action through the same gate (policy, audit and all)."""
         record = self.audit.get(audit_id)
-        if record.status != ActionStatus.APPLIED:
+        reconciled = record.status == ActionStatus.RECONCILED and bool(record.changes)  # applied, per live
+        if record.status != ActionStatus.APPLIED and not reconciled:
             raise InvalidInput(
                 f"audit record {audit_id} is {record.status.value}, not applied: "
                 "there is nothing to roll back"
