@@ -92,5 +92,5 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
     @server.resource("autoscale://audit/recent", name="recent-audit", mime_type=JSON)
     def recent_audit() -> str:
         """The most recent audit records (newest last): who, what, why, verdict, result."""
-        records = app.audit.records()[-RECENT_AUDIT:]
+        records = app.audit.records(limit=RECENT_AUDIT)
         return _dump([r.model_dump(mode="json", exclude={"evidence"}) for r in records])
