@@ -21,6 +21,7 @@ from mcp_autoscale.locks import PoolLock
 from mcp_autoscale.logs import get_logger
 from mcp_autoscale.models import Action, ActionResult, NodePoolState, PoolState, SloTargets
 from mcp_autoscale.policy import Policy, builtin_policy, load_policy
+from mcp_autoscale.runbooks import Runbook, merged_runbooks
 from mcp_autoscale.signals.base import SignalSource
 from mcp_autoscale.sim import Twin
 from mcp_autoscale.snapshot import Snapshotter
@@ -43,6 +44,7 @@ class AutoscaleApp:
     gate: Gate
     twin: Twin | None = None
     notes: list[str] = field(default_factory=list)
+    runbooks: list[Runbook] | None = None  # shipped + --runbooks DIR; None: the shipped ones
 
     def run_approved(self) -> list[ActionResult]:
         """Run proposals a human approved out of band with ``approve --defer`` (the server owns the backend:
@@ -115,6 +117,7 @@ def build_app(settings: Settings, *, twin: Twin | None = None) -> AutoscaleApp:
     """Build and validate everything; raise ``ConfigError`` with file/line/field on bad input."""
     policy, policy_source = resolve_policy(settings)
     catalogue = load_catalogue(settings.price_catalogue)
+    runbooks = merged_runbooks(settings.runbooks_dir)  # a broken team runbook stops start-up
     backend, twin = _build_backend(settings, twin, policy.visible_namespaces())
     signals = _build_signals(settings, twin)
     audit_path = settings.resolved_audit_file
@@ -166,4 +169,5 @@ def build_app(settings: Settings, *, twin: Twin | None = None) -> AutoscaleApp:
         snapshotter=snapshotter,
         gate=gate,
         twin=twin,
+        runbooks=runbooks,
     )

@@ -50,6 +50,9 @@ class Proposal(BaseModel):
     approvers: list[str] = Field(default_factory=list, description="Who may approve (empty: anyone)")
     audit_id: str | None = Field(default=None, description="The PENDING_APPROVAL audit record")
     pool_replicas: int | None = Field(default=None, description="Desired replicas when proposed")
+    digest: str | None = Field(
+        default=None, description="action_digest of the proposed action: what an approval must match"
+    )
     decided_by: str | None = None
     decided_at: datetime | None = None
     note: str | None = None

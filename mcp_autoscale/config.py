@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     state_dir: Path = Field(default_factory=default_state_dir)
     dry_run: bool = False
     audit_hmac_key: SecretStr | None = None
+    runbooks_dir: Path | None = Field(
+        default=None,
+        description="A team's runbook folder, merged over the shipped runbooks (same slug: the team's wins)",
+    )
     approval_webhook_url: str | None = Field(
         default=None, description="POST each pending proposal here (JSON with a Slack-compatible 'text')"
     )

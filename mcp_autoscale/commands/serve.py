@@ -14,6 +14,7 @@ from mcp_autoscale.commands._common import (
     DryRunOpt,
     PolicyOpt,
     PrometheusOpt,
+    RunbooksOpt,
     ScenarioOpt,
     SeedOpt,
     build_settings,
@@ -35,6 +36,7 @@ def register(app: typer.Typer) -> None:
         scenario: ScenarioOpt = None,
         seed: SeedOpt = None,
         sim_clock: ClockOpt = None,
+        runbooks: RunbooksOpt = None,
         transport: Annotated[
             str, typer.Option("--transport", help="stdio or http (streamable HTTP at /mcp)")
         ] = "stdio",
@@ -51,7 +53,16 @@ def register(app: typer.Typer) -> None:
             fail(f"--transport must be 'stdio' or 'http', not {transport!r}", 2)
         with exit_on_error():
             settings = build_settings(
-                backend, prometheus, policy, audit, dry_run, context, scenario, seed, sim_clock=sim_clock
+                backend,
+                prometheus,
+                policy,
+                audit,
+                dry_run,
+                context,
+                scenario,
+                seed,
+                sim_clock=sim_clock,
+                runbooks_dir=runbooks,
             )
             application = build_app(settings)
             if transport == "stdio":
