@@ -55,7 +55,7 @@ class ReplayConfig:
     planner_interval_s: float = 120.0
     sample_s: float = 30.0
     planner_utilisation: float = 0.65
-    planner_max_band: float | None = 1.0
+    planner_max_band: float | None = 1.3
     """The planner keeps KEDA's max at this x its target (``PlannerConfig.owner_max_band``)."""
     oracle_utilisation: float = 0.9
     causal_utilisation: float | None = None
