@@ -48,6 +48,8 @@ class Proposal(BaseModel):
     expires_at: datetime
     via: list[str] = Field(description="Approval channels every deciding rule accepts: 'cli', 'elicitation'")
     approvers: list[str] = Field(default_factory=list, description="Who may approve (empty: anyone)")
+    approver_groups: list[str] = Field(default_factory=list, description="Or anyone in these groups")
+    four_eyes: bool = Field(default=False, description="The proposer may not approve it")
     audit_id: str | None = Field(default=None, description="The PENDING_APPROVAL audit record")
     pool_replicas: int | None = Field(default=None, description="Desired replicas when proposed")
     digest: str | None = Field(
@@ -77,6 +79,16 @@ def channel_of(approver: str) -> str:
 
 def approver_name(approver: str) -> str:
     return approver.split(":", 1)[1] if ":" in approver else approver
+
+
+def principal(who: str) -> str:
+    """The person behind a caller or approver name, for the four-eyes rule: a chat confirmation is its
+    caller's own; 'cli:alice' and 'local:alice' are the same OS user; token identities stay as they are."""
+    who = who.removeprefix(ELICITATION_PREFIX)
+    for prefix in ("cli:", "local:"):
+        if who.startswith(prefix):
+            return "os:" + who[len(prefix) :]
+    return who
 
 
 def new_proposal_id() -> str:

@@ -10,9 +10,10 @@ from pydantic import BaseModel, Field
 from mcp_autoscale.actions import action_from_call
 from mcp_autoscale.app import AutoscaleApp
 from mcp_autoscale.errors import AutoscaleError
-from mcp_autoscale.identity import caller_for
+from mcp_autoscale.identity import caller_for, require_scope
 from mcp_autoscale.models import ActionResult, Verdict
 from mcp_autoscale.tools._shared import DryRun, Rationale, as_tool_result, mutating, read_only, tool_error
+from mcp_autoscale.web.scopes import WRITE
 
 
 class PolicyCheck(BaseModel):
@@ -98,8 +99,9 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
     ) -> ActionResult:
         """Propose the inverse of an applied action (stored in its audit record) through the same gate:
         policy verdict, approval if required, audit record."""
+        who = require_scope(ctx, WRITE)
         try:
             app.run_approved()
-            return as_tool_result(app.gate.rollback(audit_id, rationale, caller_for(ctx), dry_run))
+            return as_tool_result(app.gate.rollback(audit_id, rationale, who.caller, dry_run))
         except AutoscaleError as err:
             raise tool_error(err) from err

@@ -60,8 +60,8 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes], deadline_s: float = 60
 
 
 @contextmanager
-def serve_http(tmp_path: Path, env: dict[str, str], *extra: str) -> Iterator[Served]:
-    port = free_port()
+def serve_http(tmp_path: Path, env: dict[str, str], *extra: str, port: int | None = None) -> Iterator[Served]:
+    port = port or free_port()
     audit = tmp_path / "audit.jsonl"
     args = [
         sys.executable, "-m", "mcp_autoscale", "serve", "--sim-clock", "manual", "--audit", str(audit),
