@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -306,3 +310,29 @@ def test_key_rotation_an_unknown_kid_refreshes_the_keys_once(env: Env) -> None:
     assert jwt.get_unverified_header(token)["kid"] == "k2"
     assert env.post(token).status_code == 200
     assert env.post(env.forge(new[1], "k3")).status_code == 401  # a kid the issuer does not publish
+
+
+# ------------------------------------------------------------------ the CI agent's own token
+def test_the_agent_gets_its_own_token_with_client_credentials(env: Env, tmp_path: Path) -> None:
+    secret = tmp_path / "agent-secret"
+    secret.write_text(AGENT.secret + "\n")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MCP_AUTOSCALE_")}
+
+    def run(secret_file: Path) -> tuple[int, dict[str, Any]]:
+        js = tmp_path / "r.json"
+        proc = subprocess.run(
+            [sys.executable, "-m", "mcp_autoscale", "agent", "--once", "--quiet", "--json", str(js),
+             "--url", env.resource, "--client-id", AGENT.client_id, "--client-secret-file", str(secret_file)],
+            env={**clean, "MCP_AUTOSCALE_OAUTH_ISSUER": env.idp.issuer},
+            capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        )  # fmt: skip
+        return proc.returncode, json.loads(js.read_text())
+
+    code, report = run(secret)
+    assert code in (0, 3) and not report["errors"], report["errors"]
+    assert "OAuth client ci-agent" in report["server"]
+    assert AGENT.secret not in json.dumps(report)
+    wrong = tmp_path / "wrong-secret"
+    wrong.write_text("not-the-secret")
+    code, report = run(wrong)
+    assert code == 1 and "server connection failed" in report["errors"][0]
