@@ -20,7 +20,8 @@ from mcp_autoscale.errors import ConfigError, InvalidInput
 from mcp_autoscale.locks import PoolLock
 from mcp_autoscale.logs import get_logger
 from mcp_autoscale.models import Action, ActionResult, NodePoolState, PoolState, SloTargets
-from mcp_autoscale.policy import Policy, builtin_policy, load_policy
+from mcp_autoscale.paging import PageStore
+from mcp_autoscale.policy import Policy, builtin_policy, default_policy_name, load_policy
 from mcp_autoscale.runbooks import Runbook, merged_runbooks
 from mcp_autoscale.signals.base import SignalSource
 from mcp_autoscale.sim import Twin
@@ -45,6 +46,8 @@ class AutoscaleApp:
     twin: Twin | None = None
     notes: list[str] = field(default_factory=list)
     runbooks: list[Runbook] | None = None  # shipped + --runbooks DIR; None: the shipped ones
+    pages: PageStore = field(default_factory=PageStore)
+    """Answers with more than one page, so that a cursor continues the same answer."""
 
     def run_approved(self) -> list[ActionResult]:
         """Run proposals a human approved out of band with ``approve --defer`` (the server owns the backend:
@@ -56,7 +59,7 @@ def resolve_policy(settings: Settings) -> tuple[Policy, str]:
     """The policy file if given; otherwise a safe built-in: permissive on the simulator, read-only on a cluster."""
     if settings.policy_file is not None:
         return load_policy(Path(settings.policy_file)), str(settings.policy_file)
-    name = "sim-default" if settings.backend == "sim" else "read-only"
+    name = default_policy_name(settings.backend, settings.sim_scenario)
     return builtin_policy(name), f"builtin:{name}"
 
 

@@ -108,6 +108,12 @@ class Settings(BaseSettings):
     http_body_timeout_s: float = Field(default=30.0, gt=0, le=600, description="Time to send a request body")
     http_shutdown_s: int = Field(default=3, ge=0, le=60, description="Graceful shutdown limit on SIGTERM")
 
+    # self-observability (docs/observability.md)
+    metrics_port: int | None = Field(
+        default=None, ge=0, le=65535, description="Serve /metrics on this port too (the only way on stdio)"
+    )
+    metrics_host: str = Field(default="127.0.0.1", description="Bind address of --metrics-port")
+
     # OAuth 2.1 resource server (HTTP transport; docs/security.md, docs/deployment.md)
     oauth_issuer: str | None = Field(default=None, description="Issuer URL of the identity provider")
     public_url: str | None = Field(

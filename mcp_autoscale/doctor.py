@@ -140,14 +140,14 @@ def check_dependencies(
 
 def check_policy(settings: Settings) -> list[Check]:
     """The policy the server would load: the file given, or the backend's built-in default."""
-    from mcp_autoscale.policy import builtin_policy, load_policy
+    from mcp_autoscale.policy import builtin_policy, default_policy_name, load_policy
 
     try:
         if settings.policy_file is not None:
             policy = load_policy(Path(settings.policy_file))
             source = str(settings.policy_file)
         else:
-            name = "sim-default" if settings.backend == "sim" else "read-only"
+            name = default_policy_name(settings.backend, settings.sim_scenario)
             policy = builtin_policy(name)
             source = f"builtin:{name}"
     except AutoscaleError as err:

@@ -8,7 +8,8 @@ part of an identity.
 
 from __future__ import annotations
 
-import getpass
+import os
+import pwd
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,11 +18,20 @@ from mcp.server.auth.provider import AccessToken
 from mcp.server.mcpserver.exceptions import ToolError
 
 
-def local_user() -> str:
+def os_user() -> str:
+    """The effective user's login name from the password database (``uid-N`` when it has none).
+
+    Not ``$USER`` or ``$LOGNAME``, which anyone can set.
+    """
+    uid = os.geteuid()
     try:
-        return f"local:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "local:unknown"
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid-{uid}"
+
+
+def local_user() -> str:
+    return f"local:{os_user()}"
 
 
 @dataclass(frozen=True)

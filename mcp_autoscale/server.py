@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
-from mcp_autoscale import __version__, prompts, resources, tools
+from mcp_autoscale import __version__, metrics, prompts, resources, tools
 from mcp_autoscale.app import AutoscaleApp
 from mcp_autoscale.config import Settings
 from mcp_autoscale.errors import ConfigError
@@ -73,16 +73,32 @@ def compact_schema(schema: Any) -> Any:
     return schema
 
 
+_SCALAR_KEYWORDS = frozenset(
+    {"type", "maxLength", "minLength", "pattern", "enum", "minimum", "maximum", "format"}
+)
+
+
 def _merge_nullable(schema: dict[str, Any]) -> None:
-    """``anyOf: [{type: number}, {type: null}], default: null`` -> ``type: [number, null]`` (same meaning)."""
+    """``anyOf: [{type: number}, {type: null}], default: null`` -> ``type: [number, null]`` (same meaning).
+
+    A scalar option's constraints move up with it: ``maxLength``/``pattern``/``minimum`` only constrain
+    values of their own type, so null stays valid; an ``enum`` gets ``null`` added for the same reason.
+    """
     options = schema.get("anyOf")
-    if not isinstance(options, list) or not all(isinstance(o, dict) and set(o) == {"type"} for o in options):
+    if not isinstance(options, list) or not all(isinstance(o, dict) and "type" in o for o in options):
+        return
+    constrained = [o for o in options if set(o) != {"type"}]
+    if len(constrained) > 1 or any(not set(o) <= _SCALAR_KEYWORDS for o in constrained):
         return
     types: list[Any] = []
     for option in options:
         t = option["type"]
         types.extend(t if isinstance(t, list) else [t])
     del schema["anyOf"]
+    for option in constrained:
+        schema.update({k: v for k, v in option.items() if k != "type"})
+    if "enum" in schema and "null" in types and None not in schema["enum"]:
+        schema["enum"] = [*schema["enum"], None]
     schema["type"] = types
     if "default" in schema and schema["default"] is None:
         del schema["default"]
@@ -140,6 +156,8 @@ def shallow_schema(schema: dict[str, Any], depth: int = OUTPUT_SCHEMA_DEPTH) -> 
 
 def _compact_tool_schemas(server: MCPServer) -> None:
     for tool in server._tool_manager.list_tools():
+        if tool.description:
+            tool.description = " ".join(tool.description.split())  # docstring indentation, every turn
         compact_schema(tool.parameters)
         output = tool.fn_metadata.output_schema
         if output is not None:
@@ -157,6 +175,7 @@ def create_server(app: AutoscaleApp) -> MCPServer:
     prompts.register(server)
     prompts.register_capacity_review(server)
     _compact_tool_schemas(server)
+    metrics.instrument_server(server)
     return server
 
 
@@ -232,6 +251,13 @@ def http_app(app: AutoscaleApp, server: MCPServer, host: str) -> ASGIApp:
     @server.custom_route("/healthz", methods=["GET"], include_in_schema=False)
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok", "backend": app.backend.name, "version": __version__})
+
+    @server.custom_route("/metrics", methods=["GET"], include_in_schema=False)
+    async def prometheus_metrics(request: Request) -> Response:
+        body, content_type = metrics.exposition()  # counters only, no secrets: unauthenticated like /healthz
+        return Response(body, media_type=content_type)
+
+    metrics.watch_pending(app.gate)
 
     security = transport_security(host, settings.allowed_hosts, settings.allowed_origins)
     own_origin_check = None if security.enable_dns_rebinding_protection else list(settings.allowed_origins)

@@ -14,6 +14,7 @@ from contextlib import ExitStack, contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
+from mcp_autoscale import metrics
 from mcp_autoscale.actions.build import (
     action_arguments,
     action_digest,
@@ -67,6 +68,7 @@ from mcp_autoscale.models import (
     Verdict,
 )
 from mcp_autoscale.policy import Policy, PolicyContext, Rule, evaluate, target_label
+from mcp_autoscale.untrusted import quoted
 
 log = get_logger(__name__)
 
@@ -206,6 +208,7 @@ class Gate:
         except (NotFound, BackendUnavailable) as err:
             return Verdict(decision=Decision.DENY, rules=["target"], reasons=[f"rule 'target': {err}"])
 
+    @metrics.gate_timed
     def submit(self, action: Action) -> ActionResult:
         """Decide, then act or refuse; always exactly one audit record (idempotent retries add none)."""
         if action.idempotency_key:
@@ -791,7 +794,7 @@ class Gate:
         if inverse is not None:
             result.message += f" Undo with rollback_action(audit_id={result.audit_id!r})."
         result.notes.extend(self._backend_notes())
-        self._post_event(action, f"{msg} ({action.rationale})")
+        self._post_event(action, f"{msg} Rationale {quoted(action.rationale)}")
         return result
 
     def _readiness_hint(self, pool: PoolState, replicas: int) -> str:
@@ -875,6 +878,7 @@ class Gate:
         result.notes.append(f"diff against {out.base[:12]}:\n{out.diff}")
         return result
 
+    @metrics.audited
     def _record(
         self,
         action: Action,

@@ -14,6 +14,7 @@ from mcp_autoscale.audit import AuditLog, verify_file
 from mcp_autoscale.commands._common import build_settings, echo_out, exit_on_error, fail
 from mcp_autoscale.errors import InvalidInput
 from mcp_autoscale.models import AuditRecord
+from mcp_autoscale.untrusted import neutralise, quoted
 
 audit_app = typer.Typer(help="Verify and read the audit log.", no_args_is_help=True)
 
@@ -41,6 +42,7 @@ def parse_since(value: str) -> datetime:
 
 
 def render_record(r: AuditRecord) -> str:
+    """One record for a terminal: every stored string neutralised (the log keeps them as given)."""
     changes = ", ".join(f"{c.field} {c.before}->{c.after}" for c in r.changes) or "-"
     rules = ",".join(r.verdict.rules) or "-"
     line = (
@@ -49,7 +51,7 @@ def render_record(r: AuditRecord) -> str:
     )
     if r.approver:
         line += f" (approver {r.approver})"
-    return f"{line}\n    why: {r.rationale}"
+    return f"{neutralise(line)}\n    why {quoted(r.rationale, max_len=None)}"
 
 
 def register(app: typer.Typer) -> None:

@@ -4,7 +4,8 @@ Each shape is a per-second request rate (``*_rate``: pure, testable) turned into
 ``trace_from_rate`` (Poisson arrivals, conversation-like token lengths; replay/trace.py). The same name,
 seed and duration always give the same trace. Default levels are scaled for the replay's pool,
 ``chat/llama-8b`` (1x L4, ~1.2 req/s per replica within SLO at these lengths; node pool limit 24): the
-dev trace peaks at 12 req/s (~10-14 replicas), the shapes at 10-15 req/s, with a few replicas at rest.
+dev trace peaks at 12 req/s (~10-14 replicas), the 3 h shapes at 10-15 req/s with a few replicas at rest,
+the 7-day trace at 6 req/s.
 
 Shapes (``SHAPES``): ``diurnal_bursts`` (the dev trace), ``step``, ``ramp``, ``onoff``, ``flash``,
 ``weekly``. ``build_trace(name, seed, duration_s)`` makes one.
@@ -171,14 +172,16 @@ def weekly_rate(
     duration_s: float,
     seed: int,
     *,
-    peak_rps: float = 12.0,
+    peak_rps: float = 6.0,
     peak_to_trough: float = 2.5,
     weekend_factor: float = 0.5,
     start_weekday: int = 0,
 ) -> np.ndarray:
     """Daily and weekly seasonality: the dev trace's diurnal curve (trough 04:00, peak 16:00, peak:trough
     2.5) with weekend days (Saturday, Sunday) at ``weekend_factor`` of a weekday, and each day's peak
-    scaled by a seeded +/-10%. Day 0 is ``start_weekday`` (0 = Monday)."""
+    scaled by a seeded +/-10%. Day 0 is ``start_weekday`` (0 = Monday). Half the dev trace's peak by
+    default (6 req/s: ~6-8 replicas on a weekday afternoon, 2-3 at night and at weekends): the twin's
+    cost grows with requests, and 7 days at 12 req/s (4.4 M requests) would not fit the suite's time."""
     rng = _rng(seed, "weekly")
     t = _seconds(duration_s)
     days = int(t[-1] // DAY) + 1 if len(t) else 1
