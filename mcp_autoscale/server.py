@@ -10,6 +10,7 @@ import importlib
 import ipaddress
 import pkgutil
 from typing import Any
+from urllib.parse import urlparse
 
 from mcp.server.auth.provider import TokenVerifier
 from mcp.server.auth.routes import build_resource_metadata_url
@@ -210,6 +211,12 @@ def http_protection(settings: Settings) -> Protection | None:
     if settings.http_token is not None:
         verifiers.append(StaticTokenVerifier(settings.http_token.get_secret_value()))
     if settings.oauth_issuer:
+        issuer = urlparse(settings.oauth_issuer)
+        if issuer.scheme != "https" and not (issuer.scheme == "http" and is_loopback(issuer.hostname or "")):
+            raise ConfigError(
+                f"MCP_AUTOSCALE_OAUTH_ISSUER must be an https URL (http only on loopback), not "
+                f"{settings.oauth_issuer!r}: the keys that verify every token are fetched from it"
+            )
         if not settings.resource_url:
             raise ConfigError(
                 "MCP_AUTOSCALE_OAUTH_ISSUER needs MCP_AUTOSCALE_PUBLIC_URL (this server's public base URL; "

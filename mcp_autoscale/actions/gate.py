@@ -615,8 +615,18 @@ class Gate:
 
     # ----------------------------------------------------------------------------------- rollback
 
-    def rollback(self, audit_id: str, rationale: str, caller: str, dry_run: bool) -> ActionResult:
-        """Propose the stored inverse of an applied action through the same gate (policy, audit and all)."""
+    def rollback(
+        self,
+        audit_id: str,
+        rationale: str,
+        caller: str,
+        dry_run: bool,
+        *,
+        caller_name: str | None = None,
+        caller_groups: Sequence[str] = (),
+    ) -> ActionResult:
+        """Propose the stored inverse of an applied action through the same gate (policy, audit and all).
+        The caller's groups go with it: rules that match by group judge a rollback like any call."""
         record = self.audit.get(audit_id)
         if record.status != ActionStatus.APPLIED:
             raise InvalidInput(
@@ -637,7 +647,7 @@ class Gate:
             dry_run=dry_run,
             caller=caller,
             now=self.clock(),
-        )
+        ).model_copy(update={"caller_name": caller_name, "caller_groups": list(caller_groups)})
         return self.submit(action)
 
     def _write(
