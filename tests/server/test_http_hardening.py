@@ -19,6 +19,10 @@ from http_helpers import INIT, MCP_HEADERS, initialize, ping, serve_http
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from mcp_autoscale.config import Settings
+from mcp_autoscale.errors import ConfigError
+from mcp_autoscale.server import http_protection
+
 TOKEN = "hardening-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -209,9 +213,6 @@ def test_stdio_answers_a_lone_surrogate_and_garbage_with_json_rpc_errors(tmp_pat
 def test_bad_oauth_settings_stop_the_server_at_start_up(
     tmp_path: Path, env: dict[str, str], message: str
 ) -> None:
-    from mcp_autoscale.config import Settings
-    from mcp_autoscale.errors import ConfigError
-    from mcp_autoscale.server import http_protection
 
     settings = Settings(
         audit_file=tmp_path / "a.jsonl",

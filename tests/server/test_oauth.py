@@ -21,7 +21,7 @@ import httpx2
 import jwt
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from http_helpers import INIT, MCP_HEADERS, Served, free_port, serve_http
+from http_helpers import INIT, MCP_HEADERS, Served, free_port, initialize, ping, serve_http
 from mcp import Client as McpClient
 from mcp.client.streamable_http import streamable_http_client
 from oidc_helpers import Client, Idp, rsa_key
@@ -29,6 +29,8 @@ from oidc_helpers import Client, Idp, rsa_key
 pytestmark = pytest.mark.integration
 
 READ, WRITE, APPROVE = "autoscale:read", "autoscale:write", "autoscale:approve"
+CAP = 8
+"""Sessions per credential on the module's server (a flood needs only CAP + 1 calls)."""
 AGENT = Client("ci-agent", "agent-secret", f"{READ} {WRITE}", groups=["bots"], name="CI agent")
 ALICE = Client("alice", "alice-secret", f"{READ} {WRITE} {APPROVE}", groups=["sre"], name="Alice Admin")
 BOB = Client("bob", "bob-secret", f"{READ} {APPROVE}", groups=["sre"], name="Bob")
@@ -100,6 +102,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         "MCP_AUTOSCALE_OAUTH_ISSUER": idp.issuer,
         "MCP_AUTOSCALE_PUBLIC_URL": f"http://127.0.0.1:{port}",
         "MCP_AUTOSCALE_OAUTH_JWKS_MIN_REFRESH_S": "0",
+        "MCP_AUTOSCALE_HTTP_MAX_SESSIONS_PER_CALLER": str(CAP),
     }
     try:
         with serve_http(tmp, server_env, "--policy", str(tmp / "policy.yaml"), port=port) as srv:
@@ -297,6 +300,17 @@ async def _tools(env: Env, token: str) -> list[str]:
         McpClient(streamable_http_client(env.resource, http_client=http), mode="legacy") as c,
     ):
         return [t.name for t in (await c.list_tools()).tools]
+
+
+def test_a_session_flood_by_one_credential_leaves_other_credentials_sessions_alone(env: Env) -> None:
+    reader = {"Authorization": f"Bearer {env.token(READER)}"}
+    theirs = initialize(env.srv.base, reader)
+    agent = {"Authorization": f"Bearer {env.token(AGENT)}"}
+    flood = [initialize(env.srv.base, agent) for _ in range(CAP + 1)]
+    assert ping(env.srv.base, agent, flood[0]) == 404  # the flood evicted its own oldest idle session
+    assert ping(env.srv.base, agent, flood[-1]) == 200
+    assert ping(env.srv.base, reader, theirs) == 200  # and nobody else's
+    assert ping(env.srv.base, agent, theirs) == 404  # a session answers only its own credential
 
 
 # ------------------------------------------------------------------ key rotation (last: restarts the provider)
