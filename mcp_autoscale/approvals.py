@@ -102,6 +102,15 @@ def principal(who: str) -> str:
     return who
 
 
+def principals(approver: str) -> set[str]:
+    """Every person an approval speaks for: a delegated one is both the named and the delegating person."""
+    named, _, rest = approver.partition(DELEGATED)
+    people = {principal(named)}
+    if rest:
+        people.add(principal(rest.removesuffix(")")))
+    return people
+
+
 def new_proposal_id() -> str:
     return f"prop-{uuid.uuid4().hex[:12]}"
 
@@ -158,12 +167,12 @@ def webhook_payload(proposal: Proposal) -> dict[str, Any]:
     comes last, quoted and labelled as its words. The structured fields keep the values as given.
     """
     a = proposal.action
-    digest = f", digest {proposal.digest[:12]}" if proposal.digest else ""
+    digest = f" --digest {proposal.digest[:12]}" if proposal.digest else ""
     text = (
         f":warning: mcp-autoscale needs approval: {slack_escape(neutralise(proposal.summary()))} "
-        f"(proposal {proposal.id}{digest}).\n"
+        f"(proposal {proposal.id}).\n"
         f"Policy: {slack_escape(neutralise('; '.join(proposal.verdict.reasons)))}\n"
-        f"Approve: `mcp-autoscale approve {proposal.id}`  Reject: `mcp-autoscale reject {proposal.id} "
+        f"Approve: `mcp-autoscale approve {proposal.id}{digest}`  Reject: `mcp-autoscale reject {proposal.id} "
         f"--reason ...`  Expires {proposal.expires_at.isoformat(timespec='seconds')}.\n"
         f"Rationale {slack_quoted(a.rationale)}"
     )

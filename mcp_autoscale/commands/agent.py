@@ -23,6 +23,7 @@ from mcp_autoscale.commands._common import (
     PrometheusOpt,
     ScenarioOpt,
     SeedOpt,
+    build_settings,
     echo_out,
     exit_on_error,
     fail,
@@ -124,6 +125,14 @@ def register(app: typer.Typer) -> None:
         json_out: Annotated[Path | None, typer.Option("--json", help="Write the JSON report here")] = None,
         quiet: Annotated[bool, typer.Option("--quiet", help="Do not print the report to stdout")] = False,
         log_level: Annotated[str, typer.Option("--log-level", help="Agent and server log level")] = "warning",
+        leader_elect: Annotated[
+            bool,
+            typer.Option(
+                "--leader-elect",
+                help="Several replicas: only the holder of the Lease mcp-autoscale-agent (in "
+                "MCP_AUTOSCALE_KUBE_NAMESPACE, on the --context cluster or in-cluster) acts; others stand by.",
+            ),
+        ] = False,
     ) -> None:
         """Read the fleet over MCP, propose gated actions with data-cited rationales, write a report.
 
@@ -156,6 +165,12 @@ def register(app: typer.Typer) -> None:
                 credentials = ClientCredentials.from_file(
                     client_id, client_secret_file, os.environ.get("MCP_AUTOSCALE_OAUTH_ISSUER") or None
                 )
+        elector = None
+        if leader_elect:
+            from mcp_autoscale.agent.leader import lease_elector
+
+            with exit_on_error():
+                elector = lease_elector(build_settings(context=context), interval)
         options = AgentOptions(
             serve_args=serve_args(
                 backend, prometheus, policy, audit, dry_run, context, scenario, seed, sim_clock, log_level
@@ -168,6 +183,7 @@ def register(app: typer.Typer) -> None:
             interval_s=interval,
             max_iterations=max_iterations,
             namespace=namespace,
+            elector=elector,
         )
 
         def save(current: AgentReport) -> None:
