@@ -10,6 +10,7 @@ so a typo never silently weakens a policy.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from fnmatch import fnmatchcase
 from typing import Literal
@@ -59,6 +60,13 @@ class Match(_Strict):
         default_factory=list,
         description="Cluster globs (a several-cluster server); a pool with no cluster never matches",
     )
+    callers: list[str] = Field(
+        default_factory=list,
+        description="Caller globs as the audit names them: 'oidc:ci-*', 'local:alice', 'http:token-*'",
+    )
+    groups: list[str] = Field(
+        default_factory=list, description="The caller is in one of these groups (token)"
+    )
 
     def matches(
         self,
@@ -68,11 +76,18 @@ class Match(_Strict):
         labels: dict[str, str],
         node_pool: str | None,
         cluster: str | None = None,
+        caller: str | None = None,
+        groups: Sequence[str] | None = None,
     ) -> bool:
+        """``caller``/``groups`` None: unknown (e.g. choosing locks), which matches any caller condition."""
         if self.tools and tool not in self.tools:
             return False
         where = ref.cluster if ref is not None else cluster
         if self.clusters and (where is None or not any(fnmatchcase(where, g) for g in self.clusters)):
+            return False
+        if self.callers and caller is not None and not any(fnmatchcase(caller, g) for g in self.callers):
+            return False
+        if self.groups and groups is not None and not set(groups) & set(self.groups):
             return False
         if ref is not None:
             if self.namespaces and not any(fnmatchcase(ref.namespace, g) for g in self.namespaces):
@@ -241,6 +256,12 @@ class ApprovalSpec(_Strict):
         description="Accepted channels; 'elicitation' = the MCP client's user may approve in the chat",
     )
     approvers: list[str] = Field(default_factory=list, description="Who may approve (empty: anyone)")
+    approver_groups: list[str] = Field(
+        default_factory=list, description="Approvers by group (from their token); with approvers: either"
+    )
+    four_eyes: bool = Field(
+        default=False, description="The approver must not be the caller who proposed the action"
+    )
     ttl_s: int | None = Field(default=None, gt=0, le=30 * 86400, description="Proposal lifetime")
 
 
