@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from mcp_autoscale.actions import action_from_call
+from mcp_autoscale.actions.gate import HISTORY
 from mcp_autoscale.app import build_app
 from mcp_autoscale.audit import AuditLog
 from mcp_autoscale.audit.index import index_path
@@ -149,6 +150,8 @@ def main() -> None:
     )
     rows.append(("  of which fsync (2 records made durable)", f"median {statistics.median(sync_ms):.1f} ms"))
     rows.append(("mutating call: whole gate.submit", f"median {statistics.median(call_ms):.1f} ms"))
+    window = app.audit.recent_applied(app.gate.clock() - HISTORY)
+    rows.append(("decision window: applied changes of the last 24 h", f"{len(window):,} records"))
 
     t = time.perf_counter()
     shown = AuditLog(path, recover=False).records(limit=20)
