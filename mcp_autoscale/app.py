@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mcp_autoscale.actions import Gate
+from mcp_autoscale.actions.gate import HISTORY
 from mcp_autoscale.cluster.base import ClusterBackend
 from mcp_autoscale.config import Settings
 from mcp_autoscale.cost import PriceCatalogue, action_cost_delta, load_catalogue, pool_cost_per_hour
@@ -161,6 +162,7 @@ def build_app(settings: Settings, *, twin: Twin | None = None) -> AutoscaleApp:
         ),
     )
     reconciled = gate.reconcile()
+    audit.recent_applied(gate.clock() - HISTORY)  # parse the day's changes now, not on the first call
     log.info(
         "app.ready",
         backend=backend.name,

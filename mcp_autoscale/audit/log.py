@@ -32,6 +32,7 @@ from typing import Any
 
 from filelock import FileLock
 
+from mcp_autoscale.audit.cache import DecisionWindow
 from mcp_autoscale.audit.index import AuditIndex
 from mcp_autoscale.errors import AuditUnavailable, NotFound
 from mcp_autoscale.logs import get_logger
@@ -137,6 +138,8 @@ class AuditLog:
         self.hmac_key = hmac_key or None
         self._lock = FileLock(str(self.path) + ".lock")
         self.index = AuditIndex(self.path)
+        self.window = DecisionWindow()
+        self._rebuilds_seen = 0
         self.recovered: Path | None = None
         if recover:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -330,7 +333,11 @@ class AuditLog:
 
     def recent_applied(self, since: datetime) -> list[AuditRecord]:
         """Changes made since ``since`` plus every intent still without an outcome (what decisions count)."""
-        return [AuditRecord.model_validate_json(line) for line in self._fresh_index().counted_since(since)]
+        index = self._fresh_index()
+        if index.rebuilds != self._rebuilds_seen:  # rebuilt from the log: seqs may mean other records
+            self._rebuilds_seen = index.rebuilds
+            self.window.reset()
+        return self.window.records(since, index.counted_after, index.open_intents)
 
     def open_intents(self) -> list[AuditRecord]:
         """Intent records whose outcome was never written (a crash between the write and its record)."""
