@@ -75,6 +75,10 @@ def _build_backend(
             if settings.sim_warmup_s:
                 twin.advance(settings.sim_warmup_s)
         return twin.backend, twin
+    if settings.backend == "kubernetes" and settings.clusters:
+        from mcp_autoscale.cluster.multi import multi_cluster_backend
+
+        return multi_cluster_backend(settings, namespaces), None
     if settings.backend == "kubernetes":
         from mcp_autoscale.cluster.kubernetes import KubernetesBackend
 

@@ -108,7 +108,7 @@ def build_snapshot(
     out: list[PoolSnapshot] = []
     partial = bool(report.errors) or bool(warnings)
     for pool in pools:
-        signals = report.pools.get(pool.ref.key)
+        signals = report.pools.get(pool.ref.key) or report.pools.get(pool.ref.local_key)
         if signals is None:
             signals = PoolSignals(missing={"*": f"no signals for {pool.ref.key} from {report.source}"})
         if incomplete(signals, pool.role):
@@ -120,6 +120,7 @@ def build_snapshot(
             PoolSnapshot(
                 namespace=pool.ref.namespace,
                 name=pool.ref.name,
+                cluster=pool.ref.cluster,
                 model=pool.model,
                 engine=pool.engine,
                 role=pool.role,
@@ -200,12 +201,12 @@ class Snapshotter:
     def _visible(self, pool: PoolState) -> bool:
         return self.namespaces is None or pool.ref.namespace in self.namespaces
 
-    def _pools(self, namespace: str | None, name: str | None) -> list[PoolState]:
+    def _pools(self, namespace: str | None, name: str | None, cluster: str | None = None) -> list[PoolState]:
         """One pool by address when both parts are given (the gate's evidence: one read, not the fleet)."""
         if namespace is None or name is None:
             return self.backend.list_pools()
         try:
-            return [self.backend.get_pool(PoolRef(namespace=namespace, name=name))]
+            return [self.backend.get_pool(PoolRef(namespace=namespace, name=name, cluster=cluster))]
         except (NotFound, ValueError):
             return []
 
@@ -216,12 +217,19 @@ class Snapshotter:
         namespace: str | None = None,
         name: str | None = None,
         include_node_pools: bool = True,
+        cluster: str | None = None,
     ) -> FleetSnapshot:
         with self._consistency or nullcontext():
-            return self._take(namespace=namespace, name=name, include_node_pools=include_node_pools)
+            return self._take(
+                namespace=namespace, name=name, include_node_pools=include_node_pools, cluster=cluster
+            )
 
-    def _take(self, *, namespace: str | None, name: str | None, include_node_pools: bool) -> FleetSnapshot:
-        pools = [p for p in self._pools(namespace, name) if self._visible(p)]
+    def _take(
+        self, *, namespace: str | None, name: str | None, include_node_pools: bool, cluster: str | None = None
+    ) -> FleetSnapshot:
+        pools = [p for p in self._pools(namespace, name, cluster) if self._visible(p)]
+        if cluster is not None:
+            pools = [p for p in pools if p.ref.cluster == cluster]
         if namespace is not None:
             pools = [p for p in pools if p.ref.namespace == namespace]
         if name is not None:
@@ -233,6 +241,11 @@ class Snapshotter:
                 node_pools = self.backend.list_node_pools()
             except AutoscaleError as err:
                 warnings.append(f"node pools unavailable: {err}")
+        partial = getattr(
+            self.backend, "partial_warnings", None
+        )  # several clusters: the ones that did not answer
+        if callable(partial):
+            warnings.extend(w for w in partial() if w not in warnings)
         report = self.source.collect(pools)
         log.debug("snapshot", pools=len(pools), source=report.source, queries=report.queries)
         snap = build_snapshot(
@@ -245,11 +258,13 @@ class Snapshotter:
             now=self.clock(),
             warnings=warnings,
         )
-        if namespace is None and name is None:
+        if namespace is None and name is None and cluster is None:
             self._remember(snap)
         return snap
 
     def pool(self, ref: PoolRef) -> PoolSnapshot | None:
         """The compact snapshot of one pool (the evidence the gate stores with each decision)."""
-        snap = self.take(namespace=ref.namespace, name=ref.name, include_node_pools=False)
+        snap = self.take(
+            namespace=ref.namespace, name=ref.name, include_node_pools=False, cluster=ref.cluster
+        )
         return snap.pool(ref)

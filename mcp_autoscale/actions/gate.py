@@ -153,7 +153,7 @@ class Gate:
         if isinstance(action.params, GpuNodeRequest):
             name = action.params.node_pool
             for np_ in self.backend.list_node_pools():
-                if np_.name == name:
+                if np_.name == name and np_.cluster == action.params.cluster:
                     return None, np_
             known = ", ".join(n.name for n in self.backend.list_node_pools()) or "none"
             raise NotFound(f"node pool {name!r} not found (known: {known})")

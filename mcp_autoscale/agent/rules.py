@@ -41,7 +41,7 @@ def pool_view(pool: Mapping[str, Any]) -> PoolView:
     replicas = pool.get("replicas") or {}
     owner = pool.get("owner") or None
     return PoolView(
-        pool=f"{pool['namespace']}/{pool['name']}",
+        pool=(f"{pool['cluster']}:" if pool.get("cluster") else "") + f"{pool['namespace']}/{pool['name']}",
         slo=str(pool.get("slo", "unknown")),
         breaches=list(pool.get("slo_breaches") or []),
         replicas_desired=int(replicas.get("desired", 0)),
@@ -158,9 +158,12 @@ def rule_proposals(views: Iterable[PoolView], dry_run: bool) -> tuple[list[Propo
 def _capacity_proposal(view: PoolView, target: int, why: str, dry_run: bool) -> Proposal:
     """Owned pool: raise the autoscaler's floor (and its ceiling only when every replica already serves at
     the ceiling); unowned pool: scale the Deployment. Each in a bounded step."""
-    namespace, name = view.pool.split("/", 1)
+    cluster, _, local = view.pool.rpartition(":")  # 'eu:chat/llama-8b' on a several-cluster server
+    namespace, name = local.split("/", 1)
     data = describe(view)
     args: dict[str, Any] = {"namespace": namespace, "deployment": name}
+    if cluster:
+        args["cluster"] = cluster
     if view.owner_kind is not None and view.owner_max is not None and view.owner_min is not None:
         new_min = max(min(target, view.owner_min + MAX_STEP), view.owner_min + 1)
         args["min_replicas"] = new_min
@@ -210,7 +213,8 @@ def _call_target(tool: str, arguments: Mapping[str, Any], fallback: str) -> str:
     if tool == "request_gpu_nodes" and arguments.get("node_pool"):
         return f"nodepool/{arguments['node_pool']}"
     if arguments.get("namespace") and arguments.get("deployment"):
-        return f"{arguments['namespace']}/{arguments['deployment']}"
+        where = f"{arguments['cluster']}:" if arguments.get("cluster") else ""
+        return f"{where}{arguments['namespace']}/{arguments['deployment']}"
     return fallback
 
 

@@ -69,6 +69,11 @@ from mcp_autoscale.planner.seasonality import MinuteDemand, outlook
 History = Mapping[str, Sequence[PoolSample]]
 
 
+def pool_key(snap: PoolSnapshot) -> str:
+    """``namespace/name``, or ``cluster:namespace/name`` on a several-cluster server (as ``PoolRef.key``)."""
+    return f"{snap.cluster}:{snap.namespace}/{snap.name}" if snap.cluster else f"{snap.namespace}/{snap.name}"
+
+
 def samples_from_snapshots(snapshots: Sequence[FleetSnapshot]) -> dict[str, list[PoolSample]]:
     """Turn a series of fleet snapshots into per-pool history (``t_s`` = seconds since the first)."""
     out: dict[str, list[PoolSample]] = {}
@@ -78,7 +83,7 @@ def samples_from_snapshots(snapshots: Sequence[FleetSnapshot]) -> dict[str, list
     for snap in snapshots:
         t = (snap.taken_at - t0).total_seconds()
         for p in snap.pools:
-            out.setdefault(f"{p.namespace}/{p.name}", []).append(PoolSample.from_snapshot(p, t))
+            out.setdefault(pool_key(p), []).append(PoolSample.from_snapshot(p, t))
     return out
 
 
@@ -118,7 +123,7 @@ def _assess(
     node_pool: NodePoolState | None = None,
     minutes: MinuteDemand | None = None,
 ) -> _Assessment:
-    key = f"{snap.namespace}/{snap.name}"
+    key = pool_key(snap)
     s = snap.signals
     slo = snap.slo_targets
     cfg = config.model_copy(update={"slo": slo})
@@ -517,8 +522,9 @@ def _recommend_one(
             action, state.model_copy(update={"desired_replicas": desired}), None, catalogue
         )
         rationale = _rationale(a, what, delta)
+        where = {"cluster": snap.cluster} if snap.cluster else {}  # several clusters: the call names it
         if isinstance(params, AutoscalerPatch):
-            args: dict[str, Any] = {"namespace": snap.namespace, "deployment": snap.name}
+            args: dict[str, Any] = {"namespace": snap.namespace, "deployment": snap.name, **where}
             args["min_replicas"] = params.min_replicas
             if params.max_replicas is not None:
                 args["max_replicas"] = params.max_replicas
@@ -530,6 +536,7 @@ def _recommend_one(
                 {
                     "namespace": snap.namespace,
                     "deployment": snap.name,
+                    **where,
                     "replicas": target,
                     "rationale": rationale,
                     "dry_run": True,
@@ -638,7 +645,7 @@ def recommend(
     states, nps = _index(snapshot, pools, node_pools)
     out: list[Recommendation] = []
     for snap in snapshot.pools:
-        key = f"{snap.namespace}/{snap.name}"
+        key = pool_key(snap)
         state = states.get(key) or snap.to_pool_state()
         node_pool = nps.get(snap.node_pool or state.node_pool or "")
         a = _assess(
@@ -659,7 +666,7 @@ def diagnose(
     states, _ = _index(snapshot, pools, None)
     found: list[Diagnosis] = list(dark_capacity_nodes(list(snapshot.node_pools), catalogue, cfg))
     for snap in snapshot.pools:
-        key = f"{snap.namespace}/{snap.name}"
+        key = pool_key(snap)
         state = states.get(key) or snap.to_pool_state()
         found.extend(_assess(snap, state, catalogue, None, cfg).diagnoses)
     return sorted(found, key=lambda d: -(d.usd_per_month or 0.0))

@@ -33,9 +33,11 @@ from mcp_autoscale.tools._shared import (
     DryRun,
     IdempotencyKey,
     Namespace,
+    OptCluster,
     Rationale,
     as_tool_result,
     mutating,
+    resolve_cluster,
     tool_error,
 )
 from mcp_autoscale.web.scopes import WRITE
@@ -113,12 +115,13 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         rationale: str,
         dry_run: bool = False,
         idempotency_key: str | None = None,
+        cluster: str | None = None,
     ) -> Ask:
         return ask(
             ctx,
             lambda caller: build(
                 ActionKind.SCALE_DEPLOYMENT,
-                PoolRef(namespace=namespace, name=deployment),
+                PoolRef(namespace=namespace, name=deployment, cluster=resolve_cluster(app.backend, cluster)),
                 ScaleDeploymentParams(replicas=replicas),
                 rationale,
                 dry_run,
@@ -139,6 +142,7 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         paused: bool | None = None,
         dry_run: bool = False,
         idempotency_key: str | None = None,
+        cluster: str | None = None,
     ) -> Ask:
         patch = AutoscalerPatch(
             min_replicas=min_replicas,
@@ -151,7 +155,7 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
             ctx,
             lambda caller: build(
                 ActionKind.PATCH_HPA,
-                PoolRef(namespace=namespace, name=deployment),
+                PoolRef(namespace=namespace, name=deployment, cluster=resolve_cluster(app.backend, cluster)),
                 patch,
                 rationale,
                 dry_run,
@@ -168,13 +172,19 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         method: str = "auto",
         dry_run: bool = False,
         idempotency_key: str | None = None,
+        cluster: str | None = None,
     ) -> Ask:
         return ask(
             ctx,
             lambda caller: build(
                 ActionKind.REQUEST_GPU_NODES,
                 None,
-                GpuNodeRequest(node_pool=node_pool, gpus=gpus, method=method),
+                GpuNodeRequest(
+                    node_pool=node_pool,
+                    gpus=gpus,
+                    method=method,
+                    cluster=resolve_cluster(app.backend, cluster),
+                ),
                 rationale,
                 dry_run,
                 caller,
@@ -191,6 +201,7 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         approval: Annotated[Answer, Resolve(ask_scale)],
         dry_run: DryRun = False,
         idempotency_key: IdempotencyKey = None,
+        cluster: OptCluster = None,
         ctx: Context | None = None,
     ) -> ActionResult:
         """Set a pool's replicas (scale subresource). Refused when an HPA/KEDA owns the replicas: change
@@ -198,7 +209,7 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         return submit(
             app,
             ActionKind.SCALE_DEPLOYMENT,
-            PoolRef(namespace=namespace, name=deployment),
+            PoolRef(namespace=namespace, name=deployment, cluster=resolve_cluster(app.backend, cluster)),
             ScaleDeploymentParams(replicas=replicas),
             rationale,
             dry_run,
@@ -222,6 +233,7 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         ] = None,
         dry_run: DryRun = False,
         idempotency_key: IdempotencyKey = None,
+        cluster: OptCluster = None,
         ctx: Context | None = None,
     ) -> ActionResult:
         """Change the min/max replicas or scale behaviour of the autoscaler owning a pool. For KEDA the
@@ -240,7 +252,7 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         return submit(
             app,
             ActionKind.PATCH_HPA,
-            PoolRef(namespace=namespace, name=deployment),
+            PoolRef(namespace=namespace, name=deployment, cluster=resolve_cluster(app.backend, cluster)),
             patch,
             rationale,
             dry_run,
@@ -263,6 +275,7 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         ] = "auto",
         dry_run: DryRun = False,
         idempotency_key: IdempotencyKey = None,
+        cluster: OptCluster = None,
         ctx: Context | None = None,
     ) -> ActionResult:
         """Get GPU capacity ahead of demand (nodes take minutes). Policy-gated (GPU and $ budgets), audited."""
@@ -270,7 +283,9 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
             app,
             ActionKind.REQUEST_GPU_NODES,
             None,
-            GpuNodeRequest(node_pool=node_pool, gpus=gpus, method=method),
+            GpuNodeRequest(
+                node_pool=node_pool, gpus=gpus, method=method, cluster=resolve_cluster(app.backend, cluster)
+            ),
             rationale,
             dry_run,
             idempotency_key,
