@@ -55,6 +55,8 @@ class ReplayConfig:
     planner_interval_s: float = 120.0
     sample_s: float = 30.0
     planner_utilisation: float = 0.65
+    planner_max_band: float | None = 1.3
+    """The planner keeps KEDA's max at this x its target (``PlannerConfig.owner_max_band``)."""
     oracle_utilisation: float = 0.9
     causal_utilisation: float | None = None
     """The causal oracle's target utilisation (None: the planner's, so the two compare at the same U)."""
@@ -174,7 +176,10 @@ def _quiet_twin(seed: int, tick_s: float) -> Twin:
 class _Meter:
     """Per-tick accounting through ``Twin.on_step`` (pure bookkeeping, no twin state changes)."""
 
-    def __init__(self, slo: SloTargets, minutes: int) -> None:
+    def __init__(
+        self, slo: SloTargets, minutes: int, pool_key: str = POOL.key, node_pool: str = NODE_POOL
+    ) -> None:
+        self.pool_key, self.node_pool = pool_key, node_pool
         self.slo = slo
         self.minutes = minutes
         self.ttft_ok = 0
@@ -204,7 +209,7 @@ class _Meter:
     def __call__(self, st: TwinStep) -> None:
         if st.t_s <= 0:
             return
-        p = st.pools[POOL.key]
+        p = st.pools[self.pool_key]
         dt = st.dt
         lim = self.slo.ttft_p90_s
         for x in p.ttft_samples:
@@ -221,7 +226,7 @@ class _Meter:
         if p.queue > 0:
             self._queued = True
         self._qmax = max(self._qmax, p.queue)
-        gpus = st.node_gpus.get(NODE_POOL, 0)
+        gpus = st.node_gpus.get(self.node_pool, 0)
         self.gpu_s += gpus * dt
         self.pod_gpu_s += p.gpus * dt
         self.replica_s += p.desired * dt
@@ -386,6 +391,7 @@ def run_named(
     elif name == "planner":
         pcfg = PlannerConfig(
             target_utilisation=cfg.planner_utilisation,
+            owner_max_band=cfg.planner_max_band,
             floors={POOL.namespace: cfg.floor},
         )
         strategy = KedaPlusPlanner(
