@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -151,6 +152,33 @@ async def call_all(
     return result, items
 
 
+MAX_CALLS_PER_PASS = 80
+"""Gated calls one pass makes beyond those for breaches (a 1,000-pool fleet can yield hundreds of
+recommendations; the rest wait for the next pass, in the planner's order: breach severity, then $)."""
+RATE_LIMIT_RETRIES = 5
+_RETRY_IN = re.compile(r"rate limited: .*Retry in ([0-9.]+) s")
+
+
+def cap_calls(proposals: list[Proposal]) -> tuple[list[Proposal], list[Proposal]]:
+    """Every call that addresses a breach, then the others in order up to ``MAX_CALLS_PER_PASS`` in all."""
+    breach = [p for p in proposals if p.addresses_breach]
+    others = [p for p in proposals if not p.addresses_breach]
+    room = max(0, MAX_CALLS_PER_PASS - len(breach))
+    return breach + others[:room], others[room:]
+
+
+async def call_with_retry(client: Any, tool: str, args: Mapping[str, Any]) -> Any:
+    """Call a tool; when the gate says the caller is rate limited, wait as long as it says and retry."""
+    result = await client.call_tool(tool, dict(args))
+    for _ in range(RATE_LIMIT_RETRIES):
+        match = _RETRY_IN.search(_text(result)) if result.is_error else None
+        if match is None:
+            return result
+        await anyio.sleep(min(float(match.group(1)) + 0.05, 5.0))
+        result = await client.call_tool(tool, dict(args))
+    return result
+
+
 async def run_iteration(client: Any, index: int, options: AgentOptions, run_id: str) -> Iteration:
     """One pass: snapshot, recommendations (or the agent's rules), gated calls."""
     it = Iteration(index=index, started_at=datetime.now(UTC))
@@ -192,9 +220,15 @@ async def run_iteration(client: Any, index: int, options: AgentOptions, run_id: 
         proposals, notes = rule_proposals(it.pools, options.dry_run)
     it.notes.extend(notes)
 
+    proposals, deferred = cap_calls(proposals)
+    if deferred:
+        it.notes.append(
+            f"{len(deferred)} more recommended calls (none for a breach) deferred to the next pass: at most "
+            f"{MAX_CALLS_PER_PASS} calls per pass, breaches first"
+        )
     for proposal in proposals:
         args = {**proposal.arguments, "idempotency_key": idempotency_key(run_id, proposal)}
-        result = await client.call_tool(proposal.tool, args)
+        result = await call_with_retry(client, proposal.tool, args)
         it.proposals.append(record_result(proposal, result))
         log.info(
             "agent.call", tool=proposal.tool, pool=proposal.pool, status=proposal.status, error=proposal.error
