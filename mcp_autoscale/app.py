@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mcp_autoscale.actions import Gate
-from mcp_autoscale.audit import AuditLog
 from mcp_autoscale.cluster.base import ClusterBackend
 from mcp_autoscale.config import Settings
 from mcp_autoscale.cost import PriceCatalogue, action_cost_delta, load_catalogue, pool_cost_per_hour
@@ -20,11 +19,14 @@ from mcp_autoscale.errors import ConfigError, InvalidInput
 from mcp_autoscale.locks import PoolLock
 from mcp_autoscale.logs import get_logger
 from mcp_autoscale.models import Action, ActionResult, NodePoolState, PoolState, SloTargets
-from mcp_autoscale.policy import Policy, builtin_policy, load_policy
+from mcp_autoscale.paging import PageStore
+from mcp_autoscale.policy import Policy, builtin_policy, default_policy_name, load_policy
+from mcp_autoscale.ratelimit import TokenBucket
 from mcp_autoscale.runbooks import Runbook, merged_runbooks
 from mcp_autoscale.signals.base import SignalSource
 from mcp_autoscale.sim import Twin
 from mcp_autoscale.snapshot import Snapshotter
+from mcp_autoscale.state import AuditStore, StateStore, open_store
 
 log = get_logger(__name__)
 
@@ -38,13 +40,16 @@ class AutoscaleApp:
     signals: SignalSource
     policy: Policy
     policy_source: str
-    audit: AuditLog
+    audit: AuditStore
     catalogue: PriceCatalogue
     snapshotter: Snapshotter
     gate: Gate
     twin: Twin | None = None
     notes: list[str] = field(default_factory=list)
+    store: StateStore | None = None
     runbooks: list[Runbook] | None = None  # shipped + --runbooks DIR; None: the shipped ones
+    pages: PageStore = field(default_factory=PageStore)
+    """Answers with more than one page, so that a cursor continues the same answer."""
 
     def run_approved(self) -> list[ActionResult]:
         """Run proposals a human approved out of band with ``approve --defer`` (the server owns the backend:
@@ -56,7 +61,7 @@ def resolve_policy(settings: Settings) -> tuple[Policy, str]:
     """The policy file if given; otherwise a safe built-in: permissive on the simulator, read-only on a cluster."""
     if settings.policy_file is not None:
         return load_policy(Path(settings.policy_file)), str(settings.policy_file)
-    name = "sim-default" if settings.backend == "sim" else "read-only"
+    name = default_policy_name(settings.backend, settings.sim_scenario)
     return builtin_policy(name), f"builtin:{name}"
 
 
@@ -120,10 +125,8 @@ def build_app(settings: Settings, *, twin: Twin | None = None) -> AutoscaleApp:
     runbooks = merged_runbooks(settings.runbooks_dir)  # a broken team runbook stops start-up
     backend, twin = _build_backend(settings, twin, policy.visible_namespaces())
     signals = _build_signals(settings, twin)
-    audit_path = settings.resolved_audit_file
-    audit_path.parent.mkdir(parents=True, exist_ok=True)
-    hmac_key = settings.audit_hmac_key.get_secret_value().encode() if settings.audit_hmac_key else None
-    audit = AuditLog(audit_path, hmac_key=hmac_key)
+    store = open_store(settings)
+    audit = store.audit
 
     def targets_for(pool: PoolState) -> SloTargets:
         return policy.slo_for(pool.ref) or settings.slo
@@ -135,6 +138,7 @@ def build_app(settings: Settings, *, twin: Twin | None = None) -> AutoscaleApp:
         cost_for=lambda pool: pool_cost_per_hour(pool, catalogue),
         namespaces=policy.visible_namespaces(),
         clock=(lambda: twin.now) if twin is not None else None,
+        consistency=twin.lock if twin is not None else None,
     )
 
     def cost_delta(action: Action, pool: PoolState | None, node_pool: NodePoolState | None) -> float | None:
@@ -147,16 +151,24 @@ def build_app(settings: Settings, *, twin: Twin | None = None) -> AutoscaleApp:
         settings=settings,
         evidence=snapshotter.pool,
         cost_delta=cost_delta,
-        lock=_pool_lock(settings, backend),
+        lock=store.lock or _pool_lock(settings, backend),
+        proposals=store.proposals,
         webhook_url=settings.approval_webhook_url,
+        rate_limit=(
+            TokenBucket(settings.audit_rate_per_s, settings.audit_burst)
+            if settings.audit_rate_per_s
+            else None
+        ),
     )
+    reconciled = gate.reconcile()
     log.info(
         "app.ready",
         backend=backend.name,
         signals=signals.name,
         policy=policy_source,
-        audit=str(audit_path),
+        audit=audit.where,
         dry_run=settings.dry_run,
+        reconciled=len(reconciled),
     )
     return AutoscaleApp(
         settings=settings,
@@ -169,5 +181,6 @@ def build_app(settings: Settings, *, twin: Twin | None = None) -> AutoscaleApp:
         snapshotter=snapshotter,
         gate=gate,
         twin=twin,
+        store=store,
         runbooks=runbooks,
     )

@@ -21,8 +21,9 @@ import httpx
 from pydantic import BaseModel, Field, ValidationError
 
 from mcp_autoscale.errors import InvalidInput, NotFound
-from mcp_autoscale.logs import get_logger
+from mcp_autoscale.logs import get_logger, redact_urls
 from mcp_autoscale.models import Action, Verdict
+from mcp_autoscale.untrusted import neutralise, slack_escape, slack_quoted
 
 log = get_logger(__name__)
 
@@ -48,6 +49,8 @@ class Proposal(BaseModel):
     expires_at: datetime
     via: list[str] = Field(description="Approval channels every deciding rule accepts: 'cli', 'elicitation'")
     approvers: list[str] = Field(default_factory=list, description="Who may approve (empty: anyone)")
+    approver_groups: list[str] = Field(default_factory=list, description="Or anyone in these groups")
+    four_eyes: bool = Field(default=False, description="The proposer may not approve it")
     audit_id: str | None = Field(default=None, description="The PENDING_APPROVAL audit record")
     pool_replicas: int | None = Field(default=None, description="Desired replicas when proposed")
     digest: str | None = Field(
@@ -75,8 +78,37 @@ def channel_of(approver: str) -> str:
     return "elicitation" if approver.startswith(ELICITATION_PREFIX) else "cli"
 
 
+DELEGATED = " (delegated by "
+
+
+def delegated(on_behalf_of: str, by: str) -> str:
+    """An approver acting for someone else: both identities, e.g. 'cli:carol (delegated by cli:alice)'."""
+    return f"{on_behalf_of}{DELEGATED}{by})"
+
+
 def approver_name(approver: str) -> str:
-    return approver.split(":", 1)[1] if ":" in approver else approver
+    """The name approver lists are checked against (for a delegated approval: the one delegating)."""
+    principal = approver.split(DELEGATED, 1)[0]
+    return principal.split(":", 1)[1] if ":" in principal else principal
+
+
+def principal(who: str) -> str:
+    """The person behind a caller or approver name, for the four-eyes rule: a chat confirmation is its
+    caller's own; 'cli:alice' and 'local:alice' are the same OS user; token identities stay as they are."""
+    who = who.removeprefix(ELICITATION_PREFIX)
+    for prefix in ("cli:", "local:"):
+        if who.startswith(prefix):
+            return "os:" + who[len(prefix) :]
+    return who
+
+
+def principals(approver: str) -> set[str]:
+    """Every person an approval speaks for: a delegated one is both the named and the delegating person."""
+    named, _, rest = approver.partition(DELEGATED)
+    people = {principal(named)}
+    if rest:
+        people.add(principal(rest.removesuffix(")")))
+    return people
 
 
 def new_proposal_id() -> str:
@@ -128,14 +160,21 @@ class ProposalStore:
 
 
 def webhook_payload(proposal: Proposal) -> dict[str, Any]:
-    """JSON for the webhook: the proposal plus a Slack-compatible one-paragraph ``text``."""
+    """JSON for the webhook: the proposal plus a Slack-compatible ``text``.
+
+    The text is what a person reads in a channel: everything in it is neutralised to single lines and
+    Slack-escaped (no ``<!channel>``, no links, no fake "approve ..." lines), and the agent's rationale
+    comes last, quoted and labelled as its words. The structured fields keep the values as given.
+    """
     a = proposal.action
+    digest = f" --digest {proposal.digest[:12]}" if proposal.digest else ""
     text = (
-        f":warning: mcp-autoscale needs approval: {proposal.summary()} (proposal {proposal.id}).\n"
-        f"Why: {a.rationale}\n"
-        f"Policy: {'; '.join(proposal.verdict.reasons)}\n"
-        f"Approve: `mcp-autoscale approve {proposal.id}`  Reject: `mcp-autoscale reject {proposal.id} "
-        f"--reason ...`  Expires {proposal.expires_at.isoformat(timespec='seconds')}."
+        f":warning: mcp-autoscale needs approval: {slack_escape(neutralise(proposal.summary()))} "
+        f"(proposal {proposal.id}).\n"
+        f"Policy: {slack_escape(neutralise('; '.join(proposal.verdict.reasons)))}\n"
+        f"Approve: `mcp-autoscale approve {proposal.id}{digest}`  Reject: `mcp-autoscale reject {proposal.id} "
+        f"--reason ...`  Expires {proposal.expires_at.isoformat(timespec='seconds')}.\n"
+        f"Rationale {slack_quoted(a.rationale)}"
     )
     return {
         "text": text,
@@ -161,8 +200,13 @@ def post_webhook(url: str, proposal: Proposal, *, timeout_s: float = WEBHOOK_TIM
             resp = httpx.post(url, json=webhook_payload(proposal), timeout=timeout_s)
             resp.raise_for_status()
             log.info("proposals.webhook_sent", proposal=proposal.id, status=resp.status_code)
-        except httpx.HTTPError as err:
-            log.warning("proposals.webhook_failed", proposal=proposal.id, error=str(err))
+        except httpx.HTTPError as err:  # the URL is a credential: never log its path or query
+            log.warning(
+                "proposals.webhook_failed",
+                proposal=proposal.id,
+                webhook=redact_urls(url),
+                error=redact_urls(str(err)),
+            )
 
     thread = threading.Thread(target=send, name=f"webhook-{proposal.id}", daemon=True)
     thread.start()

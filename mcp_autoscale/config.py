@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mcp_autoscale.models import SloTargets
@@ -65,6 +65,16 @@ class Settings(BaseSettings):
     state_dir: Path = Field(default_factory=default_state_dir)
     dry_run: bool = False
     audit_hmac_key: SecretStr | None = None
+    audit_rate_per_s: float = Field(
+        default=10.0, ge=0, description="Audit records one caller may cause per second (0: no limit)"
+    )
+    audit_burst: int = Field(default=100, ge=1, description="Audit records one caller may cause at once")
+    state_url: SecretStr | None = Field(
+        default=None, description="postgresql://... : audit, proposals and locks in PostgreSQL (shared)"
+    )
+    state_timeout_s: float = Field(
+        default=10.0, gt=0, le=120, description="Wait at most this long for the state database"
+    )
     runbooks_dir: Path | None = Field(
         default=None,
         description="A team's runbook folder, merged over the shipped runbooks (same slug: the team's wins)",
@@ -95,6 +105,65 @@ class Settings(BaseSettings):
     http_token: SecretStr | None = None
     allowed_origins: list[str] = Field(default_factory=list)
     allowed_hosts: list[str] = Field(default_factory=list)
+    http_max_sessions: int = Field(default=1000, ge=1, description="Open MCP sessions, all callers")
+    http_max_sessions_per_caller: int = Field(
+        default=100,
+        ge=1,
+        description="Open MCP sessions per credential; past it its oldest idle one is ended",
+    )
+    http_session_idle_s: float = Field(default=300.0, gt=0, le=86400, description="Idle session lifetime")
+    http_header_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, description="Time to send a request head"
+    )
+    http_body_timeout_s: float = Field(default=30.0, gt=0, le=600, description="Time to send a request body")
+    http_shutdown_s: int = Field(default=3, ge=0, le=60, description="Graceful shutdown limit on SIGTERM")
+
+    # self-observability (docs/observability.md)
+    metrics_port: int | None = Field(
+        default=None, ge=0, le=65535, description="Serve /metrics on this port too (the only way on stdio)"
+    )
+    metrics_host: str = Field(default="127.0.0.1", description="Bind address of --metrics-port")
+
+    # OAuth 2.1 resource server (HTTP transport; docs/security.md, docs/deployment.md)
+    oauth_issuer: str | None = Field(default=None, description="Issuer URL of the identity provider")
+    public_url: str | None = Field(
+        default=None,
+        description="This server's public base URL; the resource (audience) is PUBLIC_URL + /mcp",
+    )
+    oauth_audience: str | None = Field(default=None, description="Expected 'aud' when not PUBLIC_URL + /mcp")
+    oauth_user_claim: str = Field(default="sub", description="Claim naming the caller in the audit")
+    oauth_name_claim: str = Field(default="name", description="Claim with the caller's display name")
+    oauth_groups_claim: str = Field(default="groups", description="Claim with the caller's groups")
+    oauth_algorithms: list[str] = Field(
+        default_factory=lambda: ["RS256", "PS256", "ES256", "EdDSA"],
+        description="Accepted JWS algorithms (asymmetric only)",
+    )
+    oauth_leeway_s: float = Field(default=30.0, ge=0, le=300, description="Clock skew allowed on exp/nbf")
+    oauth_jwks_min_refresh_s: float = Field(
+        default=10.0,
+        ge=0,
+        le=3600,
+        description="An unknown key id refetches the issuer's keys at most this often",
+    )
+
+    # the agent as an OAuth client (client-credentials grant)
+    oauth_client_id: str | None = None
+    oauth_client_secret_file: Path | None = None
+
+    @property
+    def resource_url(self) -> str | None:
+        """The protected resource (RFC 9728 ``resource``): PUBLIC_URL + ``/mcp``."""
+        return self.public_url.rstrip("/") + "/mcp" if self.public_url else None
+
+    @field_validator("audit_hmac_key")
+    @classmethod
+    def _key_not_empty(cls, value: SecretStr | None) -> SecretStr | None:
+        """An empty key would silently leave the log unsigned: refuse it at start-up."""
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError(
+                "MCP_AUTOSCALE_AUDIT_HMAC_KEY is set but empty: give a key, or unset it to run unsigned"
+            )
+        return value
 
     @property
     def resolved_audit_file(self) -> Path:

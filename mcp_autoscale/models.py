@@ -301,6 +301,8 @@ class Action(BaseModel):
     rationale: str = Field(min_length=1)
     dry_run: bool = False
     caller: str = "local"
+    caller_name: str | None = Field(default=None, description="The caller's display name (from the token)")
+    caller_groups: list[str] = Field(default_factory=list, description="The caller's groups (from the token)")
     idempotency_key: str | None = None
     requested_at: datetime
 
@@ -339,6 +341,10 @@ class ActionStatus(StrEnum):
     FAILED = "failed"
     PROPOSED_COMMIT = "proposed_commit"
     """GitOps execution: the change is a commit on a new branch; the cluster is unchanged until it merges."""
+    INTENT = "intent"
+    """Write-ahead: fsynced before a cluster write; its outcome record (``intent_id``) follows the write."""
+    RECONCILED = "reconciled"
+    """The outcome of an intent whose process died before recording one, read from the live object."""
 
 
 class ActionResult(BaseModel):
@@ -368,6 +374,8 @@ class AuditRecord(BaseModel):
     arguments: dict[str, Any]
     rationale: str
     caller: str
+    caller_name: str | None = Field(default=None, description="The caller's display name (from the token)")
+    caller_groups: list[str] = Field(default_factory=list, description="The caller's groups (from the token)")
     dry_run: bool
     verdict: Verdict
     status: ActionStatus
@@ -382,6 +390,15 @@ class AuditRecord(BaseModel):
         default=None, description="Pending-approval proposal this record belongs to"
     )
     approver: str | None = Field(default=None, description="Who approved or rejected (approval records)")
+    intent_id: str | None = Field(default=None, description="The intent record this outcome closes")
     prev_hash: str = ""
     hash: str = ""
     signature: str | None = Field(default=None, description="HMAC-SHA256 of the record (when a key is set)")
+
+    @property
+    def counts_as_applied(self) -> bool:
+        """Cooldowns and budgets count this record as a change made (fail closed): applied, an intent whose
+        outcome is missing, or a reconciled outcome unless the live object showed the change was not made."""
+        if self.status == ActionStatus.RECONCILED:
+            return bool(self.changes)
+        return self.status in (ActionStatus.APPLIED, ActionStatus.INTENT)

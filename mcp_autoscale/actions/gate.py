@@ -1,19 +1,23 @@
 """The one action gate: propose -> check (ownership, policy) -> approve -> execute (or dry run) -> audit.
 
 ``Gate.submit`` is the only code path that calls a ``ClusterBackend`` write method. Every submit, whatever
-its outcome, appends exactly one audit record carrying the agent's rationale, the caller, the verdict, the
-changes, the evidence the decision used and, for applied changes, the inverse tool call.
+its outcome, appends one audit record carrying the agent's rationale, the caller, the verdict, the
+changes, the evidence the decision used and, for applied changes, the inverse tool call. A cluster write is
+written ahead: an intent record is made durable first (no intent record, no write), the outcome record
+closes it after the write, and an intent left open by a crash is reconciled from the live object at
+start-up (``actions/reconcile.py``). Cooldowns and budgets count an open intent as applied.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
+from mcp_autoscale import metrics
 from mcp_autoscale.actions.build import (
     action_arguments,
     action_digest,
@@ -32,18 +36,21 @@ from mcp_autoscale.approvals import (
     channel_of,
     new_proposal_id,
     post_webhook,
+    principal,
+    principals,
 )
-from mcp_autoscale.audit import AuditLog
 from mcp_autoscale.cluster.base import ClusterBackend
 from mcp_autoscale.config import Settings
 from mcp_autoscale.cost import node_pool_free_gpus
 from mcp_autoscale.errors import (
+    AuditUnavailable,
     AutoscaleError,
     BackendUnavailable,
     Conflict,
     Forbidden,
     InvalidInput,
     NotFound,
+    RateLimited,
 )
 from mcp_autoscale.gitops.router import GitOpsRouter
 from mcp_autoscale.locks import FilePoolLock, PoolLock
@@ -66,6 +73,9 @@ from mcp_autoscale.models import (
     Verdict,
 )
 from mcp_autoscale.policy import Policy, PolicyContext, Rule, evaluate, target_label
+from mcp_autoscale.ratelimit import TokenBucket
+from mcp_autoscale.state.base import AuditStore, Proposals
+from mcp_autoscale.untrusted import quoted
 
 log = get_logger(__name__)
 
@@ -110,7 +120,7 @@ class Gate:
         *,
         backend: ClusterBackend,
         policy: Policy,
-        audit: AuditLog,
+        audit: AuditStore,
         settings: Settings,
         evidence: Callable[[PoolRef], PoolSnapshot | None] = lambda ref: None,
         cost_delta: Callable[[Action, PoolState | None, NodePoolState | None], float | None] = (
@@ -119,8 +129,9 @@ class Gate:
         clock: Callable[[], datetime] = utcnow,
         lock: PoolLock | None = None,
         lock_timeout_s: float = 30.0,
-        proposals: ProposalStore | None = None,
+        proposals: Proposals | None = None,
         webhook_url: str | None = None,
+        rate_limit: TokenBucket | None = None,
     ) -> None:
         self.backend = backend
         self.policy = policy
@@ -131,8 +142,9 @@ class Gate:
         self.clock = clock
         self.lock: PoolLock = lock or FilePoolLock(settings.state_dir / "locks")
         self.lock_timeout_s = lock_timeout_s
-        self.proposals = proposals or ProposalStore(settings.state_dir / "proposals")
+        self.proposals: Proposals = proposals or ProposalStore(settings.state_dir / "proposals")
         self.webhook_url = webhook_url
+        self.rate_limit = rate_limit
         self.gitops = GitOpsRouter(policy)  # execution: direct | gitops | refuse (docs/gitops.md)
 
     # ----------------------------------------------------------------------------------- context
@@ -180,7 +192,7 @@ class Gate:
             node_pool=node_pool,
             snapshot=snapshot,
             now=now,
-            recent=self.audit.records(since=now - HISTORY),
+            recent=self.audit.recent_applied(now - HISTORY),
             cost_delta_per_hour=cost,
         )
 
@@ -205,8 +217,10 @@ class Gate:
         except (NotFound, BackendUnavailable) as err:
             return Verdict(decision=Decision.DENY, rules=["target"], reasons=[f"rule 'target': {err}"])
 
+    @metrics.gate_timed
     def submit(self, action: Action) -> ActionResult:
-        """Decide, then act or refuse; always exactly one audit record (idempotent retries add none)."""
+        """Decide, then act or refuse; one audit record per decision (idempotent retries add none)."""
+        self._take_token(action.caller)
         if action.idempotency_key:
             prior = self._idempotent(action)
             if prior is not None:
@@ -221,6 +235,24 @@ class Gate:
         except Conflict as err:
             verdict = Verdict(decision=Decision.DENY, rules=["lock"], reasons=[f"rule 'lock': {err}"])
             return self._record(action, verdict, ActionStatus.FAILED, f"Not done: {err}", now=self.clock())
+
+    def _take_token(self, caller: str) -> None:
+        """Refuse a caller that writes audit records faster than the configured rate (nothing recorded)."""
+        if self.rate_limit is None:
+            return
+        wait = self.rate_limit.take(caller)
+        if wait > 0:
+            raise RateLimited(
+                f"rate limited: caller {caller} may cause {self.rate_limit.rate:g} audit records per second "
+                f"(burst {self.rate_limit.burst:g}); nothing was done or recorded. Retry in {wait:.1f} s, "
+                "and do not loop on dry runs"
+            )
+
+    def reconcile(self) -> list[AuditRecord]:
+        """Close intents left open by a crash, from what the live objects show (run at start-up)."""
+        from mcp_autoscale.actions.reconcile import reconcile_intents
+
+        return reconcile_intents(self)
 
     # ---------------------------------------------------------------------------------- internals
 
@@ -327,6 +359,12 @@ class Gate:
             verdict
         )
 
+    def _approval_terms(self, verdict: Verdict) -> tuple[list[str], bool]:
+        """(approver groups, four eyes) over the deciding rules: the groups of any, four eyes if any asks."""
+        specs = [r.approval for n in verdict.rules if (r := self.policy.rule(n)) is not None and r.approval]
+        groups = sorted({g for s in specs for g in s.approver_groups})
+        return groups, any(s.four_eyes for s in specs)
+
     def _ttl(self, verdict: Verdict) -> timedelta:
         ttls = [
             r.approval.ttl_s
@@ -354,6 +392,8 @@ class Gate:
             expires_at=now + self._ttl(verdict),
             via=via,
             approvers=verdict.approvers,
+            approver_groups=self._approval_terms(verdict)[0],
+            four_eyes=self._approval_terms(verdict)[1],
             pool_replicas=pool.desired_replicas if pool is not None else None,
             digest=action_digest(action),
         )
@@ -408,7 +448,7 @@ class Gate:
         self.proposals.save(p)
         return result
 
-    def _check_approver(self, p: Proposal, approver: str) -> None:
+    def _check_approver(self, p: Proposal, approver: str, groups: Sequence[str] = ()) -> None:
         if not approver.strip():
             raise InvalidInput("approver is required (who approves this action?)")
         channel = channel_of(approver)
@@ -418,8 +458,16 @@ class Gate:
                 "is not enough for it (ask a human to run `mcp-autoscale approve` in a terminal)"
             )
         name = approver_name(approver)
-        if p.approvers and name not in p.approvers and approver not in p.approvers:
-            raise Forbidden(f"{name} may not approve proposal {p.id}; approvers: {', '.join(p.approvers)}")
+        if p.four_eyes and principal(p.action.caller) in principals(approver):
+            raise Forbidden(
+                f"four eyes: {p.action.caller} proposed {p.id} and may not approve it; another person must"
+            )
+        if not (p.approvers or p.approver_groups):
+            return
+        if name in p.approvers or approver in p.approvers or set(groups) & set(p.approver_groups):
+            return
+        allowed = [*p.approvers, *(f"group {g}" for g in p.approver_groups)]
+        raise Forbidden(f"{name} may not approve proposal {p.id}; approvers: {', '.join(allowed)}")
 
     def _open(self, proposal_id: str, digest: str | None = None) -> Proposal:
         """An open proposal whose action is the one that was proposed (and, given ``digest``, shown)."""
@@ -433,23 +481,26 @@ class Gate:
                 f"proposal {p.id} no longer holds the action that was proposed (digest mismatch); "
                 "nothing was approved: propose the action again"
             )
-        if digest is not None and digest != actual:
+        if digest is not None and (len(digest) < 12 or not actual.startswith(digest.lower())):
             raise Forbidden(
                 f"proposal {p.id} is {p.summary()}, not the action that was shown for approval; "
                 "nothing was approved or rejected"
             )
         return p
 
-    def approve(self, proposal_id: str, approver: str, *, digest: str | None = None) -> ActionResult:
+    def approve(
+        self, proposal_id: str, approver: str, *, digest: str | None = None, groups: Sequence[str] = ()
+    ) -> ActionResult:
         """Approve a pending proposal and run it now; policy and data are re-checked at execution time.
 
         ``approver`` is 'cli:<user>' for a terminal/CI, 'mcp-elicitation:<caller>' for a user who confirmed
-        in the MCP client. ``digest`` (``action_digest`` of the action the approver was shown) binds the
-        approval to that exact action: a proposal for anything else is refused. Expired proposals cannot
-        run (status EXPIRED).
+        in the MCP client. ``digest`` (``action_digest`` of the action the approver was shown, or its first
+        12+ hex digits as `pending` and the webhook show it) binds the approval to that exact action: a
+        proposal for anything else is refused. Expired proposals cannot run (status EXPIRED). ``groups``
+        are the approver's groups (from their token), checked against ``approver_groups``.
         """
         p = self._open(proposal_id, digest)
-        self._check_approver(p, approver)
+        self._check_approver(p, approver, groups)
         with self._hold(p.action):
             p = self._open(proposal_id, digest)
             now = self.clock()
@@ -458,13 +509,13 @@ class Gate:
             p.decided_by, p.decided_at = approver, now
             return self._run_proposal(p, approver, now)
 
-    def approve_later(self, proposal_id: str, approver: str) -> Proposal:
+    def approve_later(self, proposal_id: str, approver: str, *, digest: str | None = None) -> Proposal:
         """Record an approval without running it (status APPROVED); the process that owns the backend (the
         server, whose simulated fleet lives in memory) runs it with ``execute_approved()``."""
-        p = self._open(proposal_id)
+        p = self._open(proposal_id, digest)
         self._check_approver(p, approver)
         with self._hold(p.action):
-            p = self._open(proposal_id)
+            p = self._open(proposal_id, digest)
             now = self.clock()
             if now >= p.expires_at:
                 self._expire(p, now)
@@ -593,10 +644,21 @@ class Gate:
 
     # ----------------------------------------------------------------------------------- rollback
 
-    def rollback(self, audit_id: str, rationale: str, caller: str, dry_run: bool) -> ActionResult:
-        """Propose the stored inverse of an applied action through the same gate (policy, audit and all)."""
+    def rollback(
+        self,
+        audit_id: str,
+        rationale: str,
+        caller: str,
+        dry_run: bool,
+        *,
+        caller_name: str | None = None,
+        caller_groups: Sequence[str] = (),
+    ) -> ActionResult:
+        """Propose the stored inverse of an applied action through the same gate (policy, audit and all).
+        The caller's groups go with it: rules that match by group judge a rollback like any call."""
         record = self.audit.get(audit_id)
-        if record.status != ActionStatus.APPLIED:
+        reconciled = record.status == ActionStatus.RECONCILED and bool(record.changes)  # applied, per live
+        if record.status != ActionStatus.APPLIED and not reconciled:
             raise InvalidInput(
                 f"audit record {audit_id} is {record.status.value}, not applied: "
                 "there is nothing to roll back"
@@ -615,7 +677,7 @@ class Gate:
             dry_run=dry_run,
             caller=caller,
             now=self.clock(),
-        )
+        ).model_copy(update={"caller_name": caller_name, "caller_groups": list(caller_groups)})
         return self.submit(action)
 
     def _write(
@@ -709,6 +771,15 @@ class Gate:
                 approver=approver, proposal_id=proposal_id,
             )  # fmt: skip
         attempts = 1
+        inverse = None if dry else inverse_of(action, pool)
+        intent_id = None
+        if not dry:  # write ahead: no durable intent record, no write (AuditUnavailable propagates)
+            intent_id = self._record(
+                action, verdict, ActionStatus.INTENT,
+                f"Intent: about to apply to {target_label(action)}; the outcome record follows the write.",
+                now=now, evidence=evidence, cost=cost, inverse=inverse, approver=approver,
+                proposal_id=proposal_id,
+            ).audit_id  # fmt: skip
         try:
             changes, attempts = self._write_with_retries(action, verdict, pool, dry, now)
         except AutoscaleError as err:
@@ -725,6 +796,7 @@ class Gate:
                 attempts=attempts,
                 approver=approver,
                 proposal_id=proposal_id,
+                intent_id=intent_id,
             )
         target = target_label(action)
         if dry:
@@ -751,28 +823,37 @@ class Gate:
             )
             dry_result.notes.extend(self._backend_notes())
             return dry_result
-        inverse = inverse_of(action, pool)
         msg = f"Applied: {target} {describe_changes(changes)}."
         if isinstance(action.params, ScaleDeploymentParams) and pool is not None and pool.cold_start_s:
             msg += " " + self._readiness_hint(pool, action.params.replicas)
-        result = self._record(
-            action,
-            verdict,
-            ActionStatus.APPLIED,
-            msg,
-            now=now,
-            evidence=evidence,
-            cost=cost,
-            changes=changes,
-            inverse=inverse,
-            attempts=attempts,
-            approver=approver,
-            proposal_id=proposal_id,
-        )
+        try:
+            result = self._record(
+                action,
+                verdict,
+                ActionStatus.APPLIED,
+                msg,
+                now=now,
+                evidence=evidence,
+                cost=cost,
+                changes=changes,
+                inverse=inverse,
+                attempts=attempts,
+                approver=approver,
+                proposal_id=proposal_id,
+                intent_id=intent_id,
+            )
+        except AuditUnavailable as err:  # the change stands; its intent record counts it until reconciled
+            log.error("gate.outcome_unrecorded", action=action.id, intent=intent_id, error=str(err))
+            result = ActionResult(
+                action_id=action.id, tool=action.kind, target=target, status=ActionStatus.APPLIED,
+                verdict=verdict, changes=changes, audit_id=intent_id,
+                message=f"{msg} Its outcome record could not be written ({err}); intent record {intent_id} "
+                "stands for it, counts for cooldowns and budgets, and is reconciled at the next start-up.",
+            )  # fmt: skip
         if inverse is not None:
             result.message += f" Undo with rollback_action(audit_id={result.audit_id!r})."
         result.notes.extend(self._backend_notes())
-        self._post_event(action, f"{msg} ({action.rationale})")
+        self._post_event(action, f"{msg} Rationale {quoted(action.rationale)}")
         return result
 
     def _readiness_hint(self, pool: PoolState, replicas: int) -> str:
@@ -856,6 +937,7 @@ class Gate:
         result.notes.append(f"diff against {out.base[:12]}:\n{out.diff}")
         return result
 
+    @metrics.audited
     def _record(
         self,
         action: Action,
@@ -872,6 +954,7 @@ class Gate:
         approver: str | None = None,
         proposal_id: str | None = None,
         audit_id: str | None = None,
+        intent_id: str | None = None,
     ) -> ActionResult:
         pinned = {"id": audit_id} if audit_id else {}  # gitops commits cite their audit id before it exists
         record = self.audit.append(
@@ -883,6 +966,8 @@ class Gate:
             arguments=action_arguments(action),
             rationale=action.rationale,
             caller=action.caller,
+            caller_name=action.caller_name,
+            caller_groups=action.caller_groups,
             dry_run=action.dry_run or self.settings.dry_run,
             verdict=verdict,
             status=status,
@@ -895,6 +980,7 @@ class Gate:
             idempotency_key=action.idempotency_key,
             approver=approver,
             proposal_id=proposal_id,
+            intent_id=intent_id,
         )
         log.info("gate.decided", action=action.id, target=record.target, status=status.value, audit=record.id)
         return ActionResult(

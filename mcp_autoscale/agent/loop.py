@@ -12,17 +12,21 @@ import json
 import os
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from mcp_autoscale import __version__
 from mcp_autoscale.agent.models import AgentReport, Iteration, Proposal
+from mcp_autoscale.agent.oauth import ClientCredentials, ClientCredentialsAuth
 from mcp_autoscale.agent.rules import pool_view, recommendation_proposals, rule_proposals
 from mcp_autoscale.logs import get_logger
+
+if TYPE_CHECKING:
+    from mcp_autoscale.agent.leader import LeaseElector
 
 log = get_logger(__name__)
 
@@ -38,12 +42,15 @@ class AgentOptions:
     serve_args: list[str] = field(default_factory=list)
     url: str | None = None
     token: str | None = None
+    credentials: ClientCredentials | None = None
+    """OAuth client credentials for ``url``: the agent gets (and renews) its own token."""
     apply: bool = False
     once: bool = True
     interval_s: float = 300.0
     max_iterations: int | None = None
     namespace: str | None = None
     read_timeout_s: float = 120.0
+    elector: LeaseElector | None = None  # leader election: only the Lease holder acts (agent/leader.py)
 
     @property
     def dry_run(self) -> bool:
@@ -52,6 +59,8 @@ class AgentOptions:
     def describe_server(self) -> str:
         """Where the server is, safe to print (never the token)."""
         if self.url:
+            if self.credentials is not None:
+                return f"{self.url} (streamable HTTP, OAuth client {self.credentials.client_id})"
             return f"{self.url} (streamable HTTP{', bearer token' if self.token else ''})"
         return "mcp-autoscale serve " + " ".join(self.serve_args) + " (stdio)"
 
@@ -70,8 +79,9 @@ async def connect(options: AgentOptions) -> AsyncIterator[Any]:
         from mcp.client.streamable_http import streamable_http_client
 
         headers = {"Authorization": f"Bearer {options.token}"} if options.token else {}
+        auth = ClientCredentialsAuth(options.url, options.credentials) if options.credentials else None
         async with (
-            httpx2.AsyncClient(headers=headers, timeout=options.read_timeout_s) as http,
+            httpx2.AsyncClient(headers=headers, auth=auth, timeout=options.read_timeout_s) as http,
             Client(
                 streamable_http_client(options.url, http_client=http),
                 read_timeout_seconds=options.read_timeout_s,
@@ -118,13 +128,36 @@ def idempotency_key(run_id: str, proposal: Proposal) -> str:
     return f"agent-{run_id}-{digest}"
 
 
+PAGE = 200
+"""The largest page a read tool gives: the agent reads the whole fleet in as few calls as it can."""
+
+
+async def call_all(
+    client: Any, tool: str, args: Mapping[str, Any], key: str
+) -> tuple[Any, list[Mapping[str, Any]]]:
+    """Call a paged read tool and follow ``next_cursor`` to the end: the first result and every item.
+
+    An error on any page is returned as that page's result (the caller reports it)."""
+    result = await client.call_tool(tool, {**args, "limit": PAGE})
+    first = result
+    items: list[Mapping[str, Any]] = []
+    while not result.is_error:
+        data = result.structured_content or {}
+        items += data.get(key) or []
+        cursor = data.get("next_cursor")
+        if not cursor:
+            return first, items
+        result = await client.call_tool(tool, {**args, "limit": PAGE, "cursor": cursor})
+    return result, items
+
+
 async def run_iteration(client: Any, index: int, options: AgentOptions, run_id: str) -> Iteration:
     """One pass: snapshot, recommendations (or the agent's rules), gated calls."""
     it = Iteration(index=index, started_at=datetime.now(UTC))
     snap_args: dict[str, Any] = {"include_node_pools": False}
     if options.namespace:
         snap_args["namespace"] = options.namespace
-    snap = await client.call_tool("get_slo_snapshot", snap_args)
+    snap, all_pools = await call_all(client, "get_slo_snapshot", snap_args, "pools")
     if snap.is_error:
         it.errors.append(f"get_slo_snapshot failed: {_text(snap)}")
         return it
@@ -135,18 +168,17 @@ async def run_iteration(client: Any, index: int, options: AgentOptions, run_id: 
     it.partial = bool(data.get("partial"))
     it.warnings = list(data.get("warnings") or [])
     it.fleet_cost_per_hour = data.get("fleet_cost_per_hour")
-    it.pools = [pool_view(p) for p in data.get("pools") or []]
+    it.pools = [pool_view(p) for p in all_pools]
 
     tools = {t.name for t in (await client.list_tools()).tools}
     proposals: list[Proposal]
     if "recommend_scaling" in tools:
         it.recommendation_source = "recommend_scaling"
         rec_args = {"namespace": options.namespace} if options.namespace else {}
-        recs = await client.call_tool("recommend_scaling", rec_args)
+        recs, items = await call_all(client, "recommend_scaling", rec_args, "recommendations")
         if recs.is_error:
             it.errors.append(f"recommend_scaling failed: {_text(recs)}")
             return it
-        items = (recs.structured_content or {}).get("recommendations") or []
         proposals, notes = recommendation_proposals(items, it.pools, options.dry_run)
         # A breach the planner leaves alone (e.g. "the fast loop will get there") still gets the agent's
         # queue-first rule, so capacity being built is held; the planner's reasons stay in the notes.
@@ -177,6 +209,21 @@ def _error_text(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
 
 
+async def _campaign(options: AgentOptions, index: int) -> Iteration | None:
+    """None when this replica may act (no election, or it leads); else the standby iteration to report."""
+    if options.elector is None:
+        return None
+    outcome = await anyio.to_thread.run_sync(options.elector.campaign)
+    if outcome.leading:
+        return None
+    log.info("agent.standby", leader=outcome.holder, lease=options.elector.lease, error=outcome.error)
+    standby = Iteration(index=index, started_at=datetime.now(UTC), standby=True, leader=outcome.holder)
+    standby.notes.append(f"Lease {options.elector.lease}; this replica is {options.elector.identity}")
+    if outcome.error is not None:
+        standby.errors.append(f"leader election failed, standing by (fail closed): {outcome.error}")
+    return standby
+
+
 async def run_agent(
     options: AgentOptions, on_update: Callable[[AgentReport], None] | None = None
 ) -> AgentReport:
@@ -190,11 +237,18 @@ async def run_agent(
     run_id = hashlib.sha256(f"{report.started_at.isoformat()}-{os.getpid()}".encode()).hexdigest()[:8]
     limit = 1 if options.once else options.max_iterations
     try:
-        async with connect(options) as client:
+        async with AsyncExitStack() as stack:
+            client: Any = None  # connected at the first pass this replica leads: a standby starts no server
             index = 0
             while limit is None or index < limit:
                 index += 1
-                report.iterations.append(await run_iteration(client, index, options, run_id))
+                standby = await _campaign(options, index)
+                if standby is not None:
+                    report.iterations.append(standby)
+                else:
+                    if client is None:
+                        client = await stack.enter_async_context(connect(options))
+                    report.iterations.append(await run_iteration(client, index, options, run_id))
                 report.exit_code = report.final_exit_code()
                 if on_update is not None:
                     on_update(report)
@@ -203,6 +257,9 @@ async def run_agent(
                 await anyio.sleep(options.interval_s)
     except Exception as err:  # the server failed to start, died, or the connection broke
         report.errors.append(f"server connection failed: {_error_text(err)}")
+    finally:
+        if options.elector is not None:
+            await anyio.to_thread.run_sync(options.elector.resign)
     report.finished_at = datetime.now(UTC)
     report.exit_code = report.final_exit_code()
     if on_update is not None:

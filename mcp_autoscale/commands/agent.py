@@ -23,7 +23,9 @@ from mcp_autoscale.commands._common import (
     PrometheusOpt,
     ScenarioOpt,
     SeedOpt,
+    build_settings,
     echo_out,
+    exit_on_error,
     fail,
 )
 from mcp_autoscale.logs import configure_logging
@@ -90,6 +92,19 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option("--token", help="Bearer token for --url (default: $MCP_AUTOSCALE_HTTP_TOKEN)"),
         ] = None,
+        client_id: Annotated[
+            str | None,
+            typer.Option(
+                "--client-id",
+                help="OAuth client id for --url: the agent gets its own token (client credentials)",
+            ),
+        ] = None,
+        client_secret_file: Annotated[
+            Path | None,
+            typer.Option(
+                "--client-secret-file", help="File holding the OAuth client secret (with --client-id)"
+            ),
+        ] = None,
         apply: Annotated[
             bool, typer.Option("--apply", help="Send calls with dry_run=false (the policy still decides)")
         ] = False,
@@ -110,6 +125,14 @@ def register(app: typer.Typer) -> None:
         json_out: Annotated[Path | None, typer.Option("--json", help="Write the JSON report here")] = None,
         quiet: Annotated[bool, typer.Option("--quiet", help="Do not print the report to stdout")] = False,
         log_level: Annotated[str, typer.Option("--log-level", help="Agent and server log level")] = "warning",
+        leader_elect: Annotated[
+            bool,
+            typer.Option(
+                "--leader-elect",
+                help="Several replicas: only the holder of the Lease mcp-autoscale-agent (in "
+                "MCP_AUTOSCALE_KUBE_NAMESPACE, on the --context cluster or in-cluster) acts; others stand by.",
+            ),
+        ] = False,
     ) -> None:
         """Read the fleet over MCP, propose gated actions with data-cited rationales, write a report.
 
@@ -117,6 +140,7 @@ def register(app: typer.Typer) -> None:
         action; 1: server or tool errors; 2: bad usage.
         """
         from mcp_autoscale.agent import AgentOptions, AgentReport, render_markdown, run_agent
+        from mcp_autoscale.agent.oauth import ClientCredentials
 
         configure_logging(log_level)
         if apply and dry_run:
@@ -129,17 +153,37 @@ def register(app: typer.Typer) -> None:
             fail(f"--url must be an http(s) URL ending in /mcp, not {url!r}", 2)
         if policy is not None and not policy.is_file():
             fail(f"--policy {policy}: no such file", 2)
+        client_id = client_id or os.environ.get("MCP_AUTOSCALE_OAUTH_CLIENT_ID") or None
+        secret_env = os.environ.get("MCP_AUTOSCALE_OAUTH_CLIENT_SECRET_FILE")
+        client_secret_file = client_secret_file or (Path(secret_env) if secret_env else None)
+        credentials = None
+        if client_id or client_secret_file:
+            if not client_id or not client_secret_file or not url:
+                fail("--client-id and --client-secret-file go together, with --url", 2)
+            assert client_id and client_secret_file  # fail() exits
+            with exit_on_error():
+                credentials = ClientCredentials.from_file(
+                    client_id, client_secret_file, os.environ.get("MCP_AUTOSCALE_OAUTH_ISSUER") or None
+                )
+        elector = None
+        if leader_elect:
+            from mcp_autoscale.agent.leader import lease_elector
+
+            with exit_on_error():
+                elector = lease_elector(build_settings(context=context), interval)
         options = AgentOptions(
             serve_args=serve_args(
                 backend, prometheus, policy, audit, dry_run, context, scenario, seed, sim_clock, log_level
             ),
             url=url,
-            token=token or os.environ.get("MCP_AUTOSCALE_HTTP_TOKEN") or None,
+            token=None if credentials else token or os.environ.get("MCP_AUTOSCALE_HTTP_TOKEN") or None,
+            credentials=credentials,
             apply=apply,
             once=once,
             interval_s=interval,
             max_iterations=max_iterations,
             namespace=namespace,
+            elector=elector,
         )
 
         def save(current: AgentReport) -> None:

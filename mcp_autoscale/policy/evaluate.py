@@ -18,7 +18,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from mcp_autoscale.models import (
     Action,
     ActionKind,
-    ActionStatus,
     AuditRecord,
     AutoscalerPatch,
     Decision,
@@ -29,6 +28,7 @@ from mcp_autoscale.models import (
     ScaleDeploymentParams,
     Verdict,
 )
+from mcp_autoscale.policy.effect import patch_effect
 from mcp_autoscale.policy.schema import Policy, Rule
 
 Direction = Literal["in", "out", "none", "other"]
@@ -44,7 +44,9 @@ class PolicyContext(BaseModel):
     node_pool: NodePoolState | None = None
     snapshot: PoolSnapshot | None = Field(default=None, description="Live signals of the target pool")
     now: datetime
-    recent: list[AuditRecord] = Field(default_factory=list, description="Audit records of the last day(s)")
+    recent: list[AuditRecord] = Field(
+        default_factory=list, description="Audit records of the last day(s) that count as changes made"
+    )
     cost_delta_per_hour: float | None = Field(default=None, description="USD/h the action adds (< 0 saves)")
 
 
@@ -88,30 +90,26 @@ def _facts(action: Action, ctx: PolicyContext) -> _Facts:
             f.scale_in = max(0, -delta)
             f.gpus_added = max(0, delta) * gpr
     elif isinstance(p, AutoscalerPatch):
+        # Judged by its effect (policy/effect.py): the replicas it forces now and what it lets happen.
         owner = ctx.pool.autoscaler if ctx.pool is not None else None
         if p.min_replicas is not None:
             f.bounds_checks.append(("min_replicas", p.min_replicas))
         if p.max_replicas is not None:
             f.bounds_checks.append(("max_replicas", p.max_replicas))
-        if owner is not None:
-            lowers = raises = False
+        if ctx.pool is not None and owner is not None:
+            e = patch_effect(ctx.pool, owner, p)
+            f.current, f.new = e.current, e.forced
             if p.min_replicas is not None:
                 f.step_checks.append(("min_replicas", owner.min_replicas, p.min_replicas))
-                lowers |= p.min_replicas < owner.min_replicas
-                raises |= p.min_replicas > owner.min_replicas
-                f.scale_in = max(0, owner.min_replicas - p.min_replicas)
             if p.max_replicas is not None:
                 f.step_checks.append(("max_replicas", owner.max_replicas, p.max_replicas))
-                lowers |= p.max_replicas < owner.max_replicas
-                raises |= p.max_replicas > owner.max_replicas
-                f.gpus_added = max(0, p.max_replicas - owner.max_replicas) * gpr
-            if p.paused is not None and p.paused != owner.paused:
-                lowers = raises = True
+            if e.forced != e.current:
+                f.step_checks.append(("replicas", e.current, e.forced))
+            f.scale_in = e.scale_in
+            f.gpus_added = e.forced_out * gpr
             f.direction = (
-                "other" if lowers and raises else ("in" if lowers else ("out" if raises else "none"))
+                "other" if e.lowers and e.raises else ("in" if e.lowers else ("out" if e.raises else "none"))
             )
-            if p.min_replicas is None and p.max_replicas is None and p.paused is None:
-                f.direction = "none"
     elif isinstance(p, GpuNodeRequest):
         f.direction = "out"
         f.gpus_added = p.gpus
@@ -122,18 +120,23 @@ def _applied(records: list[AuditRecord], rule: Rule, since: datetime) -> list[Au
     return [
         r
         for r in records
-        if r.status == ActionStatus.APPLIED and r.ts >= since and rule.match.matches_target(r.target, r.tool)
+        if r.counts_as_applied and r.ts >= since and rule.match.matches_target(r.target, r.tool)
     ]
 
 
 def _scale_in_of(record: AuditRecord) -> int:
-    """Replicas (or floor) removed by an applied record, read from its arguments and stored inverse."""
+    """Replicas (or floor) removed by an applied record, read from its arguments and stored inverse, and
+    for a ceiling, from the desired count its evidence saw (a max below it removed the difference)."""
     inv = (record.inverse or {}).get("arguments", {})
     args = record.arguments
+    removed = 0
     for key in ("replicas", "min_replicas"):
         if isinstance(args.get(key), int) and isinstance(inv.get(key), int):
-            return max(0, int(inv[key]) - int(args[key]))
-    return 0
+            removed = max(removed, int(inv[key]) - int(args[key]))
+    desired = ((record.evidence or {}).get("replicas") or {}).get("desired")
+    if isinstance(args.get("max_replicas"), int) and isinstance(desired, int):
+        removed = max(removed, desired - int(args["max_replicas"]))
+    return removed
 
 
 def _fmt_money(x: float) -> str:
@@ -192,7 +195,7 @@ def _check_rule(rule: Rule, action: Action, ctx: PolicyContext, f: _Facts) -> _R
                 f"at most {left} more replica(s) may be removed within {lim.window_s} s",
             )
     if rule.cooldown_s and f.direction != "none":
-        mine = [r for r in ctx.recent if r.status == ActionStatus.APPLIED and r.target == f.target]
+        mine = [r for r in ctx.recent if r.counts_as_applied and r.target == f.target]
         recent = [r for r in mine if r.ts > ctx.now - timedelta(seconds=rule.cooldown_s)]
         if recent:
             last = max(recent, key=lambda r: r.ts)
@@ -231,8 +234,8 @@ def _check_guards(chk: _RuleCheck, rule: Rule, ctx: PolicyContext, f: _Facts) ->
                     f"stale data: {worst} is {oldest:.0f} s old > max_data_age_s {g.max_data_age_s:.0f}",
                     "wait for fresh metrics (check the signal source) and retry",
                 )
-    if f.direction != "in" or not pool_action:
-        return
+    if f.direction not in ("in", "other") or not pool_action:
+        return  # "other" (a patch that both lowers and raises) lets capacity shrink too
     checks = (
         ("kv_usage", g.max_kv_for_scale_in, "KV-cache usage"),
         ("queue_depth", g.max_queue_for_scale_in, "queue"),
@@ -348,7 +351,14 @@ def evaluate(policy: Policy, action: Action, ctx: PolicyContext) -> Verdict:
     matching = [
         r
         for r in policy.rules
-        if r.match.matches(tool=tool, ref=ref, labels=labels, node_pool=node_pool)
+        if r.match.matches(
+            tool=tool,
+            ref=ref,
+            labels=labels,
+            node_pool=node_pool,
+            caller=action.caller,
+            groups=action.caller_groups,
+        )
         and (r.active is None or r.active.contains(ctx.now, policy.timezone))
     ]
     checks = [_check_rule(r, action, ctx, f) for r in matching]
@@ -414,8 +424,19 @@ def trace(policy: Policy, action: Action, ctx: PolicyContext) -> list[RuleTrace]
     out: list[RuleTrace] = []
     for r in policy.rules:
         m = r.match
-        if not m.matches(tool=action.kind, ref=ref, labels=labels, node_pool=node_pool):
+        if not m.matches(
+            tool=action.kind,
+            ref=ref,
+            labels=labels,
+            node_pool=node_pool,
+            caller=action.caller,
+            groups=action.caller_groups,
+        ):
             why = []
+            if m.callers and not any(fnmatchcase(action.caller, g) for g in m.callers):
+                why.append(f"caller {action.caller} not in {m.callers}")
+            if m.groups and not set(action.caller_groups) & set(m.groups):
+                why.append(f"caller groups {action.caller_groups} not in {m.groups}")
             if m.tools and action.kind not in m.tools:
                 why.append(f"tool not in {[t.value for t in m.tools]}")
             if (

@@ -3,7 +3,6 @@ approval picked up by the server, rollback through the gate."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typer.testing import CliRunner
 from mcp_autoscale.app import AutoscaleApp, build_app
 from mcp_autoscale.cli import app as cli_app
 from mcp_autoscale.config import Settings
+from mcp_autoscale.identity import os_user
 from mcp_autoscale.models import PoolRef
 from mcp_autoscale.server import create_server
 
@@ -44,7 +44,8 @@ def policy(tmp_path: Path, via: str) -> Path:
 
 
 def audit(app: AutoscaleApp) -> list[dict[str, Any]]:
-    return [json.loads(x) for x in app.settings.resolved_audit_file.read_text().splitlines() if x.strip()]
+    """One record per decision (an intent record is left out once its outcome follows)."""
+    return [r.model_dump(mode="json") for r in app.audit.records()]
 
 
 def scale_args(replicas: int) -> dict[str, Any]:
@@ -110,8 +111,6 @@ async def test_client_without_elicitation_gets_deny_and_pend(
                 "approve",
                 res["proposal_id"],
                 "--defer",
-                "--as",
-                "alice",
                 "--policy",  # type: ignore[index]
                 str(tmp_path / "approve.yaml"),
                 "--audit",
@@ -124,7 +123,7 @@ async def test_client_without_elicitation_gets_deny_and_pend(
         await c.call_tool("get_slo_snapshot", {"namespace": "dev"})
     assert app.backend.get_pool(DEV).desired_replicas == 3
     last = audit(app)[-1]
-    assert last["status"] == "applied" and last["approver"] == "cli:alice"
+    assert last["status"] == "applied" and last["approver"] == f"cli:{os_user()}"
 
 
 async def test_policy_that_needs_a_person_is_not_satisfied_by_the_chat(
