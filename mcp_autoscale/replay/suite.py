@@ -101,7 +101,14 @@ def suite_specs(
 ) -> list[TraceSpec]:
     """The suite's traces: each shape x seed (a shape's default duration unless ``duration_s``), then CSVs."""
     specs = [TraceSpec(s, seed, duration_s) for s in shapes for seed in seeds]
-    specs += [TraceSpec(Path(c).stem, seeds[0] if seeds else 1, None, Path(c)) for c in csvs]
+    taken = {s.key for s in specs}
+    for c in csvs:
+        name, n = Path(c).stem, 1
+        while name in taken:  # two CSVs of one name (or named like a shape trace) keep apart
+            n += 1
+            name = f"{Path(c).stem}-{n}"
+        taken.add(name)
+        specs.append(TraceSpec(name, seeds[0] if seeds else 1, None, Path(c)))
     return specs
 
 
