@@ -76,7 +76,8 @@ class SuiteReport(BaseModel):
     rows: list[SuiteRow]
     wall_s: float
     workers: int
-    cpu_s: float
+    task_s: float
+    """Sum of the tasks' wall times (on a busy machine, more than their CPU time)."""
 
 
 def _task(args: tuple[TraceSpec, str, ReplayConfig]) -> tuple[str, str, StrategyResult, float]:
@@ -137,10 +138,10 @@ def run_suite(
         done = [_task(j) for j in jobs]
     catalogue = load_catalogue(base.price_catalogue)
     by_trace: dict[str, dict[str, StrategyResult]] = {}
-    cpu = 0.0
+    task_s = 0.0
     for key, name, result, took in done:
         by_trace.setdefault(key, {})[name] = result
-        cpu += took
+        task_s += took
     reports: dict[str, ReplayReport] = {}
     for spec in specs:
         results = by_trace.get(spec.key, {})
@@ -165,7 +166,7 @@ def run_suite(
         rows=summarise(specs, reports, strategies),
         wall_s=round(time.perf_counter() - wall0, 1),
         workers=workers,
-        cpu_s=round(cpu, 1),
+        task_s=round(task_s, 1),
     )
     return reports, summary
 
