@@ -21,6 +21,7 @@ from mcp_autoscale.locks import PoolLock
 from mcp_autoscale.logs import get_logger
 from mcp_autoscale.models import Action, ActionResult, NodePoolState, PoolState, SloTargets
 from mcp_autoscale.policy import Policy, builtin_policy, load_policy
+from mcp_autoscale.preflight import readable_file, writable_dir, writable_file
 from mcp_autoscale.signals.base import SignalSource
 from mcp_autoscale.sim import Twin
 from mcp_autoscale.snapshot import Snapshotter
@@ -111,16 +112,31 @@ def _pool_lock(settings: Settings, backend: ClusterBackend) -> PoolLock | None:
     )
 
 
-def build_app(settings: Settings, *, twin: Twin | None = None) -> AutoscaleApp:
-    """Build and validate everything; raise ``ConfigError`` with file/line/field on bad input."""
+def check_state_paths(settings: Settings, *, read_only: bool = False) -> None:
+    """The audit log and the state dir, checked before the first lock or write (``InvalidInput``, exit 2).
+
+    A read-only reader (``snapshot``) needs neither to be writable: it never takes a lock or writes."""
+    audit_flag = "--audit" if settings.audit_file is not None else "audit log (under --state-dir)"
+    if read_only:
+        readable_file(settings.resolved_audit_file, audit_flag, must_exist=False)
+        return
+    writable_dir(settings.state_dir, "--state-dir (MCP_AUTOSCALE_STATE_DIR)")
+    writable_file(settings.resolved_audit_file, audit_flag)
+
+
+def build_app(settings: Settings, *, twin: Twin | None = None, read_only: bool = False) -> AutoscaleApp:
+    """Build and validate everything; raise ``ConfigError`` with file/line/field on bad input.
+
+    ``read_only``: for commands that only read (``snapshot``): the audit log is opened without its lock
+    and nothing is created on disk."""
+    check_state_paths(settings, read_only=read_only)
     policy, policy_source = resolve_policy(settings)
     catalogue = load_catalogue(settings.price_catalogue)
     backend, twin = _build_backend(settings, twin, policy.visible_namespaces())
     signals = _build_signals(settings, twin)
     audit_path = settings.resolved_audit_file
-    audit_path.parent.mkdir(parents=True, exist_ok=True)
     hmac_key = settings.audit_hmac_key.get_secret_value().encode() if settings.audit_hmac_key else None
-    audit = AuditLog(audit_path, hmac_key=hmac_key)
+    audit = AuditLog(audit_path, hmac_key=hmac_key, recover=not read_only)
 
     def targets_for(pool: PoolState) -> SloTargets:
         return policy.slo_for(pool.ref) or settings.slo

@@ -20,13 +20,14 @@ import os
 import time
 import uuid
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
-from mcp_autoscale.errors import NotFound
+from mcp_autoscale.errors import BackendUnavailable, NotFound
 from mcp_autoscale.logs import get_logger
 from mcp_autoscale.models import AuditRecord
 
@@ -34,6 +35,7 @@ log = get_logger(__name__)
 
 _UNHASHED = ("hash", "signature")
 CLOCK_SKEW = timedelta(hours=1)
+LOCK_TIMEOUT_S = 10.0
 
 
 def canonical_bytes(record: dict[str, Any]) -> bytes:
@@ -99,12 +101,28 @@ class AuditLog:
         """Open (or create) a log; ``recover=False`` for readers that must not touch the file."""
         self.path = Path(path)
         self.hmac_key = hmac_key or None
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = FileLock(str(self.path) + ".lock")
+        # A timeout, never a hang: a lock that cannot be created (or is held) fails the call after it.
+        self._lock = FileLock(str(self.path) + ".lock", timeout=LOCK_TIMEOUT_S)
         self.recovered: Path | None = None
         if recover:
-            with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self._locked():
                 self.recovered = self._recover()
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The writers' file lock, given up after ``LOCK_TIMEOUT_S`` with a message instead of a hang."""
+        try:
+            self._lock.acquire()
+        except Timeout:
+            raise BackendUnavailable(
+                f"audit log {self.path}: lock {self._lock.lock_file} not acquired within "
+                f"{LOCK_TIMEOUT_S:g} s (another writer holds it, or the directory does not allow it)"
+            ) from None
+        try:
+            yield
+        finally:
+            self._lock.release()
 
     # ---------------------------------------------------------------------------------------------- write
 
@@ -144,7 +162,8 @@ class AuditLog:
 
     def append(self, **fields: Any) -> AuditRecord:
         """Append one record; assigns id, seq, ts (unless given), prev_hash, hash and signature."""
-        with self._lock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._locked():
             aside = self._recover()
             if aside is not None:
                 self.recovered = aside

@@ -15,7 +15,8 @@ from typing import Annotated, Any
 import anyio
 import typer
 
-from mcp_autoscale.commands._common import echo_out
+from mcp_autoscale.commands._common import echo_out, exit_on_error, fail
+from mcp_autoscale.preflight import writable_file
 
 DEMO_POOL = {"namespace": "chat", "deployment": "llama-8b"}
 
@@ -130,6 +131,7 @@ async def run_demo(audit: Path, scenario: str) -> int:
                     **DEMO_POOL,
                     "replicas": 40,
                     "rationale": "more is better",
+                    "dry_run": False,
                 },
             )
         )
@@ -146,6 +148,7 @@ async def run_demo(audit: Path, scenario: str) -> int:
                     "deployment": "granite-8b",
                     "replicas": 2,
                     "rationale": "demo: add a replica to the dev pool to show the cold start",
+                    "dry_run": False,
                 },
             )
         )
@@ -176,6 +179,22 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Run a scripted MCP session on the simulated fleet: snapshot, dry-run proposal, denial, audit."""
+        from mcp_autoscale.sim.scenarios import check_scenario
+
+        with exit_on_error():
+            check_scenario(scenario)
+            if audit is not None:
+                writable_file(audit, "--audit")
         path = audit or Path(tempfile.mkdtemp(prefix="mcp-autoscale-demo-")) / "audit.jsonl"
-        code = anyio.run(run_demo, path, scenario)
+        try:
+            code = anyio.run(run_demo, path, scenario)
+        except Exception as err:  # the server died or the session broke: one line, not an exception group
+            fail(f"demo failed: {_innermost(err)}", 1)
+            return
         raise typer.Exit(code)
+
+
+def _innermost(err: BaseException) -> str:
+    while isinstance(err, BaseExceptionGroup) and err.exceptions:
+        err = err.exceptions[0]
+    return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__

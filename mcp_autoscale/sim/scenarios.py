@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from mcp_autoscale.errors import InvalidInput
 from mcp_autoscale.models import AutoscalerKind, PoolRef, Role
 
 
@@ -242,3 +243,10 @@ SCENARIOS: dict[str, Scenario] = {
         ),
     ),
 }
+
+
+def check_scenario(name: str, option: str = "--scenario") -> str:
+    """A known scenario name, or ``InvalidInput`` listing them (checked before a server is spawned)."""
+    if name not in SCENARIOS:
+        raise InvalidInput(f"{option} {name!r}: unknown scenario; known: {', '.join(sorted(SCENARIOS))}")
+    return name

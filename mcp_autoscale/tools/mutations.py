@@ -100,7 +100,7 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         return question(app, ctx, action)
 
     def ask_scale(
-        ctx: Context, namespace: str, deployment: str, replicas: int, rationale: str, dry_run: bool = False
+        ctx: Context, namespace: str, deployment: str, replicas: int, rationale: str, dry_run: bool = True
     ) -> Ask:
         return ask(
             ctx,
@@ -124,7 +124,7 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         scale_down_stabilization_s: int | None = None,
         scale_up_stabilization_s: int | None = None,
         paused: bool | None = None,
-        dry_run: bool = False,
+        dry_run: bool = True,
     ) -> Ask:
         patch = AutoscalerPatch(
             min_replicas=min_replicas,
@@ -146,7 +146,7 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         )
 
     def ask_gpus(
-        ctx: Context, node_pool: str, gpus: int, rationale: str, method: str = "auto", dry_run: bool = False
+        ctx: Context, node_pool: str, gpus: int, rationale: str, method: str = "auto", dry_run: bool = True
     ) -> Ask:
         return ask(
             ctx,
@@ -167,7 +167,7 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         replicas: Replicas,
         rationale: Rationale,
         approval: Annotated[Answer, Resolve(ask_scale)],
-        dry_run: DryRun = False,
+        dry_run: DryRun,
         idempotency_key: IdempotencyKey = None,
         ctx: Context | None = None,
     ) -> ActionResult:
@@ -191,6 +191,7 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         deployment: Deployment,
         rationale: Rationale,
         approval: Annotated[Answer, Resolve(ask_patch)],
+        dry_run: DryRun,
         min_replicas: OptReplicas = None,
         max_replicas: Annotated[int | None, Field(default=None, ge=1, le=1000)] = None,
         scale_down_stabilization_s: OptSeconds = None,
@@ -198,7 +199,6 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         paused: Annotated[
             bool | None, Field(default=None, description="KEDA only: pause autoscaling")
         ] = None,
-        dry_run: DryRun = False,
         idempotency_key: IdempotencyKey = None,
         ctx: Context | None = None,
     ) -> ActionResult:
@@ -233,13 +233,13 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         gpus: Annotated[int, Field(ge=1, le=1024, description="GPUs of headroom to add")],
         rationale: Rationale,
         approval: Annotated[Answer, Resolve(ask_gpus)],
+        dry_run: DryRun,
         method: Annotated[
             Literal["auto", "limit", "balloon"],
             Field(
                 description="limit: raise the NodePool GPU limit; balloon: placeholder pods; auto: as needed"
             ),
         ] = "auto",
-        dry_run: DryRun = False,
         idempotency_key: IdempotencyKey = None,
         ctx: Context | None = None,
     ) -> ActionResult:

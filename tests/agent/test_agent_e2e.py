@@ -127,7 +127,7 @@ def test_read_only_policy_denies_every_action_exit_3(tmp_path: Path) -> None:
     assert code == 3, md
     [it] = js["iterations"]
     assert it["proposals"] and {p["status"] for p in it["proposals"]} == {"denied"}
-    assert "chat/llama-8b" in md.split("### Breaches without an allowed action", 1)[1]
+    assert "chat/llama-8b" in md.split("### Breaches (or unjudged pools) without an allowed action", 1)[1]
     denied = audit_records(audit)
     assert denied and {r["status"] for r in denied} == {"denied"}
     assert {r["id"] for r in denied} == {p["audit_id"] for p in it["proposals"]}

@@ -196,4 +196,4 @@ def test_markdown_shows_breach_action_verdict_and_unresolved() -> None:
     assert "exit 3" in md and "**BREACH**" in md
     assert "**patch_hpa** on `chat/llama-8b`" in md and "-> **denied**" in md
     assert "policy reason: rule 'tools': patch_hpa not allowed" in md
-    assert "### Breaches without an allowed action\n- `chat/llama-8b`" in md
+    assert "### Breaches (or unjudged pools) without an allowed action\n- `chat/llama-8b`" in md
