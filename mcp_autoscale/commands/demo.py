@@ -99,10 +99,13 @@ async def run_demo(audit: Path, scenario: str) -> int:
         recs = _result(await client.call_tool("recommend_scaling", DEMO_POOL))
         rec = recs["recommendations"][0] if recs.get("recommendations") else {}
         echo_out(f"  action: {rec.get('action')}   bottleneck: {rec.get('bottleneck')}")
-        for reason in rec.get("reasons", [])[:4]:
+        for reason in rec.get("reasons", [])[:6]:
             echo_out(f"  - {reason}")
         for diag in rec.get("diagnoses", [])[:2]:
             echo_out(f"  diagnosis: {diag['summary']}")
+        effect = (rec.get("expected") or {}).get("slo")
+        if effect:
+            echo_out(f"  expected: {effect}")
 
         signals, r = target["signals"], target["replicas"]
         evidence = (
@@ -112,15 +115,24 @@ async def run_demo(audit: Path, scenario: str) -> int:
         call = rec.get("tool_call")
         if call:
             name, args = call["tool"], {**call["arguments"], "dry_run": True}
+            title = f"4. The planner's proposal, as a dry run: {name}"
         else:  # capacity is already on its way: hold a higher floor so KEDA does not scale in after the burst
             name = "patch_hpa"
+            floor = min(owner["max_replicas"], owner["min_replicas"] + 4)
             args = {
                 **DEMO_POOL,
-                "min_replicas": min(owner["max_replicas"], owner["min_replicas"] + 4),
+                "min_replicas": floor,
                 "dry_run": True,
                 "rationale": f"{evidence}; hold a higher KEDA floor through the burst",
             }
-        _section(f"4. The proposal, as a dry run: {name}")
+            title = f"4. Not the planner's call: a dry run of {name} min_replicas {owner['min_replicas']} -> {floor}"
+            echo_out(
+                "\n  The planner proposes no call: the replicas it would add are already ordered. The agent's\n"
+                "  queue-first rule (mcp-autoscale agent) still acts on a capacity-bound breach: it raises the\n"
+                "  KEDA floor so the capacity being built is held until the queue drains. That is the call\n"
+                "  shown next, as a dry run."
+            )
+        _section(title)
         _show_action(_result(await client.call_tool(name, args)))
 
         _section("5. A careless call: scale the KEDA-owned Deployment directly to 40")
