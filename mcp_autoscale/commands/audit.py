@@ -13,7 +13,12 @@ import typer
 from mcp_autoscale.audit import AuditLog, verify_file
 from mcp_autoscale.commands._common import build_settings, echo_out, exit_on_error, fail
 from mcp_autoscale.errors import InvalidInput
-from mcp_autoscale.models import AuditRecord
+from mcp_autoscale.models import ActionKind, ActionStatus, AuditRecord, Decision
+from mcp_autoscale.preflight import readable_file
+
+STATUSES = tuple(s.value for s in ActionStatus)
+VERDICTS = tuple(d.value for d in Decision)
+TOOLS = tuple(k.value for k in ActionKind)
 
 audit_app = typer.Typer(help="Verify and read the audit log.", no_args_is_help=True)
 
@@ -64,6 +69,7 @@ def verify(
 ) -> None:
     """Check the hash chain (and HMAC signatures when the key is set); exit 1 naming the first bad record."""
     with exit_on_error():
+        readable_file(file, "FILE")
         report = verify_file(file, _key(key_env))
     echo_out(report.model_dump_json(indent=2) if as_json else report.summary(file))
     if not report.ok:
@@ -85,9 +91,16 @@ def show(
 ) -> None:
     """List audit records, oldest first, filtered by pool / tool / status / verdict / time."""
     with exit_on_error():
+        if status is not None and status not in STATUSES:
+            raise InvalidInput(f"--status {status!r}: use one of {', '.join(STATUSES)}")
+        if decision is not None and decision not in VERDICTS:
+            raise InvalidInput(f"--verdict {decision!r}: use one of {', '.join(VERDICTS)}")
+        if tool is not None and tool not in TOOLS:
+            raise InvalidInput(f"--tool {tool!r}: use one of {', '.join(TOOLS)}")
         path = file or build_settings().resolved_audit_file
         if not path.exists():
             fail(f"no audit log at {path}", 1)
+        readable_file(path, "--file" if file is not None else "audit log")
         records = AuditLog(path, recover=False).records(
             pool=pool, tool=tool, status=status, since=parse_since(since) if since else None
         )
