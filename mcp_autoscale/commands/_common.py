@@ -29,7 +29,9 @@ DryRunOpt = Annotated[
 ]
 ContextOpt = Annotated[str | None, typer.Option("--context", help="kubeconfig context (kubernetes backend).")]
 ScenarioOpt = Annotated[str | None, typer.Option("--scenario", help="Simulator scenario (sim backend).")]
-SeedOpt = Annotated[int | None, typer.Option("--seed", help="Simulator seed (sim backend).")]
+SeedOpt = Annotated[
+    int | None, typer.Option("--seed", help="Simulator seed (sim backend).", min=0, max=2**32 - 1)
+]
 ClockOpt = Annotated[
     str | None,
     typer.Option(

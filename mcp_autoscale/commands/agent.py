@@ -133,7 +133,7 @@ def register(app: typer.Typer) -> None:
         ] = False,
         once: Annotated[bool, typer.Option("--once", help="One pass, then exit (for CI)")] = False,
         interval: Annotated[
-            float, typer.Option("--interval", min=1.0, help="Seconds between passes")
+            float, typer.Option("--interval", min=1.0, max=86400.0, help="Seconds between passes")
         ] = 300.0,
         max_iterations: Annotated[
             int | None,

@@ -183,6 +183,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Reject a pending proposal: nothing changes, the reason is audited."""
         with exit_on_error():
+            if not reason.strip():
+                raise InvalidInput("--reason is required: say why not (it is recorded in the audit log)")
             gate = _gate(backend, policy, audit, state_dir, context)
             _same_log(gate, proposal_id)
             result = gate.reject(proposal_id, _who(who), reason)

@@ -97,13 +97,14 @@ def show(
             raise InvalidInput(f"--verdict {decision!r}: use one of {', '.join(VERDICTS)}")
         if tool is not None and tool not in TOOLS:
             raise InvalidInput(f"--tool {tool!r}: use one of {', '.join(TOOLS)}")
+        since_ts = parse_since(since) if since else None
+        if file is not None:
+            readable_file(file, "--file")
         path = file or build_settings().resolved_audit_file
         if not path.exists():
             fail(f"no audit log at {path}", 1)
-        readable_file(path, "--file" if file is not None else "audit log")
-        records = AuditLog(path, recover=False).records(
-            pool=pool, tool=tool, status=status, since=parse_since(since) if since else None
-        )
+        readable_file(path, "audit log")
+        records = AuditLog(path, recover=False).records(pool=pool, tool=tool, status=status, since=since_ts)
         if decision is not None:
             records = [r for r in records if r.verdict.decision.value == decision]
         if limit is not None:
