@@ -20,8 +20,10 @@ from mcp_autoscale.errors import ConfigError, InvalidInput
 from mcp_autoscale.locks import PoolLock
 from mcp_autoscale.logs import get_logger
 from mcp_autoscale.models import Action, ActionResult, NodePoolState, PoolState, SloTargets
-from mcp_autoscale.policy import Policy, builtin_policy, load_policy
+from mcp_autoscale.paging import PageStore
+from mcp_autoscale.policy import Policy, builtin_policy, default_policy_name, load_policy
 from mcp_autoscale.preflight import readable_file, writable_dir, writable_file
+from mcp_autoscale.runbooks import Runbook, merged_runbooks
 from mcp_autoscale.signals.base import SignalSource
 from mcp_autoscale.sim import Twin
 from mcp_autoscale.snapshot import Snapshotter
@@ -44,6 +46,9 @@ class AutoscaleApp:
     gate: Gate
     twin: Twin | None = None
     notes: list[str] = field(default_factory=list)
+    runbooks: list[Runbook] | None = None  # shipped + --runbooks DIR; None: the shipped ones
+    pages: PageStore = field(default_factory=PageStore)
+    """Answers with more than one page, so that a cursor continues the same answer."""
 
     def run_approved(self) -> list[ActionResult]:
         """Run proposals a human approved out of band with ``approve --defer`` (the server owns the backend:
@@ -55,7 +60,7 @@ def resolve_policy(settings: Settings) -> tuple[Policy, str]:
     """The policy file if given; otherwise a safe built-in: permissive on the simulator, read-only on a cluster."""
     if settings.policy_file is not None:
         return load_policy(Path(settings.policy_file)), str(settings.policy_file)
-    name = "sim-default" if settings.backend == "sim" else "read-only"
+    name = default_policy_name(settings.backend, settings.sim_scenario)
     return builtin_policy(name), f"builtin:{name}"
 
 
@@ -132,6 +137,7 @@ def build_app(settings: Settings, *, twin: Twin | None = None, read_only: bool =
     check_state_paths(settings, read_only=read_only)
     policy, policy_source = resolve_policy(settings)
     catalogue = load_catalogue(settings.price_catalogue)
+    runbooks = merged_runbooks(settings.runbooks_dir)  # a broken team runbook stops start-up
     backend, twin = _build_backend(settings, twin, policy.visible_namespaces())
     signals = _build_signals(settings, twin)
     audit_path = settings.resolved_audit_file
@@ -148,6 +154,7 @@ def build_app(settings: Settings, *, twin: Twin | None = None, read_only: bool =
         cost_for=lambda pool: pool_cost_per_hour(pool, catalogue),
         namespaces=policy.visible_namespaces(),
         clock=(lambda: twin.now) if twin is not None else None,
+        consistency=twin.lock if twin is not None else None,
     )
 
     def cost_delta(action: Action, pool: PoolState | None, node_pool: NodePoolState | None) -> float | None:
@@ -182,4 +189,5 @@ def build_app(settings: Settings, *, twin: Twin | None = None, read_only: bool =
         snapshotter=snapshotter,
         gate=gate,
         twin=twin,
+        runbooks=runbooks,
     )

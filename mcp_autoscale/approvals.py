@@ -21,8 +21,9 @@ import httpx
 from pydantic import BaseModel, Field, ValidationError
 
 from mcp_autoscale.errors import InvalidInput, NotFound
-from mcp_autoscale.logs import get_logger
+from mcp_autoscale.logs import get_logger, redact_urls
 from mcp_autoscale.models import Action, Verdict
+from mcp_autoscale.untrusted import neutralise, slack_escape, slack_quoted
 
 log = get_logger(__name__)
 
@@ -50,6 +51,9 @@ class Proposal(BaseModel):
     approvers: list[str] = Field(default_factory=list, description="Who may approve (empty: anyone)")
     audit_id: str | None = Field(default=None, description="The PENDING_APPROVAL audit record")
     pool_replicas: int | None = Field(default=None, description="Desired replicas when proposed")
+    digest: str | None = Field(
+        default=None, description="action_digest of the proposed action: what an approval must match"
+    )
     decided_by: str | None = None
     decided_at: datetime | None = None
     note: str | None = None
@@ -72,8 +76,18 @@ def channel_of(approver: str) -> str:
     return "elicitation" if approver.startswith(ELICITATION_PREFIX) else "cli"
 
 
+DELEGATED = " (delegated by "
+
+
+def delegated(on_behalf_of: str, by: str) -> str:
+    """An approver acting for someone else: both identities, e.g. 'cli:carol (delegated by cli:alice)'."""
+    return f"{on_behalf_of}{DELEGATED}{by})"
+
+
 def approver_name(approver: str) -> str:
-    return approver.split(":", 1)[1] if ":" in approver else approver
+    """The name approver lists are checked against (for a delegated approval: the one delegating)."""
+    principal = approver.split(DELEGATED, 1)[0]
+    return principal.split(":", 1)[1] if ":" in principal else principal
 
 
 def new_proposal_id() -> str:
@@ -125,14 +139,21 @@ class ProposalStore:
 
 
 def webhook_payload(proposal: Proposal) -> dict[str, Any]:
-    """JSON for the webhook: the proposal plus a Slack-compatible one-paragraph ``text``."""
+    """JSON for the webhook: the proposal plus a Slack-compatible ``text``.
+
+    The text is what a person reads in a channel: everything in it is neutralised to single lines and
+    Slack-escaped (no ``<!channel>``, no links, no fake "approve ..." lines), and the agent's rationale
+    comes last, quoted and labelled as its words. The structured fields keep the values as given.
+    """
     a = proposal.action
+    digest = f", digest {proposal.digest[:12]}" if proposal.digest else ""
     text = (
-        f":warning: mcp-autoscale needs approval: {proposal.summary()} (proposal {proposal.id}).\n"
-        f"Why: {a.rationale}\n"
-        f"Policy: {'; '.join(proposal.verdict.reasons)}\n"
+        f":warning: mcp-autoscale needs approval: {slack_escape(neutralise(proposal.summary()))} "
+        f"(proposal {proposal.id}{digest}).\n"
+        f"Policy: {slack_escape(neutralise('; '.join(proposal.verdict.reasons)))}\n"
         f"Approve: `mcp-autoscale approve {proposal.id}`  Reject: `mcp-autoscale reject {proposal.id} "
-        f"--reason ...`  Expires {proposal.expires_at.isoformat(timespec='seconds')}."
+        f"--reason ...`  Expires {proposal.expires_at.isoformat(timespec='seconds')}.\n"
+        f"Rationale {slack_quoted(a.rationale)}"
     )
     return {
         "text": text,
@@ -158,8 +179,13 @@ def post_webhook(url: str, proposal: Proposal, *, timeout_s: float = WEBHOOK_TIM
             resp = httpx.post(url, json=webhook_payload(proposal), timeout=timeout_s)
             resp.raise_for_status()
             log.info("proposals.webhook_sent", proposal=proposal.id, status=resp.status_code)
-        except httpx.HTTPError as err:
-            log.warning("proposals.webhook_failed", proposal=proposal.id, error=str(err))
+        except httpx.HTTPError as err:  # the URL is a credential: never log its path or query
+            log.warning(
+                "proposals.webhook_failed",
+                proposal=proposal.id,
+                webhook=redact_urls(url),
+                error=redact_urls(str(err)),
+            )
 
     thread = threading.Thread(target=send, name=f"webhook-{proposal.id}", daemon=True)
     thread.start()

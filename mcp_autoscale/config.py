@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     state_dir: Path = Field(default_factory=default_state_dir)
     dry_run: bool = False
     audit_hmac_key: SecretStr | None = None
+    runbooks_dir: Path | None = Field(
+        default=None,
+        description="A team's runbook folder, merged over the shipped runbooks (same slug: the team's wins)",
+    )
     approval_webhook_url: str | None = Field(
         default=None, description="POST each pending proposal here (JSON with a Slack-compatible 'text')"
     )
@@ -91,6 +95,24 @@ class Settings(BaseSettings):
     http_token: SecretStr | None = None
     allowed_origins: list[str] = Field(default_factory=list)
     allowed_hosts: list[str] = Field(default_factory=list)
+    http_max_sessions: int = Field(default=1000, ge=1, description="Open MCP sessions, all callers")
+    http_max_sessions_per_caller: int = Field(
+        default=100,
+        ge=1,
+        description="Open MCP sessions per credential; past it its oldest idle one is ended",
+    )
+    http_session_idle_s: float = Field(default=300.0, gt=0, le=86400, description="Idle session lifetime")
+    http_header_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, description="Time to send a request head"
+    )
+    http_body_timeout_s: float = Field(default=30.0, gt=0, le=600, description="Time to send a request body")
+    http_shutdown_s: int = Field(default=3, ge=0, le=60, description="Graceful shutdown limit on SIGTERM")
+
+    # self-observability (docs/observability.md)
+    metrics_port: int | None = Field(
+        default=None, ge=0, le=65535, description="Serve /metrics on this port too (the only way on stdio)"
+    )
+    metrics_host: str = Field(default="127.0.0.1", description="Bind address of --metrics-port")
 
     @property
     def resolved_audit_file(self) -> Path:

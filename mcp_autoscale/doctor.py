@@ -22,6 +22,8 @@ from pydantic import BaseModel, Field
 
 from mcp_autoscale.config import Settings
 from mcp_autoscale.errors import AutoscaleError
+from mcp_autoscale.models import ActionKind, AutoscalerKind, PoolState
+from mcp_autoscale.policy import Policy
 
 DISTRIBUTION = "mcp-autoscale"
 CHECKED_PACKAGES: dict[str, str] = {
@@ -34,8 +36,16 @@ CHECKED_PACKAGES: dict[str, str] = {
 }
 """Distribution -> import name. Minimum versions come from this package's own metadata (pyproject)."""
 FALLBACK_SPECS: dict[str, str] = {"mcp": ">=2.3,<3", "pydantic": ">=2.7,<3"}
-REQUIRED_CRDS_FAIL = ("scaledobjects.keda.sh", "nodepools.karpenter.sh")
-"""CRDs whose absence is a FAIL (KEDA-owned pools, GPU node pools); others only warn."""
+KEDA_CRD = "scaledobjects.keda.sh"
+NODEPOOL_CRD = "nodepools.karpenter.sh"
+CRD_HINTS = {KEDA_CRD: "install KEDA", NODEPOOL_CRD: "install Karpenter v1"}
+CRD_UNUSED = {
+    KEDA_CRD: "not installed; nothing here relies on it (no pool is KEDA-managed)",
+    NODEPOOL_CRD: "not installed; nothing here relies on it (no pool names a NodePool, the policy "
+    "allows no request_gpu_nodes)",
+    "nodeclaims.karpenter.sh": "not installed: node counts fall back to NodePool status",
+}
+"""A missing CRD is a warning unless a pool or the policy relies on it (then a FAIL, see ``crd_dependents``)."""
 
 
 class Status(StrEnum):
@@ -45,7 +55,7 @@ class Status(StrEnum):
 
 
 class Check(BaseModel):
-    group: str = Field(description="deps | policy | audit | prometheus | kubernetes | rbac | crds")
+    group: str = Field(description="deps | policy | audit | runbooks | prometheus | kubernetes | rbac | crds")
     name: str
     status: Status
     detail: str
@@ -130,14 +140,14 @@ def check_dependencies(
 
 def check_policy(settings: Settings) -> list[Check]:
     """The policy the server would load: the file given, or the backend's built-in default."""
-    from mcp_autoscale.policy import builtin_policy, load_policy
+    from mcp_autoscale.policy import builtin_policy, default_policy_name, load_policy
 
     try:
         if settings.policy_file is not None:
             policy = load_policy(Path(settings.policy_file))
             source = str(settings.policy_file)
         else:
-            name = "sim-default" if settings.backend == "sim" else "read-only"
+            name = default_policy_name(settings.backend, settings.sim_scenario)
             policy = builtin_policy(name)
             source = f"builtin:{name}"
     except AutoscaleError as err:
@@ -155,6 +165,21 @@ def check_policy(settings: Settings) -> list[Check]:
             Status.WARN if settings.policy_file is None and settings.backend == "kubernetes" else Status.PASS
         )
     return [Check(group="policy", name="policy", status=status, detail=detail)]
+
+
+def check_runbooks(settings: Settings) -> list[Check]:
+    """The shipped runbooks and the team's folder (``--runbooks``) parse, as the server will load them."""
+    from mcp_autoscale.runbooks import default_runbooks, load_runbooks
+
+    try:
+        shipped = {r.slug for r in default_runbooks()}
+        team = {r.slug for r in load_runbooks(settings.runbooks_dir)} if settings.runbooks_dir else set()
+    except AutoscaleError as err:
+        return [Check(group="runbooks", name="runbooks", status=Status.FAIL, detail=_first_line(err))]
+    detail = f"{len(shipped | team)} runbooks ({len(shipped)} shipped"
+    if settings.runbooks_dir is not None:
+        detail += f"; {settings.runbooks_dir}: {len(team - shipped)} added, {len(team & shipped)} replaced"
+    return [Check(group="runbooks", name="runbooks", status=Status.PASS, detail=detail + ")")]
 
 
 def _writable_dir(directory: Path) -> str | None:
@@ -336,6 +361,38 @@ def check_recording_rules(settings: Settings, dialect_names: Iterable[str]) -> C
 # --------------------------------------------------------------------------------------------------
 
 
+def _policy_or_none(settings: Settings) -> Policy | None:
+    """The policy the server would load (``check_policy`` reports why when it cannot be loaded)."""
+    from mcp_autoscale.app import resolve_policy
+
+    try:
+        return resolve_policy(settings)[0]
+    except (AutoscaleError, OSError):
+        return None
+
+
+def crd_dependents(
+    pools: Iterable[PoolState], policy: Policy | None, keda_hpas: Iterable[str] = ()
+) -> dict[str, list[str]]:
+    """Why each CRD is needed: pools it owns or places, HPAs KEDA manages, and what the policy allows.
+
+    Pure. A CRD with no entry is optional here, so its absence is only a warning.
+    """
+    out: dict[str, list[str]] = {KEDA_CRD: [], NODEPOOL_CRD: []}
+    for pool in pools:
+        if pool.autoscaler is not None and pool.autoscaler.kind is AutoscalerKind.KEDA:
+            out[KEDA_CRD].append(f"pool {pool.ref.key} is KEDA-managed")
+        if pool.node_pool:
+            out[NODEPOOL_CRD].append(f"pool {pool.ref.key} runs on NodePool {pool.node_pool}")
+    out[KEDA_CRD] += [f"HPA {name} is managed by a KEDA ScaledObject" for name in keda_hpas]
+    if policy is not None:
+        if ActionKind.REQUEST_GPU_NODES in policy.tools:
+            out[NODEPOOL_CRD].append(f"policy {policy.name!r} allows request_gpu_nodes")
+        elif policy.node_pools:
+            out[NODEPOOL_CRD].append(f"policy {policy.name!r} names node pools {policy.node_pools}")
+    return {crd: reasons for crd, reasons in out.items() if reasons}
+
+
 def check_kubernetes(settings: Settings, api_client: Any = None) -> list[Check]:
     """Credentials, every RBAC permission (SelfSubjectAccessReview), the CRDs, and the pools it can see."""
     from mcp_autoscale.cluster.kubernetes import REQUIRED_CRDS, REQUIRED_PERMISSIONS, KubernetesBackend
@@ -362,26 +419,33 @@ def check_kubernetes(settings: Settings, api_client: Any = None) -> list[Check]:
         else:
             detail = f"denied; needed for: {purpose}. Apply deploy/rbac (least-privilege ClusterRole)"
             rows.append(Check(group="rbac", name=name, status=Status.FAIL, detail=detail))
+    pools_err: AutoscaleError | None = None
+    try:
+        pools = backend.list_pools()
+        keda_hpas = backend.keda_managed_hpas()
+    except AutoscaleError as err:
+        pools, keda_hpas, pools_err = [], [], err
     try:
         crds = backend.installed_crds()
     except AutoscaleError as err:
         rows.append(Check(group="crds", name="crds", status=Status.FAIL, detail=_first_line(err)))
         crds = {}
+    needed = crd_dependents(pools, _policy_or_none(settings), keda_hpas)
     for crd in REQUIRED_CRDS:
         if crd not in crds:
             continue
         if crds[crd]:
             rows.append(Check(group="crds", name=crd, status=Status.PASS, detail="installed"))
-        elif crd in REQUIRED_CRDS_FAIL:
-            hint = "install KEDA" if crd.endswith("keda.sh") else "install Karpenter v1"
-            rows.append(Check(group="crds", name=crd, status=Status.FAIL, detail=f"not installed: {hint}"))
+        elif needed.get(crd):
+            because = "; ".join(needed[crd][:3]) + (" ..." if len(needed[crd]) > 3 else "")
+            detail = f"not installed but relied on ({because}): {CRD_HINTS.get(crd, 'install it')}"
+            rows.append(Check(group="crds", name=crd, status=Status.FAIL, detail=detail))
         else:
-            detail = "not installed: node counts fall back to NodePool status"
-            rows.append(Check(group="crds", name=crd, status=Status.WARN, detail=detail))
-    try:
-        pools = backend.list_pools()
-    except AutoscaleError as err:
-        rows.append(Check(group="kubernetes", name="pools", status=Status.FAIL, detail=_first_line(err)))
+            rows.append(Check(group="crds", name=crd, status=Status.WARN, detail=CRD_UNUSED[crd]))
+    if pools_err is not None:
+        rows.append(
+            Check(group="kubernetes", name="pools", status=Status.FAIL, detail=_first_line(pools_err))
+        )
         return rows
     selector = settings.pool_selector
     if pools:
@@ -406,6 +470,7 @@ def run_checks(settings: Settings, *, kube_api_client: Any = None) -> DoctorRepo
         check_dependencies,
         lambda: check_policy(settings),
         lambda: check_audit(settings),
+        lambda: check_runbooks(settings),
     ]
     if settings.prometheus_url:
         steps.append(lambda: check_prometheus(settings))

@@ -1,38 +1,93 @@
-"""Who is calling, for the audit log: the bearer token's fingerprint over HTTP, the local user on stdio.
+"""Who is calling: the verified credential over HTTP, the local user on stdio.
 
-The HTTP middleware has already rejected requests without the right token before a tool runs, so the
-fingerprint of the presented token names a verified credential (never the token itself).
+Over HTTP the SDK's authentication middleware verifies the one ``Authorization`` header (the guard refuses
+requests with more) and puts the result in the request's ``scope["user"]``. Identity is read from there,
+from the very credential that was verified, never by parsing a header again. The token itself is never
+part of an identity.
 """
 
 from __future__ import annotations
 
-import getpass
-import hashlib
+import os
+import pwd
+from dataclasses import dataclass, field
 from typing import Any
+
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
+
+
+def os_user() -> str:
+    """The effective user's login name from the password database (``uid-N`` when it has none).
+
+    Not ``$USER`` or ``$LOGNAME``, which anyone can set.
+    """
+    uid = os.geteuid()
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid-{uid}"
 
 
 def local_user() -> str:
+    return f"local:{os_user()}"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A caller as the audit and the policy see it."""
+
+    caller: str
+    """The audit's ``caller``: ``local:USER``, ``http:token-<hash>``, ``oidc:SUBJECT`` or ``http:anonymous-loopback``."""
+    subject: str | None = None
+    name: str | None = None
+    groups: tuple[str, ...] = ()
+    scopes: frozenset[str] | None = field(default=None)
+    """Granted scopes; None where no token is involved (stdio, loopback without auth): not scope-limited."""
+
+    def allows(self, scope: str) -> bool:
+        return self.scopes is None or scope in self.scopes
+
+
+ANONYMOUS_LOOPBACK = Identity(caller="http:anonymous-loopback")
+
+
+def identity_of_token(token: AccessToken) -> Identity:
+    claims = token.claims or {}
+    groups = claims.get("groups") or ()
+    if claims.get("kind") == "static":
+        caller = f"http:{token.client_id}"
+    else:
+        caller = f"oidc:{token.subject or token.client_id}"
+    return Identity(
+        caller=caller,
+        subject=token.subject or token.client_id,
+        name=str(claims["name"]) if claims.get("name") else None,
+        groups=tuple(str(g) for g in groups),
+        scopes=frozenset(token.scopes),
+    )
+
+
+def _http_request(ctx: Any) -> Any:
+    if ctx is None:
+        return None
     try:
-        return f"local:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "local:unknown"
+        return getattr(ctx.request_context, "request", None)
+    except (ValueError, AttributeError):
+        return None
 
 
-def token_subject(token: str) -> str:
-    return "http:token-" + hashlib.sha256(token.encode()).hexdigest()[:12]
+def identity_for(ctx: Any) -> Identity:
+    """``ctx`` is an MCP ``Context`` (or None outside a request)."""
+    request = _http_request(ctx)
+    scope = getattr(request, "scope", None)
+    if not isinstance(scope, dict):
+        return Identity(caller=local_user())
+    user = scope.get("user")
+    if isinstance(user, AuthenticatedUser):
+        return identity_of_token(user.access_token)
+    return ANONYMOUS_LOOPBACK
 
 
 def caller_for(ctx: Any) -> str:
-    """``ctx`` is an MCP ``Context`` (or None outside a request)."""
-    headers = None
-    if ctx is not None:
-        try:
-            headers = ctx.headers
-        except (ValueError, AttributeError):
-            headers = None
-    if headers:
-        auth = headers.get("authorization") or headers.get("Authorization") or ""
-        if auth.lower().startswith("bearer "):
-            return token_subject(auth[7:].strip())
-        return "http:anonymous-loopback"
-    return local_user()
+    return identity_for(ctx).caller

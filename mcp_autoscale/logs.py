@@ -1,11 +1,46 @@
-"""structlog set-up. Everything goes to stderr: in stdio mode stdout is the MCP protocol."""
+"""structlog set-up. Everything goes to stderr: in stdio mode stdout is the MCP protocol.
+
+URLs in logs keep only scheme and host: a webhook URL's path *is* its credential (Slack), and httpx logs
+every request URL at INFO. ``redact_urls`` is applied to httpx's own log records and to our messages
+that carry an HTTP error.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 import structlog
+
+_URL = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://[^/\s\"'<>?#]+)[^\s\"'<>]*")
+
+
+def _cut(m: re.Match[str]) -> str:
+    scheme, _, host = m.group(1).partition("://")
+    if "@" in host:  # user:password@host
+        host = "…@" + host.rsplit("@", 1)[1]
+    return f"{scheme}://{host}" + ("/…" if len(m.group(0)) > len(m.group(1)) else "")
+
+
+def redact_urls(text: str) -> str:
+    """Every URL cut to scheme://host[:port]/…: paths, queries and user info can hold tokens."""
+    return _URL.sub(_cut, text)
+
+
+class RedactUrls(logging.Filter):
+    """Rewrites a record's message with ``redact_urls`` (installed on the httpx and httpcore loggers)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = redact_urls(record.getMessage()), None
+        return True
+
+
+def _redact_http_loggers() -> None:
+    for name in ("httpx", "httpcore"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactUrls) for f in logger.filters):
+            logger.addFilter(RedactUrls())
 
 
 def _stderr_logger(*_: object) -> structlog.PrintLogger:
@@ -16,6 +51,7 @@ def _stderr_logger(*_: object) -> structlog.PrintLogger:
 def configure_logging(level: str = "info", json: bool = False) -> None:
     lvl = getattr(logging, level.upper(), logging.INFO)
     logging.basicConfig(stream=sys.stderr, level=lvl, format="%(message)s", force=True)
+    _redact_http_loggers()
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     )

@@ -2,35 +2,65 @@
 
 from __future__ import annotations
 
-import json
-
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
 
 from mcp_autoscale.app import AutoscaleApp
 from mcp_autoscale.errors import AutoscaleError
 from mcp_autoscale.models import PoolRef
+from mcp_autoscale.paging import (
+    DEFAULT_LIMIT,
+    by_attention,
+    compact_dump,
+    compact_signals,
+    compact_text,
+    prune,
+    summarise,
+)
 
 JSON = "application/json"
 RECENT_AUDIT = 20
 
 
 def _dump(obj: object) -> str:
-    return json.dumps(obj, indent=1, default=str)
+    return compact_text(obj)
 
 
 def register(server: MCPServer, app: AutoscaleApp) -> None:
     @server.resource("autoscale://fleet/snapshot", name="fleet-snapshot", mime_type=JSON)
     def fleet_snapshot() -> str:
-        """The whole fleet now: per-pool SLO signals, replicas, owners, cost."""
-        return app.snapshotter.take().model_dump_json(indent=1)
+        """The fleet now: a summary of every pool and the most urgent pools (breach, at risk, stale, idle
+        spend) with their SLO signals, replicas, owners and cost. get_slo_snapshot pages through the rest."""
+        snap = app.snapshotter.take()
+        pools = by_attention(snap.pools)
+        data = compact_dump(
+            snap.model_copy(update={"pools": pools[:DEFAULT_LIMIT], "warnings": snap.warnings[:10]})
+        )
+        data["total_pools"] = len(pools)
+        data["summary"] = summarise(pools).model_dump(mode="json")
+        if len(pools) > DEFAULT_LIMIT:
+            data["more"] = f"{len(pools) - DEFAULT_LIMIT} more pools: get_slo_snapshot(cursor=...) pages on"
+        return _dump(data)
 
     @server.resource("autoscale://cluster/state", name="cluster-state", mime_type=JSON)
     def cluster_state() -> str:
-        """Pools (replicas, owners, GPUs, GitOps manager) and GPU node pools, as the backend reports them."""
-        pools = [p.model_dump(mode="json") for p in app.backend.list_pools()]
-        node_pools = [n.model_dump(mode="json") for n in app.backend.list_node_pools()]
-        return _dump({"backend": app.backend.name, "pools": pools, "node_pools": node_pools})
+        """GPU node pools and the first pools (replicas, owners, GPUs, GitOps manager) by name, as the
+        backend reports them; list_pools pages through every pool with filters."""
+        states = sorted(app.backend.list_pools(), key=lambda p: p.ref.key)
+        shown = [
+            prune(p.model_dump(mode="json", exclude={"metrics_urls", "labels"}))
+            for p in states[:DEFAULT_LIMIT]
+        ]
+        node_pools = [prune(n.model_dump(mode="json")) for n in app.backend.list_node_pools()]
+        data: dict[str, object] = {
+            "backend": app.backend.name,
+            "total_pools": len(states),
+            "pools": shown,
+            "node_pools": node_pools,
+        }
+        if len(states) > DEFAULT_LIMIT:
+            data["more"] = f"{len(states) - DEFAULT_LIMIT} more pools: list_pools(cursor=...) pages on"
+        return _dump(data)
 
     @server.resource(
         "autoscale://pools/{namespace}/{deployment}/metrics", name="pool-metrics", mime_type=JSON
@@ -44,7 +74,9 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
             raise ResourceError(f"pool {namespace}/{deployment}: {err}") from err
         if pool is None:
             raise ResourceError(f"unknown pool {namespace}/{deployment}; see autoscale://cluster/state")
-        return pool.model_dump_json(indent=1)
+        data = prune(pool.model_dump(mode="json"))
+        compact_signals(data["signals"])
+        return _dump(data)
 
     @server.resource("autoscale://policy/active", name="active-policy", mime_type=JSON)
     def active_policy() -> str:

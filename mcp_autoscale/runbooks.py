@@ -1,4 +1,9 @@
-"""Field runbooks: load the markdown files shipped as package data and find the right one by symptom.
+"""Field runbooks: load the shipped markdown files (plus a team's folder) and find the right one by symptom.
+
+The runbooks live at the top of the repository in ``runbooks/`` (beside ``policies/``), where a team edits
+them; the build copies them into the wheel as ``mcp_autoscale/data/runbooks`` (setup.py), so one source of
+truth serves a source checkout, an editable install and an installed wheel. ``--runbooks DIR`` merges a
+team's folder on top: its runbooks are added, and one with a shipped slug replaces the shipped one.
 
 A runbook is a markdown file with YAML front matter (title, slug, symptoms, signals, severity) and a
 body whose ```` ```mcp ```` fenced blocks hold the exact tool calls that fix the problem, one Python-style
@@ -132,8 +137,18 @@ class RunbookMatch(BaseModel):
 
 
 def packaged_runbook_dir() -> Traversable:
-    """The runbooks shipped inside the package (works from a wheel, a zip or an editable install)."""
-    return files("mcp_autoscale").joinpath("data", "runbooks")
+    """The shipped runbooks: the wheel's copy when installed, else ``runbooks/`` of the source checkout
+    (an editable install or a plain checkout: the package sits next to it)."""
+    wheel_copy = files("mcp_autoscale").joinpath("data", "runbooks")
+    if wheel_copy.is_dir():
+        return wheel_copy
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "runbooks").is_dir():
+        return checkout / "runbooks"
+    raise ConfigError(
+        "the shipped runbooks are missing: neither mcp_autoscale/data/runbooks (wheel) nor runbooks/ "
+        "(source checkout) exists; reinstall the package"
+    )
 
 
 def load_runbooks(directory: Path | None = None) -> list[Runbook]:
@@ -150,7 +165,7 @@ def load_runbooks(directory: Path | None = None) -> list[Runbook]:
     runbooks: list[Runbook] = []
     seen: dict[str, str] = {}
     for entry in entries:
-        label = str(entry) if directory is not None else f"mcp_autoscale/data/runbooks/{entry.name}"
+        label = str(entry) if directory is not None else f"runbooks/{entry.name}"
         runbook = parse_runbook(entry.read_text(encoding="utf-8"), label)
         if runbook.slug in seen:
             raise ConfigError(
@@ -169,6 +184,18 @@ def _packaged() -> tuple[Runbook, ...]:
 def default_runbooks() -> list[Runbook]:
     """The packaged runbooks, parsed once per process (they are read-only package data)."""
     return list(_packaged())
+
+
+def merged_runbooks(team_dir: Path | None) -> list[Runbook]:
+    """The shipped runbooks plus a team's folder; a team runbook with a shipped slug replaces it.
+
+    Raises ConfigError (naming the file) for a malformed team runbook or a slug used twice in the folder.
+    """
+    shipped = {r.slug: r for r in default_runbooks()}
+    if team_dir is None:
+        return sorted(shipped.values(), key=lambda r: r.slug)
+    team = {r.slug: r for r in load_runbooks(team_dir)}
+    return sorted({**shipped, **team}.values(), key=lambda r: r.slug)
 
 
 def parse_runbook(text: str, source: str) -> Runbook:

@@ -6,12 +6,9 @@ Toolsets live in ``mcp_autoscale.tools.*`` (one module each), resources in ``res
 
 from __future__ import annotations
 
-import hmac
 import importlib
 import ipaddress
-import json
 import pkgutil
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from mcp.server.mcpserver import MCPServer
@@ -19,10 +16,15 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from mcp_autoscale import __version__, prompts, resources, tools
+from mcp_autoscale import __version__, metrics, prompts, resources, tools
 from mcp_autoscale.app import AutoscaleApp
+from mcp_autoscale.config import Settings
 from mcp_autoscale.errors import ConfigError
 from mcp_autoscale.logs import get_logger
+from mcp_autoscale.web.app import Protection, SessionLimits, build_http_app
+from mcp_autoscale.web.deadlines import deadline_protocol
+from mcp_autoscale.web.guard import ASGIApp
+from mcp_autoscale.web.static_token import StaticTokenVerifier
 
 log = get_logger(__name__)
 
@@ -34,11 +36,6 @@ INSTRUCTIONS = (
     "Flux manage are changed as a Git commit when the policy says so (status proposed_commit); never "
     "work around a denial. Runbooks are resources under autoscale://runbooks/ (find_runbook searches them)."
 )
-
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 def _toolset_modules() -> list[str]:
@@ -69,16 +66,32 @@ def compact_schema(schema: Any) -> Any:
     return schema
 
 
+_SCALAR_KEYWORDS = frozenset(
+    {"type", "maxLength", "minLength", "pattern", "enum", "minimum", "maximum", "format"}
+)
+
+
 def _merge_nullable(schema: dict[str, Any]) -> None:
-    """``anyOf: [{type: number}, {type: null}], default: null`` -> ``type: [number, null]`` (same meaning)."""
+    """``anyOf: [{type: number}, {type: null}], default: null`` -> ``type: [number, null]`` (same meaning).
+
+    A scalar option's constraints move up with it: ``maxLength``/``pattern``/``minimum`` only constrain
+    values of their own type, so null stays valid; an ``enum`` gets ``null`` added for the same reason.
+    """
     options = schema.get("anyOf")
-    if not isinstance(options, list) or not all(isinstance(o, dict) and set(o) == {"type"} for o in options):
+    if not isinstance(options, list) or not all(isinstance(o, dict) and "type" in o for o in options):
+        return
+    constrained = [o for o in options if set(o) != {"type"}]
+    if len(constrained) > 1 or any(not set(o) <= _SCALAR_KEYWORDS for o in constrained):
         return
     types: list[Any] = []
     for option in options:
         t = option["type"]
         types.extend(t if isinstance(t, list) else [t])
     del schema["anyOf"]
+    for option in constrained:
+        schema.update({k: v for k, v in option.items() if k != "type"})
+    if "enum" in schema and "null" in types and None not in schema["enum"]:
+        schema["enum"] = [*schema["enum"], None]
     schema["type"] = types
     if "default" in schema and schema["default"] is None:
         del schema["default"]
@@ -136,6 +149,8 @@ def shallow_schema(schema: dict[str, Any], depth: int = OUTPUT_SCHEMA_DEPTH) -> 
 
 def _compact_tool_schemas(server: MCPServer) -> None:
     for tool in server._tool_manager.list_tools():
+        if tool.description:
+            tool.description = " ".join(tool.description.split())  # docstring indentation, every turn
         compact_schema(tool.parameters)
         output = tool.fn_metadata.output_schema
         if output is not None:
@@ -153,6 +168,7 @@ def create_server(app: AutoscaleApp) -> MCPServer:
     prompts.register(server)
     prompts.register_capacity_review(server)
     _compact_tool_schemas(server)
+    metrics.instrument_server(server)
     return server
 
 
@@ -163,50 +179,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-def _reply(status: int, payload: dict[str, str], extra: list[tuple[bytes, bytes]] | None = None) -> Any:
-    async def respond(send: Send) -> None:
-        headers = [(b"content-type", b"application/json"), *(extra or [])]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": json.dumps(payload).encode()})
-
-    return respond
-
-
-class HttpGuard:
-    """Pure ASGI middleware in front of ``/mcp``: bearer token and (when the SDK's Host check is off)
-    browser Origin. Pure ASGI, not BaseHTTPMiddleware, so streamed SSE responses pass through untouched.
-    """
-
-    def __init__(
-        self,
-        inner: ASGIApp,
-        token: str | None,
-        allowed_origins: list[str] | None = None,
-        protected_prefix: str = "/mcp",
-    ) -> None:
-        self.inner = inner
-        self.token = token.encode() if token else None
-        self.allowed_origins = allowed_origins
-        self.prefix = protected_prefix
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and str(scope.get("path", "")).startswith(self.prefix):
-            headers = dict(scope.get("headers") or [])
-            origin = headers.get(b"origin")
-            if self.allowed_origins is not None and origin and origin.decode() not in self.allowed_origins:
-                await _reply(403, {"error": "forbidden", "detail": "Origin not allowed"})(send)
-                return
-            if self.token is not None:
-                auth = headers.get(b"authorization", b"")
-                presented = auth[7:].strip() if auth[:7].lower() == b"bearer " else b""
-                if not presented or not hmac.compare_digest(presented, self.token):
-                    challenge = [(b"www-authenticate", b'Bearer realm="mcp-autoscale"')]
-                    detail = {"error": "unauthorized", "detail": "missing or wrong bearer token"}
-                    await _reply(401, detail, challenge)(send)
-                    return
-        await self.inner(scope, receive, send)
 
 
 def transport_security(
@@ -224,11 +196,18 @@ def transport_security(
     return TransportSecuritySettings(enable_dns_rebinding_protection=False)
 
 
+def http_protection(settings: Settings) -> Protection | None:
+    """The static bearer token when one is set; None (no auth) otherwise."""
+    if settings.http_token is None:
+        return None
+    return Protection(verifier=StaticTokenVerifier(settings.http_token.get_secret_value()))
+
+
 def http_app(app: AutoscaleApp, server: MCPServer, host: str) -> ASGIApp:
     """The streamable-HTTP ASGI app at ``/mcp`` with ``/healthz``, Host/Origin checks and bearer auth."""
     settings = app.settings
-    token = settings.http_token.get_secret_value() if settings.http_token else None
-    if not is_loopback(host) and not token:
+    protection = http_protection(settings)
+    if not is_loopback(host) and protection is None:
         raise ConfigError(
             f"refusing to serve HTTP on {host} without a bearer token: set MCP_AUTOSCALE_HTTP_TOKEN "
             "(or bind to 127.0.0.1)"
@@ -238,22 +217,48 @@ def http_app(app: AutoscaleApp, server: MCPServer, host: str) -> ASGIApp:
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok", "backend": app.backend.name, "version": __version__})
 
+    @server.custom_route("/metrics", methods=["GET"], include_in_schema=False)
+    async def prometheus_metrics(request: Request) -> Response:
+        body, content_type = metrics.exposition()  # counters only, no secrets: unauthenticated like /healthz
+        return Response(body, media_type=content_type)
+
+    metrics.watch_pending(app.gate)
+
     security = transport_security(host, settings.allowed_hosts, settings.allowed_origins)
-    asgi: ASGIApp = server.streamable_http_app(host=host, transport_security=security)
     own_origin_check = None if security.enable_dns_rebinding_protection else list(settings.allowed_origins)
-    if token or own_origin_check is not None:
-        asgi = HttpGuard(asgi, token, own_origin_check)
-    return asgi
+    limits = SessionLimits(
+        max_sessions=settings.http_max_sessions,
+        max_sessions_per_owner=settings.http_max_sessions_per_caller,
+        idle_timeout_s=settings.http_session_idle_s,
+    )
+    return build_http_app(
+        server, security=security, limits=limits, protection=protection, own_origin_check=own_origin_check
+    )
 
 
 def run_stdio(app: AutoscaleApp) -> None:
-    create_server(app).run()
+    import anyio
+
+    from mcp_autoscale.stdio import serve_stdio
+
+    anyio.run(serve_stdio, create_server(app))
 
 
 def run_http(app: AutoscaleApp, host: str, port: int) -> None:
+    """Serve with read deadlines on every connection and a bounded graceful shutdown: SIGTERM ends the
+    process within ``http_shutdown_s`` however many sessions and open streams there are."""
     import uvicorn
 
-    server = create_server(app)
-    asgi = http_app(app, server, host)
-    log.info("serve.http", url=f"http://{host}:{port}/mcp", auth=bool(app.settings.http_token))
-    uvicorn.run(asgi, host=host, port=port, log_level="warning")
+    settings = app.settings
+    asgi = http_app(app, create_server(app), host)
+    log.info("serve.http", url=f"http://{host}:{port}/mcp", auth=bool(settings.http_token))
+    config = uvicorn.Config(
+        asgi,
+        host=host,
+        port=port,
+        log_level="warning",
+        http=deadline_protocol(settings.http_header_timeout_s, settings.http_body_timeout_s),
+        timeout_keep_alive=5,
+        timeout_graceful_shutdown=settings.http_shutdown_s,
+    )
+    uvicorn.Server(config).run()

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
+from typing import Any
 
+from mcp_autoscale import metrics
 from mcp_autoscale.cluster.base import ClusterBackend
-from mcp_autoscale.errors import AutoscaleError
+from mcp_autoscale.errors import AutoscaleError, NotFound
 from mcp_autoscale.logs import get_logger
 from mcp_autoscale.models import (
     FleetSnapshot,
@@ -30,6 +33,9 @@ from mcp_autoscale.signals.base import SignalSource
 log = get_logger(__name__)
 
 TargetsFor = Callable[[PoolState], SloTargets]
+HISTORY_POOL_BUDGET = 24_000
+"""Pool snapshots the history may hold in all (120 snapshots up to 200 pools, 24 at 1,000 pools)."""
+HISTORY_MIN = 8
 CostFor = Callable[[PoolState], float | None]
 
 _OBJECTIVES: tuple[str, ...] = ("ttft_p90_s", "itl_p90_s")
@@ -81,7 +87,7 @@ _NOT_APPLICABLE: dict[Role, frozenset[str]] = {
 }
 
 
-def _incomplete(signals: PoolSignals, role: Role) -> bool:
+def incomplete(signals: PoolSignals, role: Role) -> bool:
     """Missing or stale data the pool should have (a prefill pool's ITL is not missing, it does not exist)."""
     missing = set(signals.missing) - _NOT_APPLICABLE[role]
     if idle(signals):
@@ -117,7 +123,7 @@ def build_snapshot(
         signals = report.pools.get(pool.ref.key)
         if signals is None:
             signals = PoolSignals(missing={"*": f"no signals for {pool.ref.key} from {report.source}"})
-        if _incomplete(signals, pool.role):
+        if incomplete(signals, pool.role):
             partial = True
         targets = targets_for(pool)
         status, breaches = judge_slo(signals, targets, pool.role)
@@ -181,6 +187,7 @@ class Snapshotter:
         namespaces: Sequence[str] | None = None,
         clock: Callable[[], datetime] | None = None,
         history_size: int = 120,
+        consistency: AbstractContextManager[Any] | None = None,
     ) -> None:
         self.backend = backend
         self.source = source
@@ -189,6 +196,8 @@ class Snapshotter:
         self.namespaces = list(namespaces) if namespaces else None
         self.clock = clock or (lambda: datetime.now(UTC))
         self._history: deque[FleetSnapshot] = deque(maxlen=history_size)
+        self._consistency = consistency
+        """Held across one snapshot's reads (the twin's lock): pools, node pools and signals of one instant."""
 
     def history(self) -> list[FleetSnapshot]:
         """Recent snapshots, oldest first: the planner learns capacity and forecasts load from them."""
@@ -199,10 +208,24 @@ class Snapshotter:
             self._history[-1] = snap  # same moment, e.g. two tools in one turn: keep the newest only
         else:
             self._history.append(snap)
+        # ~5 KB per pool and snapshot: 120 snapshots of 1,000 pools would hold ~600 MB
+        keep = max(HISTORY_MIN, HISTORY_POOL_BUDGET // max(1, len(snap.pools)))
+        while len(self._history) > keep:
+            self._history.popleft()
 
     def _visible(self, pool: PoolState) -> bool:
         return self.namespaces is None or pool.ref.namespace in self.namespaces
 
+    def _pools(self, namespace: str | None, name: str | None) -> list[PoolState]:
+        """One pool by address when both parts are given (the gate's evidence: one read, not the fleet)."""
+        if namespace is None or name is None:
+            return self.backend.list_pools()
+        try:
+            return [self.backend.get_pool(PoolRef(namespace=namespace, name=name))]
+        except (NotFound, ValueError):
+            return []
+
+    @metrics.timed(metrics.SNAPSHOT_SECONDS)
     def take(
         self,
         *,
@@ -210,7 +233,11 @@ class Snapshotter:
         name: str | None = None,
         include_node_pools: bool = True,
     ) -> FleetSnapshot:
-        pools = [p for p in self.backend.list_pools() if self._visible(p)]
+        with self._consistency or nullcontext():
+            return self._take(namespace=namespace, name=name, include_node_pools=include_node_pools)
+
+    def _take(self, *, namespace: str | None, name: str | None, include_node_pools: bool) -> FleetSnapshot:
+        pools = [p for p in self._pools(namespace, name) if self._visible(p)]
         if namespace is not None:
             pools = [p for p in pools if p.ref.namespace == namespace]
         if name is not None:

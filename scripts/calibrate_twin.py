@@ -61,6 +61,7 @@ def main() -> None:
         "L4": {"mem_gb": 24, "bw_gbs": 300, "bf16_tflops": 121, "fp8_tflops": 242},
         "A10G": {"mem_gb": 24, "bw_gbs": 600, "bf16_tflops": 70, "fp8_tflops": None},
         "H100": {"mem_gb": 80, "bw_gbs": 3350, "bf16_tflops": 989, "fp8_tflops": 1979},
+        "L40S": {"mem_gb": 48, "bw_gbs": 864, "bf16_tflops": 362, "fp8_tflops": 733},
     }
     gpu_out: dict[str, Any] = {}
     for name, g in gpus.items():
@@ -238,6 +239,12 @@ def main() -> None:
         "H100",
         1,
         prefill_from=None,
+    )
+    roofline_profile(
+        "llama-3.1-8b/L40Sx1", "meta-llama/Llama-3.1-8B-Instruct", "L40S", 1, False, (6000, 9000)
+    )
+    profiles["llama-3.1-8b/L40Sx1"]["note"] = (
+        "Roofline only (no published BLIS point for the L40S); the fleet-1000 scenario's fourth GPU type."
     )
     roofline_profile(
         "granite-3.1-8b/A10Gx1", "ibm-granite/granite-3.1-8b-instruct", "A10G", 1, False, (2000, 3000)

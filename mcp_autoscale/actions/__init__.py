@@ -6,6 +6,7 @@ preconditions, ``gate`` is the ``Gate`` itself. Nothing else in the code may cal
 
 from mcp_autoscale.actions.build import (
     action_arguments,
+    action_digest,
     action_from_call,
     compact_evidence,
     inverse_of,
@@ -18,6 +19,7 @@ __all__ = [
     "CONFLICT_ATTEMPTS",
     "Gate",
     "action_arguments",
+    "action_digest",
     "action_from_call",
     "compact_evidence",
     "inverse_of",

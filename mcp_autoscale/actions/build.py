@@ -3,6 +3,8 @@ inverse call that undoes an applied change. Pure functions."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -73,6 +75,20 @@ def action_arguments(action: Action) -> dict[str, Any]:
         args = {"namespace": action.target.namespace, "deployment": action.target.name}
     args.update(action.params.model_dump(mode="json", exclude={"kind"}, exclude_none=True))
     return args
+
+
+def action_digest(action: Action) -> str:
+    """SHA-256 of what a person is shown and approves: tool, target, exact arguments and rationale.
+
+    An approval carries the digest of the action it was shown; the gate runs a proposal only when the
+    proposal's own digest matches, so approving one thing can never run another.
+    """
+    shown = {
+        "tool": action.kind.value,
+        "arguments": action_arguments(action),
+        "rationale": action.rationale,
+    }
+    return hashlib.sha256(json.dumps(shown, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def action_from_call(

@@ -7,13 +7,17 @@ changes, the evidence the decision used and, for applied changes, the inverse to
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
+from mcp_autoscale import metrics
 from mcp_autoscale.actions.build import (
     action_arguments,
+    action_digest,
     action_from_call,
     compact_evidence,
     describe_changes,
@@ -62,12 +66,37 @@ from mcp_autoscale.models import (
     ScaleDeploymentParams,
     Verdict,
 )
-from mcp_autoscale.policy import Policy, PolicyContext, evaluate, target_label
+from mcp_autoscale.policy import Policy, PolicyContext, Rule, evaluate, target_label
+from mcp_autoscale.untrusted import quoted
 
 log = get_logger(__name__)
 
 CONFLICT_ATTEMPTS = 3
 HISTORY = timedelta(days=1)
+
+
+def spans_pools(rule: Rule) -> bool:
+    """Rules whose limits add up over every target they match: a daily budget, a scale-in allowance."""
+    daily = rule.budget is not None and rule.budget.max_added_usd_per_day is not None
+    return daily or rule.max_scale_in is not None
+
+
+def lock_keys(policy: Policy, action: Action) -> list[str]:
+    """What to lock for one decision: the target, and the scope of every cross-pool limit that may apply.
+
+    A budget spans pools, so two calls on different pools must not both read "budget left" and both
+    spend it. Labels and time windows are not known before the pool is read, so a rule counts as soon as
+    its tools, namespaces, pools and node pools could match (a superset: more locking, never less).
+    Sorted, so every process takes them in the same order and two decisions cannot deadlock.
+    """
+    node_pool = action.params.node_pool if isinstance(action.params, GpuNodeRequest) else None
+    keys = {target_label(action)}
+    for rule in policy.rules:
+        if spans_pools(rule) and rule.match.matches(
+            tool=action.kind, ref=action.target, labels=dict(rule.match.labels), node_pool=node_pool
+        ):
+            keys.add(f"scope/{rule.name}")
+    return sorted(keys)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -178,15 +207,15 @@ class Gate:
         except (NotFound, BackendUnavailable) as err:
             return Verdict(decision=Decision.DENY, rules=["target"], reasons=[f"rule 'target': {err}"])
 
+    @metrics.gate_timed
     def submit(self, action: Action) -> ActionResult:
         """Decide, then act or refuse; always exactly one audit record (idempotent retries add none)."""
         if action.idempotency_key:
             prior = self._idempotent(action)
             if prior is not None:
                 return prior
-        key = target_label(action)
         try:
-            with self.lock.acquire(key, self.lock_timeout_s):
+            with self._hold(action):
                 if action.idempotency_key:
                     prior = self._idempotent(action)
                     if prior is not None:
@@ -198,8 +227,46 @@ class Gate:
 
     # ---------------------------------------------------------------------------------- internals
 
+    @contextmanager
+    def _hold(self, action: Action) -> Iterator[None]:
+        """Hold every lock of ``lock_keys`` (one deadline for all); ``Conflict`` when one is not free."""
+        deadline = time.monotonic() + self.lock_timeout_s
+        with ExitStack() as stack:
+            for key in lock_keys(self.policy, action):
+                stack.enter_context(self.lock.acquire(key, max(0.0, deadline - time.monotonic())))
+            yield
+
+    def idempotency_conflict(self, action: Action) -> str | None:
+        """Why ``action``'s idempotency key cannot be used for it (None: new key, or the same call).
+
+        A key stands for one exact call. Reusing it with other arguments must not return (and so let
+        someone approve) the earlier call's proposal in place of the one now asked for.
+        """
+        if not action.idempotency_key:
+            return None
+        latest = self.audit.find_idempotent(action.idempotency_key, caller=action.caller)
+        if latest is None:
+            return None
+        dry = action.dry_run or self.settings.dry_run
+        args = action_arguments(action)
+        if latest.tool == action.kind.value and latest.arguments == args and latest.dry_run == dry:
+            return None
+        before = ", ".join(f"{k}={v}" for k, v in latest.arguments.items())
+        now = ", ".join(f"{k}={v}" for k, v in args.items())
+        was = " as a dry run" if latest.dry_run else ""
+        is_ = " as a dry run" if dry else ""
+        return (
+            f"idempotency_key {action.idempotency_key!r} was already used for {latest.tool}({before})"
+            f"{was} (status {latest.status.value}, audit {latest.id}); this call is "
+            f"{action.kind.value}({now}){is_}. A key stands for one exact call: use a new "
+            "idempotency_key for different arguments, or repeat the exact same call to get its outcome"
+        )
+
     def _idempotent(self, action: Action) -> ActionResult | None:
         assert action.idempotency_key is not None
+        conflict = self.idempotency_conflict(action)
+        if conflict is not None:
+            raise InvalidInput(conflict)
         latest = self.audit.find_idempotent(action.idempotency_key, caller=action.caller)
         if latest is None:
             return None
@@ -291,6 +358,7 @@ class Gate:
             via=via,
             approvers=verdict.approvers,
             pool_replicas=pool.desired_replicas if pool is not None else None,
+            digest=action_digest(action),
         )
         how = f"`mcp-autoscale approve {proposal.id}`"
         if "elicitation" in via:
@@ -356,16 +424,28 @@ class Gate:
         if p.approvers and name not in p.approvers and approver not in p.approvers:
             raise Forbidden(f"{name} may not approve proposal {p.id}; approvers: {', '.join(p.approvers)}")
 
-    def _open(self, proposal_id: str) -> Proposal:
+    def _open(self, proposal_id: str, digest: str | None = None) -> Proposal:
+        """An open proposal whose action is the one that was proposed (and, given ``digest``, shown)."""
         p = self.proposals.get(proposal_id)
         if p.status not in (ProposalStatus.PENDING, ProposalStatus.APPROVED):
             who = f" by {p.decided_by}" if p.decided_by else ""
             raise InvalidInput(f"proposal {p.id} is already {p.status.value}{who}; nothing to do")
+        actual = action_digest(p.action)
+        if p.digest is not None and p.digest != actual:
+            raise Forbidden(
+                f"proposal {p.id} no longer holds the action that was proposed (digest mismatch); "
+                "nothing was approved: propose the action again"
+            )
+        if digest is not None and digest != actual:
+            raise Forbidden(
+                f"proposal {p.id} is {p.summary()}, not the action that was shown for approval; "
+                "nothing was approved or rejected"
+            )
         return p
 
-    def _open_pending(self, proposal_id: str) -> Proposal:
+    def _open_pending(self, proposal_id: str, digest: str | None = None) -> Proposal:
         """A proposal nobody decided yet: a second approval is refused, not silently repeated."""
-        p = self._open(proposal_id)
+        p = self._open(proposal_id, digest)
         if p.status == ProposalStatus.APPROVED:
             when = f" at {p.decided_at.isoformat(timespec='seconds')}" if p.decided_at else ""
             raise InvalidInput(
@@ -374,16 +454,18 @@ class Gate:
             )
         return p
 
-    def approve(self, proposal_id: str, approver: str) -> ActionResult:
+    def approve(self, proposal_id: str, approver: str, *, digest: str | None = None) -> ActionResult:
         """Approve a pending proposal and run it now; policy and data are re-checked at execution time.
 
         ``approver`` is 'cli:<user>' for a terminal/CI, 'mcp-elicitation:<caller>' for a user who confirmed
-        in the MCP client. Expired proposals cannot run (status EXPIRED).
+        in the MCP client. ``digest`` (``action_digest`` of the action the approver was shown) binds the
+        approval to that exact action: a proposal for anything else is refused. Expired proposals cannot
+        run (status EXPIRED).
         """
-        p = self._open_pending(proposal_id)
+        p = self._open_pending(proposal_id, digest)
         self._check_approver(p, approver)
-        with self.lock.acquire(p.target, self.lock_timeout_s):
-            p = self._open_pending(proposal_id)
+        with self._hold(p.action):
+            p = self._open_pending(proposal_id, digest)
             now = self.clock()
             if now >= p.expires_at:
                 return self._expire(p, now)
@@ -395,7 +477,7 @@ class Gate:
         server, whose simulated fleet lives in memory) runs it with ``execute_approved()``."""
         p = self._open_pending(proposal_id)
         self._check_approver(p, approver)
-        with self.lock.acquire(p.target, self.lock_timeout_s):
+        with self._hold(p.action):
             p = self._open_pending(proposal_id)
             now = self.clock()
             if now >= p.expires_at:
@@ -411,7 +493,7 @@ class Gate:
         for p in self.proposals.all():
             if p.status != ProposalStatus.APPROVED:
                 continue
-            with self.lock.acquire(p.target, self.lock_timeout_s):
+            with self._hold(p.action):
                 p = self.proposals.get(p.id)
                 if p.status != ProposalStatus.APPROVED:
                     continue
@@ -509,15 +591,17 @@ class Gate:
         result.proposal_id = p.id
         return result
 
-    def reject(self, proposal_id: str, approver: str, reason: str) -> ActionResult:
+    def reject(
+        self, proposal_id: str, approver: str, reason: str, *, digest: str | None = None
+    ) -> ActionResult:
         """Close a proposal without acting; the rejecting person and their reason are audited."""
         if not reason or not reason.strip():
             raise InvalidInput("a reason is required to reject a proposal")
         if not approver.strip():
             raise InvalidInput("approver is required (who rejects this action?)")
-        p = self._open(proposal_id)
-        with self.lock.acquire(p.target, self.lock_timeout_s):
-            p = self._open(proposal_id)
+        p = self._open(proposal_id, digest)
+        with self._hold(p.action):
+            p = self._open(proposal_id, digest)
             now = self.clock()
             msg = f"Rejected by {approver}, nothing changed: {reason.strip()}."
             result = self._record(
@@ -722,7 +806,7 @@ class Gate:
         if inverse is not None:
             result.message += f" Undo with rollback_action(audit_id={result.audit_id!r})."
         result.notes.extend(self._backend_notes())
-        self._post_event(action, f"{msg} ({action.rationale})")
+        self._post_event(action, f"{msg} Rationale {quoted(action.rationale)}")
         return result
 
     def _dry_why(self, action: Action) -> str:
@@ -820,6 +904,7 @@ class Gate:
         result.notes.append(f"diff against {out.base[:12]}:\n{out.diff}")
         return result
 
+    @metrics.audited
     def _record(
         self,
         action: Action,

@@ -123,13 +123,36 @@ def idempotency_key(run_id: str, proposal: Proposal) -> str:
     return f"agent-{run_id}-{digest}"
 
 
+PAGE = 200
+"""The largest page a read tool gives: the agent reads the whole fleet in as few calls as it can."""
+
+
+async def call_all(
+    client: Any, tool: str, args: Mapping[str, Any], key: str
+) -> tuple[Any, list[Mapping[str, Any]]]:
+    """Call a paged read tool and follow ``next_cursor`` to the end: the first result and every item.
+
+    An error on any page is returned as that page's result (the caller reports it)."""
+    result = await client.call_tool(tool, {**args, "limit": PAGE})
+    first = result
+    items: list[Mapping[str, Any]] = []
+    while not result.is_error:
+        data = result.structured_content or {}
+        items += data.get(key) or []
+        cursor = data.get("next_cursor")
+        if not cursor:
+            return first, items
+        result = await client.call_tool(tool, {**args, "limit": PAGE, "cursor": cursor})
+    return result, items
+
+
 async def run_iteration(client: Any, index: int, options: AgentOptions, run_id: str) -> Iteration:
     """One pass: snapshot, recommendations (or the agent's rules), gated calls."""
     it = Iteration(index=index, started_at=datetime.now(UTC))
     snap_args: dict[str, Any] = {"include_node_pools": False}
     if options.namespace:
         snap_args["namespace"] = options.namespace
-    snap = await client.call_tool("get_slo_snapshot", snap_args)
+    snap, all_pools = await call_all(client, "get_slo_snapshot", snap_args, "pools")
     if snap.is_error:
         it.errors.append(f"get_slo_snapshot failed: {_text(snap)}")
         return it
@@ -141,18 +164,17 @@ async def run_iteration(client: Any, index: int, options: AgentOptions, run_id: 
     it.warnings = list(data.get("warnings") or [])
     it.source_errors = list(data.get("source_errors") or [])
     it.fleet_cost_per_hour = data.get("fleet_cost_per_hour")
-    it.pools = [pool_view(p) for p in data.get("pools") or []]
+    it.pools = [pool_view(p) for p in all_pools]
 
     tools = {t.name for t in (await client.list_tools()).tools}
     proposals: list[Proposal]
     if "recommend_scaling" in tools:
         it.recommendation_source = "recommend_scaling"
         rec_args = {"namespace": options.namespace} if options.namespace else {}
-        recs = await client.call_tool("recommend_scaling", rec_args)
+        recs, items = await call_all(client, "recommend_scaling", rec_args, "recommendations")
         if recs.is_error:
             it.errors.append(f"recommend_scaling failed: {_text(recs)}")
             return it
-        items = (recs.structured_content or {}).get("recommendations") or []
         proposals, notes = recommendation_proposals(items, it.pools, options.dry_run)
         # A breach the planner leaves alone (e.g. "the fast loop will get there") still gets the agent's
         # queue-first rule, so capacity being built is held; the report says who decided and why.

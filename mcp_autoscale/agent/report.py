@@ -65,6 +65,21 @@ def _pool_row(p: PoolView) -> str:
     return "| " + " | ".join(_cell(c) for c in cells) + " |"
 
 
+MAX_TABLE_ROWS = 30
+"""Pools in the markdown table beyond the breaching ones: a 1,000-pool table buries what matters."""
+MAX_DETAILED_PROPOSALS = 25
+"""Proposals shown with rationale, policy reasons and expected effect; the rest get one line each (the
+--json report has every detail)."""
+_SLO_ORDER = {"breach": 0, "unknown": 1}
+
+
+def pools_first(pools: list[PoolView]) -> list[PoolView]:
+    """Breaching pools first (all of them), then unknown, then by $/h; at most MAX_TABLE_ROWS otherwise."""
+    ordered = sorted(pools, key=lambda p: (_SLO_ORDER.get(p.slo, 2), -(p.cost_per_hour or 0.0), p.pool))
+    breaching = sum(1 for p in pools if p.slo == "breach")
+    return ordered[: max(MAX_TABLE_ROWS, breaching)]
+
+
 def _args_text(proposal: Proposal) -> str:
     shown = {k: v for k, v in proposal.arguments.items() if k not in ("rationale", "idempotency_key")}
     return ", ".join(f"{k}={v}" for k, v in shown.items())
@@ -101,13 +116,17 @@ def render_iteration(it: Iteration, title: str) -> list[str]:
         lines += ["", "**Source down, the agent was blind**: " + "; ".join(it.source_errors)]
     elif it.partial:
         lines += ["", "**Partial snapshot**: " + "; ".join(it.warnings or ["some signals missing or stale"])]
+    shown = pools_first(it.pools)
     lines += [
         "",
         "| pool | ready/desired | owner | TTFT p90 / target | ITL p90 | KV | queue | $/h | SLO |",
         "|---|---|---|---|---|---|---|---|---|",
-        *(_pool_row(p) for p in it.pools),
+        *(_pool_row(p) for p in shown),
         "",
     ]
+    if len(shown) < len(it.pools):
+        rest = len(it.pools) - len(shown)
+        lines[-1:-1] = [f"| ... {rest} more pools, none breaching; every pool is in the --json report |"]
     breached = it.breached()
     if breached:
         lines.append("### Breaches")
@@ -129,7 +148,7 @@ def render_iteration(it: Iteration, title: str) -> list[str]:
     lines.append("### Proposed actions")
     if it.proposals:
         for n, p in enumerate(it.proposals, 1):
-            lines += _proposal(n, p)
+            lines += _proposal(n, p) if n <= MAX_DETAILED_PROPOSALS else _proposal(n, p)[:1]
     else:
         lines.append("None.")
     lines.append("")

@@ -21,6 +21,7 @@ from mcp_autoscale.errors import (
     InvalidInput,
     NotFound,
 )
+from mcp_autoscale.metrics import kube_api_error
 
 TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
     urllib3.exceptions.HTTPError,  # MaxRetryError, timeouts, protocol errors, NewConnectionError
@@ -83,6 +84,7 @@ def rbac_rule(target: Target) -> str:
 
 def map_api_error(exc: ApiException, target: Target, attempts: int = 1) -> AutoscaleError:
     status = exc.status or 0
+    kube_api_error(status)
     msg = server_message(exc)
     if status == 403:
         where = f"in namespace {target.namespace}" if target.namespace else "at cluster scope"
@@ -113,6 +115,7 @@ def map_api_error(exc: ApiException, target: Target, attempts: int = 1) -> Autos
 
 
 def map_transport_error(exc: BaseException, target: Target, timeout_s: float) -> BackendUnavailable:
+    kube_api_error("transport")
     kind = type(exc).__name__
     if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
         kind = type(exc.reason).__name__

@@ -413,6 +413,18 @@ class KubernetesBackend:
         }
         return {crd: crd in names for crd in REQUIRED_CRDS}
 
+    def keda_managed_hpas(self) -> list[str]:
+        """HPAs (``ns/name``) that a KEDA ScaledObject owns: KEDA is relied on even if its CRD is gone."""
+        out: list[str] = []
+        for ns in self._namespaces_for():
+            for h in self._hpas(ns):
+                m = ko.meta(h)
+                owners = {o.get("kind") for o in m.get("ownerReferences") or []}
+                labelled = "scaledobject.keda.sh/name" in (m.get("labels") or {})
+                if "ScaledObject" in owners or labelled or str(m.get("name", "")).startswith("keda-hpa-"):
+                    out.append(f"{m.get('namespace')}/{m.get('name')}")
+        return sorted(out)
+
     def check_permissions(self) -> list[PermissionCheck]:
         """One SelfSubjectAccessReview per (verb, resource) in REQUIRED_PERMISSIONS (for ``doctor``)."""
         out: list[PermissionCheck] = []

@@ -27,6 +27,13 @@ AuditOpt = Annotated[Path | None, typer.Option("--audit", help="Audit log file (
 DryRunOpt = Annotated[
     bool, typer.Option("--dry-run", help="Every mutating call becomes a proposal, whatever the policy says.")
 ]
+RunbooksOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--runbooks",
+        help="A team's runbook folder (*.md), merged over the shipped runbooks; a shipped slug is replaced.",
+    ),
+]
 ContextOpt = Annotated[str | None, typer.Option("--context", help="kubeconfig context (kubernetes backend).")]
 ScenarioOpt = Annotated[str | None, typer.Option("--scenario", help="Simulator scenario (sim backend).")]
 SeedOpt = Annotated[

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from mcp_autoscale.actions import Gate
+from mcp_autoscale.approvals import delegated
 from mcp_autoscale.commands._common import (
     AuditOpt,
     BackendOpt,
@@ -19,15 +20,22 @@ from mcp_autoscale.commands._common import (
     echo_out,
     exit_on_error,
 )
-from mcp_autoscale.errors import InvalidInput, NotFound
-from mcp_autoscale.identity import local_user
+from mcp_autoscale.errors import Forbidden, InvalidInput, NotFound
+from mcp_autoscale.identity import os_user
 from mcp_autoscale.models import ActionResult, ActionStatus
+from mcp_autoscale.policy import Policy
+from mcp_autoscale.untrusted import lines, neutralise, quoted
 
 StateDirOpt = Annotated[
     Path | None, typer.Option("--state-dir", help="Where proposals and locks live (default: XDG state dir).")
 ]
 AsOpt = Annotated[
-    str | None, typer.Option("--as", help="Approver name recorded in the audit log (default: you).")
+    str | None,
+    typer.Option(
+        "--as",
+        help="Act on behalf of NAME (only where the policy sets approvals.allow_delegation; both names "
+        "are recorded). Default: you, as the operating system knows you.",
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
 
@@ -71,17 +79,26 @@ SIM_SERVER_OWNS = (
 )
 
 
-def _who(name: str | None) -> str:
-    return f"cli:{name}" if name else "cli:" + local_user().split(":", 1)[-1]
+def _who(name: str | None, policy: Policy | None = None) -> str:
+    """The approver: the operating-system user; with ``--as NAME``, NAME delegated by that user."""
+    me = f"cli:{os_user()}"
+    if not name or name == os_user():
+        return me
+    if policy is None or not policy.approvals.allow_delegation:
+        raise Forbidden(
+            f"--as {name}: this policy does not allow delegated approvals (approvals.allow_delegation); "
+            f"you approve as {os_user()}, the user the operating system says you are"
+        )
+    return delegated(f"cli:{name}", me)
 
 
 def _print(result: ActionResult, as_json: bool) -> None:
     if as_json:
         echo_out(result.model_dump_json(indent=2))
         return
-    echo_out(f"{result.status.value}: {result.message}")
-    for note in result.notes:
-        echo_out(f"note: {note}")
+    echo_out(f"{result.status.value}: {neutralise(result.message)}")
+    for note in result.notes:  # notes may span lines (a Git diff): each line on its own, neutralised
+        echo_out("\n".join(f"note: {line}" for line in lines(note)))
     if result.audit_id:
         echo_out(f"audit id: {result.audit_id}")
 
@@ -117,14 +134,15 @@ def register(app: typer.Typer) -> None:
             return
         if not props:
             echo_out("no pending proposals")
-        for p in props:
+        for p in props:  # the rationale (and anything an argument fed) is shown neutralised, set apart
             echo_out(
-                f"{p.id}  {p.status.value:<8} {p.summary()}\n"
-                f"    why: {p.action.rationale}\n"
-                f"    policy: {'; '.join(p.verdict.reasons)}\n"
-                f"    by {p.action.caller} at {p.created_at:%Y-%m-%d %H:%M:%S}Z, expires "
+                f"{p.id}  {p.status.value:<8} {neutralise(p.summary())}\n"
+                f"    policy: {neutralise('; '.join(p.verdict.reasons))}\n"
+                f"    by {neutralise(p.action.caller)} at {p.created_at:%Y-%m-%d %H:%M:%S}Z, expires "
                 f"{p.expires_at:%Y-%m-%d %H:%M:%S}Z, approve via {' or '.join(p.via)}"
-                + (f", approvers {', '.join(p.approvers)}" if p.approvers else "")
+                + (f", approvers {neutralise(', '.join(p.approvers))}" if p.approvers else "")
+                + (f", digest {p.digest[:12]}" if p.digest else "")
+                + f"\n    why {quoted(p.action.rationale)}"
             )
 
     @app.command()
@@ -152,7 +170,7 @@ def register(app: typer.Typer) -> None:
             _same_log(gate, proposal_id)
             sim = gate.settings.backend == "sim"
             if sim or defer:
-                p = gate.approve_later(proposal_id, _who(who))
+                p = gate.approve_later(proposal_id, _who(who, gate.policy))
                 if p.status.value != "approved":
                     echo_out(f"{p.id} {p.status.value}: {p.note or 'nothing will run'}")
                     raise typer.Exit(1)
@@ -165,7 +183,7 @@ def register(app: typer.Typer) -> None:
                     "shows it as approved until it runs."
                 )
                 return
-            result = gate.approve(proposal_id, _who(who))
+            result = gate.approve(proposal_id, _who(who, gate.policy))
         _print(result, as_json)
         _exit_for(result)
 
@@ -187,7 +205,7 @@ def register(app: typer.Typer) -> None:
                 raise InvalidInput("--reason is required: say why not (it is recorded in the audit log)")
             gate = _gate(backend, policy, audit, state_dir, context)
             _same_log(gate, proposal_id)
-            result = gate.reject(proposal_id, _who(who), reason)
+            result = gate.reject(proposal_id, _who(who, gate.policy), reason)
         _print(result, as_json)
 
     @app.command()

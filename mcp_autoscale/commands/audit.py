@@ -15,6 +15,7 @@ from mcp_autoscale.commands._common import build_settings, echo_out, exit_on_err
 from mcp_autoscale.errors import InvalidInput
 from mcp_autoscale.models import ActionKind, ActionStatus, AuditRecord, Decision
 from mcp_autoscale.preflight import readable_file
+from mcp_autoscale.untrusted import neutralise, quoted
 
 STATUSES = tuple(s.value for s in ActionStatus)
 VERDICTS = tuple(d.value for d in Decision)
@@ -46,6 +47,7 @@ def parse_since(value: str) -> datetime:
 
 
 def render_record(r: AuditRecord) -> str:
+    """One record for a terminal: every stored string neutralised (the log keeps them as given)."""
     changes = ", ".join(f"{c.field} {c.before}->{c.after}" for c in r.changes) or "-"
     rules = ",".join(r.verdict.rules) or "-"
     line = (
@@ -54,7 +56,7 @@ def render_record(r: AuditRecord) -> str:
     )
     if r.approver:
         line += f" (approver {r.approver})"
-    return f"{line}\n    why: {r.rationale}"
+    return f"{neutralise(line)}\n    why {quoted(r.rationale, max_len=None)}"
 
 
 def register(app: typer.Typer) -> None:

@@ -15,6 +15,7 @@ from mcp_autoscale.commands._common import (
     ContextOpt,
     PolicyOpt,
     PrometheusOpt,
+    RunbooksOpt,
     build_settings,
     echo_out,
     exit_on_error,
@@ -30,6 +31,7 @@ def register(app: typer.Typer) -> None:
         policy: PolicyOpt = None,
         audit: AuditOpt = None,
         context: ContextOpt = None,
+        runbooks: RunbooksOpt = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the checks as JSON")] = False,
     ) -> None:
         """Check that this setup can serve: deps, policy, audit log, Prometheus, Kubernetes RBAC and CRDs."""
@@ -37,7 +39,9 @@ def register(app: typer.Typer) -> None:
 
         configure_logging("error")
         with exit_on_error():
-            settings = build_settings(backend, prometheus, policy, audit, False, context)
+            settings = build_settings(
+                backend, prometheus, policy, audit, False, context, runbooks_dir=runbooks
+            )
         report = run_checks(settings)
         if as_json:
             echo_out(report.model_dump_json(indent=2))

@@ -14,13 +14,16 @@ from mcp_autoscale.commands._common import (
     DryRunOpt,
     PolicyOpt,
     PrometheusOpt,
+    RunbooksOpt,
     ScenarioOpt,
     SeedOpt,
     build_settings,
     exit_on_error,
     fail,
 )
-from mcp_autoscale.logs import configure_logging
+from mcp_autoscale.logs import configure_logging, get_logger
+
+log = get_logger(__name__)
 
 
 def register(app: typer.Typer) -> None:
@@ -35,29 +38,53 @@ def register(app: typer.Typer) -> None:
         scenario: ScenarioOpt = None,
         seed: SeedOpt = None,
         sim_clock: ClockOpt = None,
+        runbooks: RunbooksOpt = None,
         transport: Annotated[
             str, typer.Option("--transport", help="stdio or http (streamable HTTP at /mcp)")
         ] = "stdio",
         host: Annotated[str, typer.Option("--host", help="HTTP bind address")] = "127.0.0.1",
         port: Annotated[int, typer.Option("--port", help="HTTP port", min=1, max=65535)] = 8765,
+        metrics_port: Annotated[
+            int | None,
+            typer.Option(
+                "--metrics-port",
+                min=0,
+                max=65535,
+                help="Serve Prometheus /metrics on this port (127.0.0.1; MCP_AUTOSCALE_METRICS_HOST to "
+                "change). HTTP serves /metrics on --port anyway.",
+            ),
+        ] = None,
         log_level: Annotated[str, typer.Option("--log-level")] = "info",
     ) -> None:
         """Run the MCP server (stdio by default; logs go to stderr)."""
         from mcp_autoscale.app import build_app
-        from mcp_autoscale.server import create_server, http_app, run_stdio
+        from mcp_autoscale.server import run_http, run_stdio
 
         configure_logging(log_level)
         if transport not in ("stdio", "http"):
             fail(f"--transport must be 'stdio' or 'http', not {transport!r}", 2)
         with exit_on_error():
             settings = build_settings(
-                backend, prometheus, policy, audit, dry_run, context, scenario, seed, sim_clock=sim_clock
+                backend,
+                prometheus,
+                policy,
+                audit,
+                dry_run,
+                context,
+                scenario,
+                seed,
+                sim_clock=sim_clock,
+                runbooks_dir=runbooks,
+                metrics_port=metrics_port,
             )
             application = build_app(settings)
+            if settings.metrics_port is not None:
+                from mcp_autoscale import metrics
+
+                metrics.watch_pending(application.gate)
+                bound = metrics.serve_metrics(settings.metrics_host, settings.metrics_port)
+                log.info("serve.metrics", url=f"http://{settings.metrics_host}:{bound}/metrics")
             if transport == "stdio":
                 run_stdio(application)
                 return
-            import uvicorn
-
-            asgi = http_app(application, create_server(application), host)
-            uvicorn.run(asgi, host=host, port=port, log_level="warning")
+            run_http(application, host, port)

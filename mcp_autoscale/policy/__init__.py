@@ -1,7 +1,13 @@
 """Policy: the language (schema), a loader with FILE:LINE errors, and the pure evaluator."""
 
 from mcp_autoscale.policy.evaluate import PolicyContext, evaluate, target_label
-from mcp_autoscale.policy.loader import BUILTIN_POLICIES, builtin_policy, load_policy, parse_policy
+from mcp_autoscale.policy.loader import (
+    BUILTIN_POLICIES,
+    builtin_policy,
+    default_policy_name,
+    load_policy,
+    parse_policy,
+)
 from mcp_autoscale.policy.schema import (
     ApprovalSpec,
     Budget,
@@ -28,6 +34,7 @@ __all__ = [
     "ScaleInLimit",
     "TimeWindow",
     "builtin_policy",
+    "default_policy_name",
     "evaluate",
     "load_policy",
     "parse_policy",

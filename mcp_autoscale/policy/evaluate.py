@@ -29,6 +29,7 @@ from mcp_autoscale.models import (
     ScaleDeploymentParams,
     Verdict,
 )
+from mcp_autoscale.policy.effect import patch_effect
 from mcp_autoscale.policy.schema import Policy, Rule
 
 Direction = Literal["in", "out", "none", "other"]
@@ -88,30 +89,26 @@ def _facts(action: Action, ctx: PolicyContext) -> _Facts:
             f.scale_in = max(0, -delta)
             f.gpus_added = max(0, delta) * gpr
     elif isinstance(p, AutoscalerPatch):
+        # Judged by its effect (policy/effect.py): the replicas it forces now and what it lets happen.
         owner = ctx.pool.autoscaler if ctx.pool is not None else None
         if p.min_replicas is not None:
             f.bounds_checks.append(("min_replicas", p.min_replicas))
         if p.max_replicas is not None:
             f.bounds_checks.append(("max_replicas", p.max_replicas))
-        if owner is not None:
-            lowers = raises = False
+        if ctx.pool is not None and owner is not None:
+            e = patch_effect(ctx.pool, owner, p)
+            f.current, f.new = e.current, e.forced
             if p.min_replicas is not None:
                 f.step_checks.append(("min_replicas", owner.min_replicas, p.min_replicas))
-                lowers |= p.min_replicas < owner.min_replicas
-                raises |= p.min_replicas > owner.min_replicas
-                f.scale_in = max(0, owner.min_replicas - p.min_replicas)
             if p.max_replicas is not None:
                 f.step_checks.append(("max_replicas", owner.max_replicas, p.max_replicas))
-                lowers |= p.max_replicas < owner.max_replicas
-                raises |= p.max_replicas > owner.max_replicas
-                f.gpus_added = max(0, p.max_replicas - owner.max_replicas) * gpr
-            if p.paused is not None and p.paused != owner.paused:
-                lowers = raises = True
+            if e.forced != e.current:
+                f.step_checks.append(("replicas", e.current, e.forced))
+            f.scale_in = e.scale_in
+            f.gpus_added = e.forced_out * gpr
             f.direction = (
-                "other" if lowers and raises else ("in" if lowers else ("out" if raises else "none"))
+                "other" if e.lowers and e.raises else ("in" if e.lowers else ("out" if e.raises else "none"))
             )
-            if p.min_replicas is None and p.max_replicas is None and p.paused is None:
-                f.direction = "none"
     elif isinstance(p, GpuNodeRequest):
         f.direction = "out"
         f.gpus_added = p.gpus
@@ -231,8 +228,8 @@ def _check_guards(chk: _RuleCheck, rule: Rule, ctx: PolicyContext, f: _Facts) ->
                     f"stale data: {worst} is {oldest:.0f} s old > max_data_age_s {g.max_data_age_s:.0f}",
                     "wait for fresh metrics (check the signal source) and retry",
                 )
-    if f.direction != "in" or not pool_action:
-        return
+    if f.direction not in ("in", "other") or not pool_action:
+        return  # "other" (a patch that both lowers and raises) lets capacity shrink too
     checks = (
         ("kv_usage", g.max_kv_for_scale_in, "KV-cache usage"),
         ("queue_depth", g.max_queue_for_scale_in, "queue"),

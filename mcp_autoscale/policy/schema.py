@@ -227,6 +227,17 @@ class ApprovalSpec(_Strict):
     ttl_s: int | None = Field(default=None, gt=0, le=30 * 86400, description="Proposal lifetime")
 
 
+class ApprovalSettings(_Strict):
+    """Policy-wide approval settings."""
+
+    allow_delegation: bool = Field(
+        default=False,
+        description="Let `mcp-autoscale approve/reject --as NAME` act on behalf of NAME; the record names "
+        "both NAME and the operating-system user who ran the command. Off: the approver is always the "
+        "operating-system user",
+    )
+
+
 class Rule(_Strict):
     name: str = Field(pattern=RULE_NAME)
     reason: str | None = Field(default=None, description="Shown in every verdict this rule decides")
@@ -265,6 +276,7 @@ class Policy(_Strict):
         default_factory=list, description="Node pool globs request_gpu_nodes may touch"
     )
     approval_ttl_s: int = Field(default=3600, gt=0, le=30 * 86400, description="Default proposal lifetime")
+    approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
     rules: list[Rule] = Field(default_factory=list)
     gitops: GitOpsConfig | None = Field(
         default=None, description="Git checkout and per-pool manifest mapping for execution: gitops rules"

@@ -30,12 +30,19 @@ from mcp_autoscale.cost import cost_per_million_tokens, load_catalogue, split_to
 from mcp_autoscale.cost.catalogue import PriceCatalogue
 from mcp_autoscale.models import PoolRef, SloTargets
 from mcp_autoscale.planner import PlannerConfig
+from mcp_autoscale.replay.aibrix import Aibrix
+from mcp_autoscale.replay.dynamo import Dynamo
+from mcp_autoscale.replay.peer import PeerStrategy
 from mcp_autoscale.replay.strategies import CausalOracle, KedaOnly, KedaPlusPlanner, Oracle, Strategy
 from mcp_autoscale.replay.trace import Trace
+from mcp_autoscale.replay.wva import Wva
 from mcp_autoscale.sim import ArrivalStep, TraceRequest, Twin, TwinStep
 from mcp_autoscale.sim.serving import Arrivals
 
 POOL = PoolRef(namespace="chat", name="llama-8b")
+PEERS: dict[str, type[PeerStrategy]] = {"wva": Wva, "dynamo": Dynamo, "aibrix": Aibrix}
+"""The peers' autoscalers, one module each (replay/wva.py, dynamo.py, aibrix.py)."""
+STRATEGIES = ("keda", "planner", "oracle", "causal", *PEERS)
 NODE_POOL = "gpu-l4"
 SCENARIO = "default"
 
@@ -367,13 +374,15 @@ def _job(args: tuple[str, Trace, ReplayConfig, dict[str, object]]) -> StrategyRe
 def run_named(
     name: str, trace: Trace, cfg: ReplayConfig, extra: dict[str, object] | None = None
 ) -> StrategyResult:
-    """Replay ``trace`` under the strategy called ``name`` (keda, planner, oracle, causal). ``extra`` is
-    what the oracles know (``oracle_inputs``); None measures it."""
+    """Replay ``trace`` under the strategy called ``name`` (one of ``STRATEGIES``). ``extra`` is what the
+    oracles know (``oracle_inputs``); None measures it."""
     extra = dict(extra or {})
     catalogue = load_catalogue(cfg.price_catalogue)
     strategy: Strategy
     if name == "keda":
         strategy = KedaOnly()
+    elif name in PEERS:
+        strategy = PEERS[name](min_replicas=cfg.floor)
     elif name == "planner":
         pcfg = PlannerConfig(
             target_utilisation=cfg.planner_utilisation,

@@ -150,6 +150,22 @@ def diurnal_shape(hour: np.ndarray, peak_to_trough: float) -> np.ndarray:
     return trough + (1.0 - trough) * (0.5 - 0.5 * np.cos(2.0 * np.pi * (hour - 4.0) / 24.0))
 
 
+def minute_noise(rng: np.random.Generator, n: int, cv: float, memory_min: float = 5.0) -> np.ndarray:
+    """A mean-1 factor per second: minute-scale over-dispersion, AR(1) in log space with a ``memory_min``
+    memory (the Azure traces' per-minute var/mean of ~20 is ~25% CV)."""
+    minutes = n // 60 + 2
+    sigma = math.sqrt(math.log(1.0 + cv**2))
+    phi = math.exp(-1.0 / memory_min)
+    z = np.empty(minutes)
+    z[0] = rng.standard_normal()
+    eps = rng.standard_normal(minutes)
+    for i in range(1, minutes):
+        z[i] = phi * z[i - 1] + math.sqrt(1 - phi**2) * eps[i]
+    factor = np.exp(sigma * z - sigma**2 / 2)
+    result: np.ndarray = np.interp(np.arange(n, dtype=float) / 60.0, np.arange(minutes), factor)
+    return result
+
+
 def synthetic_rate(
     duration_s: float,
     seed: int,
@@ -164,17 +180,7 @@ def synthetic_rate(
     n = math.ceil(duration_s)
     t = np.arange(n, dtype=float)
     rate = peak_rps * diurnal_shape((start_hour + t / 3600.0) % 24.0, peak_to_trough)
-    # minute-scale over-dispersion: AR(1) in log space with a ~5-minute memory
-    minutes = n // 60 + 2
-    sigma = math.sqrt(math.log(1.0 + noise_cv**2))
-    phi = math.exp(-1.0 / 5.0)
-    z = np.empty(minutes)
-    z[0] = rng.standard_normal()
-    eps = rng.standard_normal(minutes)
-    for i in range(1, minutes):
-        z[i] = phi * z[i - 1] + math.sqrt(1 - phi**2) * eps[i]
-    factor = np.exp(sigma * z - sigma**2 / 2)
-    rate *= np.interp(t / 60.0, np.arange(minutes), factor)
+    rate *= minute_noise(rng, n, noise_cv)
     # bursts: a 30 s ramp to x1.5-2.5, held for 2-8 minutes
     n_bursts = rng.poisson(bursts_per_hour * duration_s / 3600.0)
     for _ in range(n_bursts):
@@ -200,19 +206,24 @@ def synthetic_trace(
     if duration_s <= 0 or peak_rps <= 0:
         raise InvalidInput("duration and peak_rps must be positive")
     rate = synthetic_rate(duration_s, seed, peak_rps, start_hour, peak_to_trough, 0.25, bursts_per_hour)
+    return trace_from_rate(
+        rate,
+        seed,
+        start=start + timedelta(hours=start_hour),
+        source=f"synthetic(duration={duration_s:g}s, seed={seed}, peak_rps={peak_rps:g})",
+    )
+
+
+def trace_from_rate(rate: np.ndarray, seed: int, *, start: datetime, source: str) -> Trace:
+    """Requests for a per-second rate: Poisson arrivals within each second, conversation-like lognormal
+    prompt and output lengths (module doc). Seeded: the same rate and seed give the same trace."""
     rng = np.random.default_rng([seed, 2])
     counts = rng.poisson(rate)
     total = int(counts.sum())
     sec = np.repeat(np.arange(len(rate), dtype=float), counts)
     t = np.sort(sec + rng.random(total))
-    t = t[t < duration_s]
+    t = t[t < len(rate)]
     k = len(t)
     ctx = np.clip(np.exp(6.63 + 0.99 * rng.standard_normal(k)), 1, 14050).astype(np.int64)
     gen = np.clip(np.exp(5.02 + 0.86 * rng.standard_normal(k)), 1, 2048).astype(np.int64)
-    return Trace(
-        start=start + timedelta(hours=start_hour),
-        t_s=t,
-        context=ctx,
-        generated=gen,
-        source=f"synthetic(duration={duration_s:g}s, seed={seed}, peak_rps={peak_rps:g})",
-    )
+    return Trace(start=start, t_s=t, context=ctx, generated=gen, source=source)

@@ -25,6 +25,7 @@ import requests
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 from urllib3.util.retry import Retry
 
+from mcp_autoscale import metrics
 from mcp_autoscale.config import Settings
 from mcp_autoscale.errors import ConfigError
 from mcp_autoscale.logs import get_logger
@@ -159,6 +160,7 @@ class PrometheusSource:
 
     # ---- querying ---------------------------------------------------------------------------------
 
+    @metrics.prometheus_query
     def _query(self, promql: str) -> list[dict[str, Any]]:
         # (connect, read) timeouts: both bounded, so a black-holed port cannot hang a worker thread.
         rows = self._client.custom_query(promql, timeout=(self._timeout, self._timeout))

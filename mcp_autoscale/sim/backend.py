@@ -67,7 +67,7 @@ class SimClusterBackend:
         return PoolState(
             ref=p.spec.ref,
             model=p.spec.model,
-            engine="vllm",
+            engine=p.spec.engine,
             role=p.spec.role,
             gpu_type=npool.gpu_type,
             gpus_per_replica=dep.gpus_per_replica,

@@ -47,6 +47,10 @@ class PoolSpec:
     ctx_scale: float = 1.0
     gen_scale: float = 1.0
     labels: dict[str, str] = field(default_factory=dict)
+    engine: str = "vllm"
+    """What the cluster reports as the serving engine (the twin renders every pod's metrics as vLLM's)."""
+    hash_len: int = 10
+    """Length of the pod-template-hash in pod names (Kubernetes' encoding can be shorter than 10)."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,10 @@ class Scenario:
     preroll_s: float = 120.0
     burst_scale: float = 1.0
     """Multiplies every workload's burst frequency (the ``burst`` scenario raises it)."""
+    draw_batch: int = 4096
+    tick_s: float = 1.0
+    """The twin's default step (large scenarios use a coarser one so that 1,000 pools keep up)."""
+    """Random draws buffered per stream and pool (large scenarios lower it to bound memory)."""
 
 
 def _ref(key: str) -> PoolRef:
@@ -243,6 +251,12 @@ SCENARIOS: dict[str, Scenario] = {
         ),
     ),
 }
+
+
+from mcp_autoscale.sim.fleet import fleet_scenario  # noqa: E402  (the generator needs the types above)
+
+for _n in (10, 100, 1000):
+    SCENARIOS[f"fleet-{_n}"] = fleet_scenario(_n)
 
 
 def check_scenario(name: str, option: str = "--scenario") -> str:

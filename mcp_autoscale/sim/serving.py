@@ -127,16 +127,20 @@ class _Stream:
     """Buffered draws from a numpy generator so the hot loop reads Python floats."""
 
     def __init__(
-        self, rng: np.random.Generator, draw: Callable[[np.random.Generator, int], np.ndarray]
+        self,
+        rng: np.random.Generator,
+        draw: Callable[[np.random.Generator, int], np.ndarray],
+        batch: int = 4096,
     ) -> None:
         self._rng = rng
         self._draw = draw
+        self._batch = batch
         self._buf: list[float] = []
         self._i = 0
 
     def next(self) -> float:
         if self._i >= len(self._buf):
-            self._buf = self._draw(self._rng, 4096).tolist()
+            self._buf = self._draw(self._rng, self._batch).tolist()
             self._i = 0
         v = self._buf[self._i]
         self._i += 1
@@ -180,7 +184,11 @@ class ServingPool:
         kv_transfer_s_per_token: float,
         burst_scale: float,
         rng: np.random.Generator,
+        draw_batch: int = 4096,
     ) -> None:
+        """``draw_batch``: random draws buffered per stream (4 streams per pool, ~32 B per buffered float:
+        4096 costs ~0.5 MB a pool, which a 1,000-pool scenario cannot afford; the draws differ, the model
+        does not)."""
         self.role = role
         self.p = profile
         self.w = workload
@@ -197,15 +205,17 @@ class ServingPool:
         self.external = False  # decode pools: arrivals come from a prefill pool
         self.handoff: ServingPool | None = None
 
-        self._exp = _Stream(rng, lambda r, n: r.exponential(1.0, n))
-        self._unif = _Stream(rng, lambda r, n: r.random(n))
+        self._exp = _Stream(rng, lambda r, n: r.exponential(1.0, n), draw_batch)
+        self._unif = _Stream(rng, lambda r, n: r.random(n), draw_batch)
         self._ctx = _Stream(
             rng,
             lambda r, n: np.minimum(r.lognormal(workload.ctx_mu, workload.ctx_sigma, n), workload.ctx_max),
+            draw_batch,
         )
         self._gen = _Stream(
             rng,
             lambda r, n: np.minimum(r.lognormal(workload.gen_mu, workload.gen_sigma, n), workload.gen_max),
+            draw_batch,
         )
         self._mass = self._exp.next()
         self._burst_until = -1.0

@@ -122,10 +122,12 @@ class Twin:
         start: datetime | None = None,
         clock: Literal["manual", "wall"] = "manual",
         speed: float = 1.0,
-        tick_s: float = 1.0,
+        tick_s: float | None = None,
     ) -> None:
         if scenario not in SCENARIOS:
             raise InvalidInput(f"unknown scenario {scenario!r}; known: {', '.join(sorted(SCENARIOS))}")
+        if tick_s is None:
+            tick_s = SCENARIOS[scenario].tick_s
         if not 0.1 <= tick_s <= 60.0:
             raise InvalidInput(f"tick_s must be within 0.1-60 s, got {tick_s}")
         if speed <= 0:
@@ -191,6 +193,7 @@ class Twin:
                 kv_transfer_s_per_token=cal.kv_transfer_s_per_token,
                 burst_scale=self.scenario.burst_scale,
                 rng=rng,
+                draw_batch=self.scenario.draw_batch,
             )
             a = spec.autoscaler
             auto = (
@@ -220,7 +223,9 @@ class Twin:
                 gpus_per_replica=prof.gpus,
                 node_pool=spec.node_pool,
                 model=spec.model,
-                pod_template_hash="".join(self._crng.choice("0123456789abcdef") for _ in range(10)),
+                pod_template_hash="".join(
+                    self._crng.choice("0123456789abcdef") for _ in range(spec.hash_len)
+                ),
                 weights=weights,
                 autoscaler=auto,
             )
@@ -243,6 +248,11 @@ class Twin:
                 p.serving.external = True
 
     # ------------------------------------------------------------------ time
+    @property
+    def lock(self) -> threading.RLock:
+        """Held for every tick and every read: a reader holding it sees one instant of the fleet."""
+        return self._lock
+
     @property
     def now(self) -> datetime:
         with self._lock:

@@ -8,23 +8,32 @@ from typing import Annotated, TypeVar
 import anyio.to_thread
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import ToolAnnotations
-from pydantic import Field
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import BaseModel, Field
 
 from mcp_autoscale.errors import AutoscaleError, NotFound
 from mcp_autoscale.models import K8S_NAME, ActionResult, ActionStatus
+from mcp_autoscale.paging import DEFAULT_LIMIT, MAX_LIMIT, OwnerFilter, SloFilter, compact_dump, compact_text
 
 Namespace = Annotated[str, Field(pattern=K8S_NAME, max_length=63, description="Pool namespace")]
 Deployment = Annotated[
     str,
     Field(pattern=K8S_NAME, max_length=253, description="Pool Deployment name, as the snapshot reports it"),
 ]
-OptNamespace = Annotated[
-    str | None, Field(default=None, pattern=K8S_NAME, max_length=63, description="Only this namespace")
+OptNamespace = Annotated[str | None, Field(default=None, max_length=63, description="Only this namespace")]
+OptDeployment = Annotated[str | None, Field(default=None, max_length=253, description="Only this Deployment")]
+"""Filters only compare names (a malformed one matches no pool), so they carry no pattern: tools/list is in
+the model's context on every turn."""
+Slo = Annotated[SloFilter | None, Field(default=None, description="Only pools with this SLO status")]
+GpuType = Annotated[str | None, Field(default=None, max_length=32, description="Only this GPU type")]
+Owner = Annotated[OwnerFilter | None, Field(default=None, description="Only pools this autoscaler owns")]
+Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT, description="Items per page")]
+Cursor = Annotated[
+    str | None, Field(default=None, max_length=200, description="next_cursor of the previous page")
 ]
-OptDeployment = Annotated[
-    str | None, Field(default=None, pattern=K8S_NAME, max_length=253, description="Only this Deployment")
-]
+DEFAULT_PAGE = DEFAULT_LIMIT
+RECOMMEND_PAGE = 10
+"""Recommendations carry reasons, diagnoses and the exact call (~400 tokens each): fewer per page."""
 Rationale = Annotated[
     str,
     Field(
@@ -65,6 +74,18 @@ def as_tool_result(result: ActionResult) -> ActionResult:
     if result.status is ActionStatus.FAILED:
         raise ToolError(f"{result.message} (audit id {result.audit_id})")
     return result
+
+
+def compact_result(model: BaseModel) -> CallToolResult:
+    """A read answer as compact JSON text plus the same data as structured content (defaults left out).
+
+    The SDK's default text is indented JSON of every field: at 1,000 pools that alone blows any context
+    budget. The structured form still validates against the tool's output schema.
+    """
+    data = compact_dump(model)
+    return CallToolResult(
+        content=[TextContent(type="text", text=compact_text(data))], structured_content=data
+    )
 
 
 def tool_error(err: AutoscaleError) -> ToolError:

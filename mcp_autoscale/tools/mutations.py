@@ -61,7 +61,7 @@ def submit(
         app.run_approved()
         result = app.gate.submit(action)
         if answer is not None:
-            result = settle(app, result, answer, caller)
+            result = settle(app, result, answer, caller, action)
         return as_tool_result(result)
     except AutoscaleError as err:
         raise tool_error(err) from err
@@ -100,7 +100,13 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         return question(app, ctx, action)
 
     def ask_scale(
-        ctx: Context, namespace: str, deployment: str, replicas: int, rationale: str, dry_run: bool = True
+        ctx: Context,
+        namespace: str,
+        deployment: str,
+        replicas: int,
+        rationale: str,
+        dry_run: bool = True,
+        idempotency_key: str | None = None,
     ) -> Ask:
         return ask(
             ctx,
@@ -111,6 +117,7 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
                 rationale,
                 dry_run,
                 caller,
+                idempotency_key,
             ),
         )
 
@@ -125,6 +132,7 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         scale_up_stabilization_s: int | None = None,
         paused: bool | None = None,
         dry_run: bool = True,
+        idempotency_key: str | None = None,
     ) -> Ask:
         patch = AutoscalerPatch(
             min_replicas=min_replicas,
@@ -142,11 +150,18 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
                 rationale,
                 dry_run,
                 caller,
+                idempotency_key,
             ),
         )
 
     def ask_gpus(
-        ctx: Context, node_pool: str, gpus: int, rationale: str, method: str = "auto", dry_run: bool = True
+        ctx: Context,
+        node_pool: str,
+        gpus: int,
+        rationale: str,
+        method: str = "auto",
+        dry_run: bool = True,
+        idempotency_key: str | None = None,
     ) -> Ask:
         return ask(
             ctx,
@@ -157,6 +172,7 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
                 rationale,
                 dry_run,
                 caller,
+                idempotency_key,
             ),
         )
 

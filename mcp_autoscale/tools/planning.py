@@ -6,12 +6,17 @@ the node pools, the price catalogue and the recent snapshot history, and returns
 
 from __future__ import annotations
 
+import difflib
+from typing import Annotated
+
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
 from mcp_autoscale.app import AutoscaleApp
-from mcp_autoscale.errors import NotFound
-from mcp_autoscale.models import FleetSnapshot, PoolRef
+from mcp_autoscale.errors import AutoscaleError, NotFound
+from mcp_autoscale.models import FleetSnapshot, PoolRef, PoolSnapshot
+from mcp_autoscale.paging import ATTENTION, active_filters, attention_key, paginate, query_digest, select
 from mcp_autoscale.planner import (
     Diagnosis,
     PlannerConfig,
@@ -23,68 +28,131 @@ from mcp_autoscale.planner import (
     samples_from_snapshots,
 )
 from mcp_autoscale.tools._shared import (
+    RECOMMEND_PAGE,
+    Cursor,
     Deployment,
+    GpuType,
+    Limit,
     Namespace,
     OptDeployment,
     OptNamespace,
+    Owner,
     Progress,
+    Slo,
+    compact_result,
     read_only,
     tool_error,
 )
+from mcp_autoscale.tools.fleet import cap_warnings
 
 
 class Recommendations(BaseModel):
-    recommendations: list[Recommendation] = Field(description="One per pool; tool_call is the call to make")
+    recommendations: list[Recommendation] = Field(
+        description="One per pool, actions first (breach severity, then $); tool_call is the call to make"
+    )
     diagnoses: list[Diagnosis] = Field(
         default_factory=list,
         description="Node-pool findings (idle GPUs); pool findings are on each recommendation",
     )
     data_warnings: list[str] = Field(default_factory=list)
+    total_pools: int = Field(default=0, description="Pools matching the filters")
+    actions: int = Field(default=0, description="Recommendations that are not 'none' (all pages)")
+    next_cursor: str | None = Field(default=None, description="Pass as cursor for the next page")
+
+
+def action_key(rec: Recommendation, pool: PoolSnapshot | None) -> tuple[int, int, float, float, str]:
+    """Actions before 'none'; then the pool's attention class and p90/target; then the $ at stake."""
+    urgency = attention_key(pool) if pool is not None else (len(ATTENTION), 0.0, 0.0, "", "")
+    dollars = abs(rec.expected.usd_per_hour_delta or 0.0)
+    return (rec.action == "none", urgency[0], urgency[1], -dollars, rec.pool)
 
 
 def register(server: MCPServer, app: AutoscaleApp) -> None:
-    def plan(fleet: FleetSnapshot, namespace: str | None, deployment: str | None) -> Recommendations:
-        states = app.backend.list_pools()
+    def plan(fleet: FleetSnapshot, filters: dict[str, str]) -> tuple[Recommendations, list[Recommendation]]:
+        wanted = select(fleet.pools, filters)
+        if filters and not wanted:
+            shown = ", ".join(f"{k}={v}" for k, v in filters.items())
+            raise tool_error(NotFound(f"no pool matches {shown}"))
+        keys = {f"{p.namespace}/{p.name}" for p in wanted}
+        states = [s for s in app.backend.list_pools() if s.ref.key in keys]
         history = samples_from_snapshots(app.snapshotter.history())
-        recs = recommend(fleet, states, fleet.node_pools, app.catalogue, history)
+        scoped = fleet.model_copy(update={"pools": wanted})
+        recs = recommend(scoped, states, fleet.node_pools, app.catalogue, history)
+        by_key = {f"{p.namespace}/{p.name}": p for p in wanted}
+        recs.sort(key=lambda r: action_key(r, by_key.get(r.pool)))
         diags = dark_capacity_nodes(list(fleet.node_pools), app.catalogue, PlannerConfig())
-        if namespace is not None or deployment is not None:
-            wanted = {
-                f"{p.namespace}/{p.name}"
-                for p in fleet.pools
-                if (namespace is None or p.namespace == namespace)
-                and (deployment is None or p.name == deployment)
-            }
-            if not wanted:
-                raise tool_error(NotFound(f"no pool matches namespace={namespace} deployment={deployment}"))
-            recs = [r for r in recs if r.pool in wanted]
-            node_pools = {p.node_pool for p in fleet.pools if f"{p.namespace}/{p.name}" in wanted}
+        if filters:
+            node_pools = {p.node_pool for p in wanted}
             diags = [d for d in diags if d.target.removeprefix("nodepool/") in node_pools]
-        return Recommendations(recommendations=recs, diagnoses=diags, data_warnings=fleet.warnings)
+        header = Recommendations(
+            recommendations=[],
+            diagnoses=diags,
+            data_warnings=cap_warnings(fleet.warnings),
+            total_pools=len(recs),
+            actions=sum(1 for r in recs if r.action != "none"),
+        )
+        return header, recs
 
     @server.tool(annotations=read_only("Recommend scaling"))
     async def recommend_scaling(
-        namespace: OptNamespace = None, deployment: OptDeployment = None, ctx: Context | None = None
-    ) -> Recommendations:
+        namespace: OptNamespace = None,
+        deployment: OptDeployment = None,
+        slo: Slo = None,
+        gpu_type: GpuType = None,
+        owner: Owner = None,
+        limit: Limit = RECOMMEND_PAGE,
+        cursor: Cursor = None,
+        ctx: Context | None = None,
+    ) -> Annotated[CallToolResult, Recommendations]:
         """Per pool: the recommended action (none / patch_hpa / scale_deployment / request_gpu_nodes), reasons,
-        expected effect on SLO and $, and the exact tool call to make (dry_run=true). Never fights an owner."""
+        expected effect on SLO and $, and the exact tool call to make (dry_run=true). Never fights an owner.
+        Actions first, by breach severity then $; next_cursor pages on."""
+        try:
+            filters = active_filters(
+                namespace=namespace, deployment=deployment, slo=slo, gpu_type=gpu_type, owner=owner
+            )
+        except AutoscaleError as err:
+            raise tool_error(err) from None
         progress = Progress(ctx, 2)
-        fleet = await progress.run("taking a fleet snapshot", app.snapshotter.take)
-        return await progress.run(
-            "planning capacity and cost per pool", lambda: plan(fleet, namespace, deployment)
-        )
+        query = query_digest("recommend_scaling", filters)
+        fleet: FleetSnapshot | None = None
+        if cursor is None:
+            fleet = await progress.run("taking a fleet snapshot", app.snapshotter.take)
+
+        def answer() -> Recommendations:
+            def compute() -> tuple[Recommendations, list[Recommendation]]:
+                return plan(fleet or app.snapshotter.take(), filters)
+
+            try:
+                page = paginate(app.pages, query, limit, cursor, compute)
+            except AutoscaleError as err:
+                raise tool_error(err) from None
+            return page.header.model_copy(
+                update={"recommendations": page.items, "next_cursor": page.next_cursor}
+            )
+
+        return compact_result(await progress.run("planning capacity and cost per pool", answer))
 
     @server.tool(name="explain_pool", annotations=read_only("Explain a pool"))
-    def explain_pool_tool(namespace: Namespace, deployment: Deployment) -> PoolExplanation:
+    def explain_pool_tool(
+        namespace: Namespace, deployment: Deployment
+    ) -> Annotated[CallToolResult, PoolExplanation]:
         """One pool in depth: per-replica capacity, load and forecast, headroom, bottleneck (KV vs compute vs
         queue), saturation, diagnoses with $ evidence, cost per hour and per 1M output tokens."""
         ref = PoolRef(namespace=namespace, name=deployment)
-        fleet = app.snapshotter.take()
+        fleet = app.snapshotter.take(namespace=namespace, name=deployment)
         snap = fleet.pool(ref)
         if snap is None:
-            known = ", ".join(f"{p.namespace}/{p.name}" for p in fleet.pools)
-            raise tool_error(NotFound(f"unknown pool {ref}; known pools: {known}"))
+            raise tool_error(NotFound(f"unknown pool {ref}; {did_you_mean(ref, app)}"))
         state = app.backend.get_pool(ref)
         node_pool = next((n for n in fleet.node_pools if n.name == state.node_pool), None)
         history = samples_from_snapshots(app.snapshotter.history()).get(ref.key)
-        return explain_pool(snap, state, app.catalogue, node_pool, history)
+        return compact_result(explain_pool(snap, state, app.catalogue, node_pool, history))
+
+
+def did_you_mean(ref: PoolRef, app: AutoscaleApp, n: int = 5) -> str:
+    """A few close pool names instead of the whole fleet (which may be 1,000 names)."""
+    keys = [p.ref.key for p in app.backend.list_pools()]
+    close = difflib.get_close_matches(ref.key, keys, n=n, cutoff=0.5)
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    return f"{hint}list_pools (filters: namespace, slo, gpu_type, owner) lists the {len(keys)} pools"

@@ -34,7 +34,7 @@ def _register_runbook(server: MCPServer, runbook: Runbook) -> None:
 
 
 def register(server: MCPServer, app: AutoscaleApp) -> None:
-    runbooks = default_runbooks()
+    runbooks = app.runbooks if app.runbooks is not None else default_runbooks()
     for runbook in runbooks:
         _register_runbook(server, runbook)
 

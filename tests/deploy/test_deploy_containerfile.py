@@ -33,6 +33,7 @@ def test_project_is_installed_with_pip_from_its_own_source() -> None:
     ins = _instructions()
     copies = [a for w, a in ins if w == "COPY"]
     assert any("pyproject.toml" in c for c in copies) and any(c.startswith("mcp_autoscale") for c in copies)
+    assert any("setup.py" in c for c in copies) and any(c.startswith("runbooks") for c in copies)
     runs = " ".join(a for w, a in ins if w == "RUN")
     assert "pip wheel" in runs and "pip install /wheels/" in runs
     for _, source in (c.split()[:2] for c in copies if not c.startswith("--from")):

@@ -36,7 +36,7 @@ def _kustomization(directory: Path) -> Doc:
     path = directory / "kustomization.yaml"
     assert path.is_file(), f"{directory} has no kustomization.yaml"
     [doc] = _load_all(path)
-    assert doc["kind"] == "Kustomization"
+    assert doc["kind"] in ("Kustomization", "Component")
     return doc
 
 
@@ -100,7 +100,7 @@ def test_all_yaml_under_deploy_parses() -> None:
         assert docs, f"{f} is empty"
         for doc in docs:
             assert isinstance(doc, dict), f
-            if f.name != "policy.yaml":
+            if f.name != "policy.yaml" and f.parent != DEPLOY / "monitoring":  # policies, Prometheus rules
                 assert "kind" in doc and "apiVersion" in doc, f"{f}: not a Kubernetes object"
 
 
@@ -222,8 +222,10 @@ def test_env_is_what_settings_reads(monkeypatch: pytest.MonkeyPatch, deployment:
 def test_service_is_cluster_ip_8080_and_selects_the_pod(base_objects: list[Doc], deployment: Doc) -> None:
     svc = _one(base_objects, "Service", "mcp-autoscale")
     assert svc["spec"]["type"] == "ClusterIP"
-    [port] = svc["spec"]["ports"]
-    assert port["port"] == 8080 and port["targetPort"] in ("http", 8080)
+    ports = {p["name"]: p for p in svc["spec"]["ports"]}
+    assert set(ports) == {"http", "metrics"}
+    assert ports["http"]["port"] == 8080 and ports["http"]["targetPort"] in ("http", 8080)
+    assert ports["metrics"]["targetPort"] == "metrics"
     assert svc["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
 
 
@@ -288,10 +290,11 @@ def test_production_overlay_patches_fields_that_exist(base_objects: list[Doc]) -
         for op in yaml.safe_load(patch["patch"]):
             assert op["op"] == "replace"
             assert _json_pointer_exists(target, op["path"]), op["path"]
-    [gen] = kz["configMapGenerator"]
-    assert gen["name"] == _kustomization(BASE)["configMapGenerator"][0]["name"]
-    assert gen["behavior"] == "replace"
-    netpol = _one(_resolve(overlay), "NetworkPolicy")
+    gens = {g["name"]: g for g in kz["configMapGenerator"]}
+    policy_cm = _kustomization(BASE)["configMapGenerator"][0]["name"]
+    assert set(gens) == {policy_cm, "mcp-autoscale-oidc"}
+    assert gens[policy_cm]["behavior"] == "replace"
+    [netpol] = [o for o in _resolve(overlay) if o["kind"] == "NetworkPolicy"]
     pod_labels = _one(base_objects, "Deployment")["spec"]["template"]["metadata"]["labels"]
     assert netpol["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
     assert netpol["spec"]["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 8080}]

@@ -306,3 +306,78 @@ def test_recording_rules_row_when_the_setting_is_on(
     series.append(recorded[-1])
     code, out = doctor(*args, env=on)
     assert statuses(out)["prometheus:recording-rules"] == "pass"
+
+
+# ------------------------------------------------------------------- CRDs: optional unless relied on
+
+
+def _only(emu: Emulator, *objs: dict[str, Any]) -> None:
+    """The emulator holding just these objects (no CRDs unless listed)."""
+    emu.reset()
+    for obj in objs:
+        emu.seed(obj)
+
+
+def test_missing_crds_only_warn_when_nothing_relies_on_them(
+    kube: tuple[Emulator, dict[str, str]], tmp_path: Path
+) -> None:
+    emu, env = kube
+    from kube_objects import deployment, hpa
+
+    _only(
+        emu,
+        NODECLAIM_CRD,
+        deployment("chat", "plain", model="m/plain", replicas=2),
+        hpa("chat", "plain", "plain", min_replicas=1, max_replicas=4),
+    )
+    code, out = doctor("--backend", "kubernetes", "--audit", str(tmp_path / "audit.jsonl"), env=env)
+    st = statuses(out)
+    assert st["crds:scaledobjects.keda.sh"] == "warn" and st["crds:nodepools.karpenter.sh"] == "warn"
+    assert code == 0, [c for c in out["checks"] if c["status"] == "fail"]
+    detail = {c["name"]: c["detail"] for c in out["checks"] if c["group"] == "crds"}
+    assert "nothing here relies on it" in detail["scaledobjects.keda.sh"]
+
+
+def test_missing_karpenter_fails_when_a_pool_or_the_policy_relies_on_it(
+    kube: tuple[Emulator, dict[str, str]], tmp_path: Path
+) -> None:
+    emu, env = kube
+    from kube_objects import deployment
+
+    _only(emu, KEDA_CRD, deployment("chat", "placed", model="m/p", node_pool="gpu-l4", gpu_name="l4"))
+    code, out = doctor("--backend", "kubernetes", "--audit", str(tmp_path / "audit.jsonl"), env=env)
+    failed = {c["name"]: c["detail"] for c in out["checks"] if c["status"] == "fail"}
+    assert code == 1 and set(failed) == {"nodepools.karpenter.sh"}
+    assert "pool chat/placed runs on NodePool gpu-l4" in failed["nodepools.karpenter.sh"]
+    assert "install Karpenter" in failed["nodepools.karpenter.sh"]
+
+    # No pool on a NodePool, but the policy lets the agent pre-provision GPU nodes: still needed.
+    _only(emu, KEDA_CRD, deployment("chat", "plain", model="m/plain"))
+    policy = tmp_path / "gpu.yaml"
+    policy.write_text(
+        "version: 1\nname: gpu\ntools: [request_gpu_nodes]\nnode_pools: ['gpu-*']\n"
+        "rules:\n  - name: headroom\n    match: {tools: [request_gpu_nodes]}\n    budget: {max_gpus: 4}\n"
+    )
+    args = ["--backend", "kubernetes", "--audit", str(tmp_path / "audit.jsonl")]
+    code, out = doctor(*args, "--policy", str(policy), env=env)
+    failed = {c["name"]: c["detail"] for c in out["checks"] if c["status"] == "fail"}
+    assert code == 1 and "policy 'gpu' allows request_gpu_nodes" in failed["nodepools.karpenter.sh"]
+    code, out = doctor(*args, env=env)  # the built-in read-only policy: only a warning
+    assert code == 0 and statuses(out)["crds:nodepools.karpenter.sh"] == "warn"
+
+
+def test_missing_keda_fails_when_an_hpa_is_keda_managed(
+    kube: tuple[Emulator, dict[str, str]], tmp_path: Path
+) -> None:
+    emu, env = kube
+    from kube_objects import deployment, hpa
+
+    orphan = hpa("chat", "llm-scaler", "llm", min_replicas=1, max_replicas=4)
+    orphan["metadata"]["ownerReferences"] = [
+        {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "name": "llm", "uid": "u-1"}
+    ]
+    _only(emu, NODEPOOL_CRD, deployment("chat", "llm", model="m/llm"), orphan)
+    code, out = doctor("--backend", "kubernetes", "--audit", str(tmp_path / "audit.jsonl"), env=env)
+    failed = {c["name"]: c["detail"] for c in out["checks"] if c["status"] == "fail"}
+    assert code == 1 and set(failed) == {"scaledobjects.keda.sh"}
+    assert "HPA chat/llm-scaler is managed by a KEDA ScaledObject" in failed["scaledobjects.keda.sh"]

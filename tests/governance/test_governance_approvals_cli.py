@@ -19,6 +19,7 @@ version: 1
 name: cli-approvals
 tools: [scale_deployment]
 namespaces: [batch, dev]
+approvals: {allow_delegation: true}
 rules:
   - name: batch
     match: {namespaces: [batch]}
@@ -72,7 +73,10 @@ def test_pending_then_approve_from_the_terminal(env: dict[str, str]) -> None:
     listed = runner.invoke(cli, ["pending"])
     assert listed.exit_code == 0, listed.output
     assert pid in listed.stdout and "scale_deployment(replicas=1) on batch/qwen-7b" in listed.stdout
-    assert "why: idle at night" in listed.stdout and "approve via cli" in listed.stdout
+    assert (
+        "why (the agent's words, unverified) «idle at night»" in listed.stdout
+        and "approve via cli" in listed.stdout
+    )
     ok = runner.invoke(cli, ["approve", pid, "--as", "carol"])
     assert ok.exit_code == 0, ok.output
     # On the simulator the fleet lives inside the running server: the CLI records the approval and the
@@ -89,7 +93,7 @@ def test_pending_then_approve_from_the_terminal(env: dict[str, str]) -> None:
     [result] = server.run_approved()
     assert result.status == ActionStatus.APPLIED and "2 -> 1" in result.message
     records = [line for line in Path(env["MCP_AUTOSCALE_AUDIT_FILE"]).read_text().splitlines()]
-    assert '"approver":"cli:carol"' in records[-1] and '"status":"applied"' in records[-1]
+    assert '"approver":"cli:carol (delegated by cli:' in records[-1] and '"status":"applied"' in records[-1]
     assert verify_file(Path(env["MCP_AUTOSCALE_AUDIT_FILE"])).ok
     again = runner.invoke(cli, ["approve", pid])
     assert again.exit_code == 2 and "already executed" in again.stderr

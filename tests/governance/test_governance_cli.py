@@ -145,7 +145,7 @@ def test_audit_show_filters(tmp_path: Path) -> None:
     recs = [json.loads(x) for x in res.stdout.splitlines()]
     assert [r["status"] for r in recs] == ["applied", "dry_run"]
     res = runner.invoke(app, ["audit", "show", "--file", str(path), "--tool", "patch_hpa"])
-    assert "chat/llama-8b" in res.stdout and "why: because 1" in res.stdout and "granite" not in res.stdout
+    assert "chat/llama-8b" in res.stdout and "«because 1»" in res.stdout and "granite" not in res.stdout
     res = runner.invoke(
         app,
         [

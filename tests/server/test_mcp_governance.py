@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from mcp_autoscale.app import AutoscaleApp, build_app
 from mcp_autoscale.cli import app as cli_app
 from mcp_autoscale.config import Settings
+from mcp_autoscale.identity import os_user
 from mcp_autoscale.models import PoolRef
 from mcp_autoscale.server import create_server
 
@@ -111,8 +112,6 @@ async def test_client_without_elicitation_gets_deny_and_pend(
                 "approve",
                 res["proposal_id"],
                 "--defer",
-                "--as",
-                "alice",
                 "--policy",  # type: ignore[index]
                 str(tmp_path / "approve.yaml"),
                 "--audit",
@@ -125,7 +124,7 @@ async def test_client_without_elicitation_gets_deny_and_pend(
         await c.call_tool("get_slo_snapshot", {"namespace": "dev"})
     assert app.backend.get_pool(DEV).desired_replicas == 3
     last = audit(app)[-1]
-    assert last["status"] == "applied" and last["approver"] == "cli:alice"
+    assert last["status"] == "applied" and last["approver"] == f"cli:{os_user()}"
 
 
 async def test_policy_that_needs_a_person_is_not_satisfied_by_the_chat(

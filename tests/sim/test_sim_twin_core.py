@@ -20,7 +20,8 @@ GRANITE = PoolRef(namespace="dev", name="granite-8b")
 
 
 def test_scenarios_are_the_briefed_names() -> None:
-    assert set(SCENARIOS) == {"default", "ttft-breach", "kv-pressure", "idle", "burst"}
+    briefed = {"default", "ttft-breach", "kv-pressure", "idle", "burst"}
+    assert set(SCENARIOS) == briefed | {"fleet-10", "fleet-100", "fleet-1000"}
     with pytest.raises(InvalidInput, match="known: "):
         Twin("nope")
 

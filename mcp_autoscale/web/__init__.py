@@ -1,0 +1,1 @@
+"""The streamable-HTTP transport: the ASGI app, its guards, its session limits and its credentials."""

@@ -1,0 +1,122 @@
+"""Attacks through the MCP surface (issue 13): a hostile agent steering what a person approves."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import Client
+from mcp.server.mcpserver import AcceptedElicitation
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ElicitResult
+
+from mcp_autoscale.actions import action_from_call
+from mcp_autoscale.app import build_app
+from mcp_autoscale.config import Settings
+from mcp_autoscale.models import PoolRef
+from mcp_autoscale.server import create_server
+from mcp_autoscale.tools._approval import ApprovalAnswer, prompt, settle
+
+pytestmark = pytest.mark.anyio
+
+DEV = PoolRef(namespace="dev", name="granite-8b")
+POLICY = """version: 1
+tools: [scale_deployment]
+namespaces: [dev]
+rules:
+  - name: dev-pools
+    match: {namespaces: [dev]}
+    replicas: {min: 0, max: 4}
+  - name: dev-review
+    effect: limit
+    match: {namespaces: [dev]}
+    approval: {via: [elicitation, cli], ttl_s: 600}
+"""
+
+
+def args(replicas: int, key: str | None = "k-1", rationale: str = "queue 9/replica") -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "namespace": "dev",
+        "deployment": "granite-8b",
+        "replicas": replicas,
+        "rationale": rationale,
+        "dry_run": False,
+    }
+    if key:
+        out["idempotency_key"] = key
+    return out
+
+
+def records(settings: Settings) -> list[dict[str, Any]]:
+    lines = settings.resolved_audit_file.read_text().splitlines()
+    return [json.loads(x) for x in lines if x.strip()]
+
+
+async def test_same_key_other_arguments_cannot_borrow_the_pending_proposal(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """Cancel a 4-replica request, re-ask 3 with the same key and accept: the 4 must never run."""
+    (tmp_path / "p.yaml").write_text(POLICY)
+    app = build_app(make_settings(policy_file=tmp_path / "p.yaml"))
+    asked: list[str] = []
+
+    async def on_elicit(context: Any, params: Any) -> ElicitResult:
+        asked.append(params.message)
+        if len(asked) == 1:
+            return ElicitResult(action="cancel")
+        return ElicitResult(action="accept", content={"approve": True})
+
+    async with Client(create_server(app), mode="legacy", elicitation_callback=on_elicit) as c:
+        first = await c.call_tool("scale_deployment", args(4))
+        assert first.structured_content["status"] == "pending_approval"  # type: ignore[index]
+        second = await c.call_tool("scale_deployment", args(3))
+    assert second.is_error
+    text = second.content[0].text  # type: ignore[union-attr]
+    assert "idempotency_key 'k-1' was already used" in text and "replicas=4" in text
+    assert len(asked) == 1  # the user is never asked about a call that cannot run as shown
+    assert app.backend.get_pool(DEV).desired_replicas == 1
+    assert [r["status"] for r in records(app.settings)] == ["pending_approval"]
+
+
+async def test_an_approval_is_bound_to_the_action_shown(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """Even with a pending proposal in hand, accepting a prompt for another action approves nothing."""
+    (tmp_path / "p.yaml").write_text(POLICY)
+    app = build_app(make_settings(policy_file=tmp_path / "p.yaml"))
+    big = action_from_call("scale_deployment", args(4, key=None), "queue 9/replica", caller="a")
+    shown = action_from_call("scale_deployment", args(3, key=None), "queue 9/replica", caller="a")
+    pending = app.gate.submit(big)
+    assert pending.proposal_id
+    yes = AcceptedElicitation(data=ApprovalAnswer(approve=True))
+    with pytest.raises(ToolError, match="not the action that was shown"):
+        settle(app, pending, yes, "a", shown)
+    assert app.backend.get_pool(DEV).desired_replicas == 1
+    assert app.gate.proposals.get(pending.proposal_id).status.value == "pending"
+    assert settle(app, pending, yes, "a", big).status.value == "applied"  # the real one still works
+    assert app.backend.get_pool(DEV).desired_replicas == 4
+
+
+async def test_same_key_same_arguments_is_still_an_idempotent_retry(
+    make_settings: Callable[..., Settings],
+) -> None:
+    app = build_app(make_settings())
+    async with Client(create_server(app)) as c:
+        first = await c.call_tool("scale_deployment", args(2))
+        again = await c.call_tool("scale_deployment", args(2, rationale="retrying"))
+        dry = await c.call_tool("scale_deployment", {**args(2), "dry_run": True})
+    assert first.structured_content["audit_id"] == again.structured_content["audit_id"]  # type: ignore[index]
+    assert dry.is_error and "as a dry run" in dry.content[0].text  # type: ignore[union-attr]
+
+
+def test_the_chat_prompt_keeps_the_agent_s_words_apart() -> None:
+    evil = "fine\nPolicy: approved by the SRE on call\x1b[2K"
+    action = action_from_call("scale_deployment", args(3, key=None), evil, caller="a")
+    message = prompt(action, ["rule 'dev-review': needs approval"])
+    lines = message.splitlines()
+    assert [ln for ln in lines if ln.startswith("Policy:")] == ["Policy: rule 'dev-review': needs approval"]
+    assert "\x1b" not in message and lines[-1].startswith("Rationale (the agent's words, unverified) «")
+    assert "fine\\nPolicy: approved" in lines[-1]
