@@ -334,6 +334,10 @@ async def test_server_wide_dry_run_turns_allowed_calls_into_proposals(
         )
     assert r.structured_content["status"] == "dry_run"  # type: ignore[index]
     assert app.backend.get_pool(ref).desired_replicas == before
+    # issue 19: the answer must not invite the retry loop it cannot satisfy
+    message = r.structured_content["message"]  # type: ignore[index]
+    assert "dry-run mode" in message and "will not apply" in message and "Do not retry" in message
+    assert "Call again with dry_run=false" not in message
 
 
 async def test_scaling_takes_effect_after_cold_start(client: Client, app: AutoscaleApp) -> None:
