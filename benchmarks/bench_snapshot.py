@@ -9,7 +9,7 @@ threads). Also reports what the rules cost Prometheus: ``prometheus_rule_group_l
 sampled over the run. Prints markdown tables.
 
     python benchmarks/bench_snapshot.py [--sizes 10,100,1000] [--repeat 10] [--eval-interval 5s]
-        [--scrape-interval 2] [--window 10s]
+        [--scrape-interval 2] [--window 10s] [--prom-cpus 1 --client-cpus 0]
 
 The defaults (2 s scrape, 10 s window) fill a rate window in seconds and load Prometheus's ingestion 7.5x
 beyond a 15 s production scrape: a stress setting. ``--scrape-interval 15 --window 1m --eval-interval 15s``
@@ -197,7 +197,16 @@ def main() -> None:
     ap.add_argument("--eval-interval", default="5s", help="evaluation interval of the recording rules")
     ap.add_argument("--scrape-interval", type=int, default=SCRAPE_S, help="seconds between scrapes")
     ap.add_argument("--window", default=WINDOW, help="PromQL rate window, e.g. 10s, 1m")
+    ap.add_argument("--prom-cpus", default="", help="pin Prometheus to these CPUs (taskset -c list, e.g. 1)")
+    ap.add_argument(
+        "--client-cpus",
+        default="",
+        help="pin this client and the exposition server to these CPUs (e.g. 0): the client's share is "
+        "then what is measured, not Prometheus competing with it for a core",
+    )
     args = ap.parse_args()
+    if args.client_cpus:
+        os.sched_setaffinity(0, {int(c) for c in args.client_cpus.split(",")})
     WINDOW, SCRAPE_S = args.window, args.scrape_interval
     sizes = [int(x) for x in args.sizes.split(",")]
     binary = shutil.which("prometheus")
@@ -219,8 +228,10 @@ def main() -> None:
         f"global:\n  scrape_interval: {SCRAPE_S}s\n  evaluation_interval: {args.eval_interval}\n"
         f"rule_files:\n  - {tmp / 'rules.yaml'}\nscrape_configs:\n{jobs}"
     )
+    pin = ["taskset", "-c", args.prom_cpus] if args.prom_cpus else []
     proc = subprocess.Popen(
         [
+            *pin,
             binary,
             f"--config.file={tmp / 'prometheus.yml'}",
             f"--storage.tsdb.path={tmp / 'data'}",
@@ -292,6 +303,8 @@ def main() -> None:
     print(
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC ({machine}), {version}; 2 pods per pool, "
         f"{total} pools scraped in all, scrape {SCRAPE_S}s, rate window {WINDOW}, {n_rules} recording rules "
+        f"{'Prometheus on CPU ' + args.prom_cpus + ', ' if args.prom_cpus else ''}"
+        f"{'client on CPU ' + args.client_cpus + ', ' if args.client_cpus else ''}"
         f"every {args.eval_interval}; raw and rules: all queries at once, interleaved, {args.repeat} "
         f"snapshots each; naive: {args.workers} threads, one snapshot.\n"
     )

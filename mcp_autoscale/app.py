@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mcp_autoscale.actions import Gate
-from mcp_autoscale.audit import AuditLog
 from mcp_autoscale.cluster.base import ClusterBackend
 from mcp_autoscale.config import Settings
 from mcp_autoscale.cost import PriceCatalogue, action_cost_delta, load_catalogue, pool_cost_per_hour
@@ -23,10 +22,12 @@ from mcp_autoscale.models import Action, ActionResult, NodePoolState, PoolState,
 from mcp_autoscale.paging import PageStore
 from mcp_autoscale.policy import Policy, builtin_policy, default_policy_name, load_policy
 from mcp_autoscale.preflight import readable_file, writable_dir, writable_file
+from mcp_autoscale.ratelimit import TokenBucket
 from mcp_autoscale.runbooks import Runbook, merged_runbooks
 from mcp_autoscale.signals.base import SignalSource
 from mcp_autoscale.sim import Twin
 from mcp_autoscale.snapshot import Snapshotter
+from mcp_autoscale.state import AuditStore, StateStore, open_store
 
 log = get_logger(__name__)
 
@@ -40,12 +41,13 @@ class AutoscaleApp:
     signals: SignalSource
     policy: Policy
     policy_source: str
-    audit: AuditLog
+    audit: AuditStore
     catalogue: PriceCatalogue
     snapshotter: Snapshotter
     gate: Gate
     twin: Twin | None = None
     notes: list[str] = field(default_factory=list)
+    store: StateStore | None = None
     runbooks: list[Runbook] | None = None  # shipped + --runbooks DIR; None: the shipped ones
     pages: PageStore = field(default_factory=PageStore)
     """Answers with more than one page, so that a cursor continues the same answer."""
@@ -122,11 +124,14 @@ def check_state_paths(settings: Settings, *, read_only: bool = False) -> None:
 
     A read-only reader (``snapshot``) needs neither to be writable: it never takes a lock or writes."""
     audit_flag = "--audit" if settings.audit_file is not None else "audit log (under --state-dir)"
+    shared = settings.state_url is not None  # PostgreSQL holds the audit records: no local log
     if read_only:
-        readable_file(settings.resolved_audit_file, audit_flag, must_exist=False)
+        if not shared:
+            readable_file(settings.resolved_audit_file, audit_flag, must_exist=False)
         return
     writable_dir(settings.state_dir, "--state-dir (MCP_AUTOSCALE_STATE_DIR)")
-    writable_file(settings.resolved_audit_file, audit_flag)
+    if not shared:
+        writable_file(settings.resolved_audit_file, audit_flag)
 
 
 def build_app(settings: Settings, *, twin: Twin | None = None, read_only: bool = False) -> AutoscaleApp:
@@ -140,9 +145,8 @@ def build_app(settings: Settings, *, twin: Twin | None = None, read_only: bool =
     runbooks = merged_runbooks(settings.runbooks_dir)  # a broken team runbook stops start-up
     backend, twin = _build_backend(settings, twin, policy.visible_namespaces())
     signals = _build_signals(settings, twin)
-    audit_path = settings.resolved_audit_file
-    hmac_key = settings.audit_hmac_key.get_secret_value().encode() if settings.audit_hmac_key else None
-    audit = AuditLog(audit_path, hmac_key=hmac_key, recover=not read_only)
+    store = open_store(settings, read_only=read_only)
+    audit = store.audit
 
     def targets_for(pool: PoolState) -> SloTargets:
         return policy.slo_for(pool.ref) or settings.slo
@@ -167,16 +171,24 @@ def build_app(settings: Settings, *, twin: Twin | None = None, read_only: bool =
         settings=settings,
         evidence=snapshotter.pool,
         cost_delta=cost_delta,
-        lock=_pool_lock(settings, backend),
+        lock=store.lock or _pool_lock(settings, backend),
+        proposals=store.proposals,
         webhook_url=settings.approval_webhook_url,
+        rate_limit=(
+            TokenBucket(settings.audit_rate_per_s, settings.audit_burst)
+            if settings.audit_rate_per_s
+            else None
+        ),
     )
+    reconciled = [] if read_only else gate.reconcile()  # a reader never repairs: the next writer does
     log.info(
         "app.ready",
         backend=backend.name,
         signals=signals.name,
         policy=policy_source,
-        audit=str(audit_path),
+        audit=audit.where,
         dry_run=settings.dry_run,
+        reconciled=len(reconciled),
     )
     return AutoscaleApp(
         settings=settings,
@@ -189,5 +201,6 @@ def build_app(settings: Settings, *, twin: Twin | None = None, read_only: bool =
         snapshotter=snapshotter,
         gate=gate,
         twin=twin,
+        store=store,
         runbooks=runbooks,
     )

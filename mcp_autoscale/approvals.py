@@ -146,12 +146,12 @@ def webhook_payload(proposal: Proposal) -> dict[str, Any]:
     comes last, quoted and labelled as its words. The structured fields keep the values as given.
     """
     a = proposal.action
-    digest = f", digest {proposal.digest[:12]}" if proposal.digest else ""
+    digest = f" --digest {proposal.digest[:12]}" if proposal.digest else ""
     text = (
         f":warning: mcp-autoscale needs approval: {slack_escape(neutralise(proposal.summary()))} "
-        f"(proposal {proposal.id}{digest}).\n"
+        f"(proposal {proposal.id}).\n"
         f"Policy: {slack_escape(neutralise('; '.join(proposal.verdict.reasons)))}\n"
-        f"Approve: `mcp-autoscale approve {proposal.id}`  Reject: `mcp-autoscale reject {proposal.id} "
+        f"Approve: `mcp-autoscale approve {proposal.id}{digest}`  Reject: `mcp-autoscale reject {proposal.id} "
         f"--reason ...`  Expires {proposal.expires_at.isoformat(timespec='seconds')}.\n"
         f"Rationale {slack_quoted(a.rationale)}"
     )

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mcp_autoscale.models import SloTargets
@@ -65,6 +65,16 @@ class Settings(BaseSettings):
     state_dir: Path = Field(default_factory=default_state_dir)
     dry_run: bool = False
     audit_hmac_key: SecretStr | None = None
+    audit_rate_per_s: float = Field(
+        default=10.0, ge=0, description="Audit records one caller may cause per second (0: no limit)"
+    )
+    audit_burst: int = Field(default=100, ge=1, description="Audit records one caller may cause at once")
+    state_url: SecretStr | None = Field(
+        default=None, description="postgresql://... : audit, proposals and locks in PostgreSQL (shared)"
+    )
+    state_timeout_s: float = Field(
+        default=10.0, gt=0, le=120, description="Wait at most this long for the state database"
+    )
     runbooks_dir: Path | None = Field(
         default=None,
         description="A team's runbook folder, merged over the shipped runbooks (same slug: the team's wins)",
@@ -113,6 +123,16 @@ class Settings(BaseSettings):
         default=None, ge=0, le=65535, description="Serve /metrics on this port too (the only way on stdio)"
     )
     metrics_host: str = Field(default="127.0.0.1", description="Bind address of --metrics-port")
+
+    @field_validator("audit_hmac_key")
+    @classmethod
+    def _key_not_empty(cls, value: SecretStr | None) -> SecretStr | None:
+        """An empty key would silently leave the log unsigned: refuse it at start-up."""
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError(
+                "MCP_AUTOSCALE_AUDIT_HMAC_KEY is set but empty: give a key, or unset it to run unsigned"
+            )
+        return value
 
     @property
     def resolved_audit_file(self) -> Path:

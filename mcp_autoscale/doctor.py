@@ -193,9 +193,42 @@ def _writable_dir(directory: Path) -> str | None:
     return None
 
 
+def check_state(settings: Settings) -> list[Check]:
+    """The shared state database: reachable, schema at this server's version, chain head (and intact)."""
+    from mcp_autoscale.audit.verify import verify_records
+    from mcp_autoscale.state import hmac_key_of, open_store
+
+    try:
+        store = open_store(settings)
+    except AutoscaleError as err:
+        return [Check(group="state", name="connection", status=Status.FAIL, detail=_first_line(err))]
+    try:
+        rows = [
+            Check(group="state", name=c.name, status=Status.PASS if c.ok else Status.FAIL, detail=c.detail)
+            for c in store.checks()
+        ]
+        if all(c.ok for c in store.checks()):
+            with store.snapshot() as (head, lines):
+                report = verify_records(((x[:-1], True) for x in lines), hmac_key_of(settings), marker=head)
+            status = Status.PASS if report.ok else Status.FAIL
+            if report.ok and report.signatures_unchecked:
+                status = Status.WARN
+            rows.append(
+                Check(group="state", name="chain", status=status, detail=report.summary(store.audit.where))
+            )
+    except AutoscaleError as err:
+        rows = [Check(group="state", name="connection", status=Status.FAIL, detail=_first_line(err))]
+    finally:
+        store.close()
+    return rows
+
+
 def check_audit(settings: Settings) -> list[Check]:
     """The audit log's directory is writable, the file (if any) appendable, and its hash chain intact."""
     from mcp_autoscale.audit import verify_file
+
+    if settings.state_url is not None:
+        return check_state(settings)
 
     path = Path(settings.resolved_audit_file)
     problem = _writable_dir(path.parent)
@@ -227,6 +260,8 @@ def check_audit(settings: Settings) -> list[Check]:
         rows.append(Check(group="audit", name="chain", status=Status.FAIL, detail=_first_line(err)))
         return rows
     status = Status.PASS if report.ok else Status.FAIL
+    if report.ok and report.signatures_unchecked:
+        status = Status.WARN
     rows.append(Check(group="audit", name="chain", status=status, detail=report.summary(path)))
     return rows
 

@@ -32,3 +32,11 @@ class Forbidden(AutoscaleError):
 
 class BackendUnavailable(AutoscaleError):
     """The cluster or the metrics backend could not be reached in time."""
+
+
+class AuditUnavailable(AutoscaleError):
+    """The audit record could not be written (full disk, torn file, database down): nothing was changed."""
+
+
+class RateLimited(AutoscaleError):
+    """The caller wrote audit records faster than the configured rate: nothing was done or recorded."""

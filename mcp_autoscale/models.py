@@ -345,6 +345,10 @@ class ActionStatus(StrEnum):
     """GitOps execution: the change is a commit on a new branch; the cluster is unchanged until it merges."""
     NO_CHANGE = "no_change"
     """Allowed and sent, but the target already had the requested values: nothing changed (never 'applied')."""
+    INTENT = "intent"
+    """Write-ahead: fsynced before a cluster write; its outcome record (``intent_id``) follows the write."""
+    RECONCILED = "reconciled"
+    """The outcome of an intent whose process died before recording one, read from the live object."""
 
 
 class ActionResult(BaseModel):
@@ -388,6 +392,15 @@ class AuditRecord(BaseModel):
         default=None, description="Pending-approval proposal this record belongs to"
     )
     approver: str | None = Field(default=None, description="Who approved or rejected (approval records)")
+    intent_id: str | None = Field(default=None, description="The intent record this outcome closes")
     prev_hash: str = ""
     hash: str = ""
     signature: str | None = Field(default=None, description="HMAC-SHA256 of the record (when a key is set)")
+
+    @property
+    def counts_as_applied(self) -> bool:
+        """Cooldowns and budgets count this record as a change made (fail closed): applied, an intent whose
+        outcome is missing, or a reconciled outcome unless the live object showed the change was not made."""
+        if self.status == ActionStatus.RECONCILED:
+            return bool(self.changes)
+        return self.status in (ActionStatus.APPLIED, ActionStatus.INTENT)

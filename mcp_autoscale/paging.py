@@ -24,7 +24,7 @@ from typing import Any, Generic, Literal, NamedTuple, TypeVar
 from pydantic import BaseModel, Field
 
 from mcp_autoscale.errors import InvalidInput
-from mcp_autoscale.models import AutoscalerKind, PoolSnapshot, SloStatus
+from mcp_autoscale.models import SIGNAL_NAMES, AutoscalerKind, PoolSnapshot, SloStatus
 from mcp_autoscale.snapshot import incomplete
 
 DEFAULT_LIMIT = 20
@@ -289,26 +289,51 @@ def paginate(
 
 # ------------------------------------------------------------------------------------------- compact form
 def compact_signals(signals: dict[str, Any]) -> dict[str, Any]:
-    """Signals ages that are all the same collapse to ``{"*": age}`` (the ``missing`` convention)."""
+    """Signals ages that are all the same collapse to ``{"*": age}`` (the ``missing`` convention); an
+    unmeasured signal stays an explicit null (its reason is under ``missing``: never zero, never absent)."""
+    for name in SIGNAL_NAMES:
+        signals.setdefault(name, None)
     ages = signals.get("age_s")
     if isinstance(ages, dict) and len(ages) > 1 and len(set(ages.values())) == 1:
         signals["age_s"] = {"*": next(iter(ages.values()))}
     return signals
 
 
-def prune(obj: Any) -> Any:
-    """Drop keys whose value is None or an empty list/dict, at every level (zeros and False stay)."""
-    if isinstance(obj, dict):
-        pruned = {k: prune(v) for k, v in obj.items()}
-        return {k: v for k, v in pruned.items() if v is not None and v != [] and v != {}}
-    if isinstance(obj, list):
-        return [prune(v) for v in obj]
-    return obj
+def _prune(model: BaseModel, data: dict[str, Any]) -> dict[str, Any]:
+    """Drop optional fields that are None or empty from ``data`` (``model``'s JSON dump), at every level.
+
+    Walks the model beside its dump, so a *required* field that is None (``owner: str | None``) stays and
+    the result still validates against the model's schema; zeros and False stay too.
+    """
+    for name, info in type(model).model_fields.items():
+        key = info.serialization_alias or info.alias or name
+        if key not in data:
+            continue
+        value = getattr(model, name)
+        if not info.is_required() and (value is None or value == [] or value == {}):
+            del data[key]
+        elif isinstance(value, BaseModel) and isinstance(data[key], dict):
+            _prune(value, data[key])
+        elif isinstance(value, list) and isinstance(data[key], list):
+            for item, dumped in zip(value, data[key], strict=False):
+                if isinstance(item, BaseModel) and isinstance(dumped, dict):
+                    _prune(item, dumped)
+        elif isinstance(value, dict) and isinstance(data[key], dict):
+            for k, item in value.items():
+                dumped = data[key].get(str(k))
+                if isinstance(item, BaseModel) and isinstance(dumped, dict):
+                    _prune(item, dumped)
+    return data
+
+
+def prune(model: BaseModel) -> dict[str, Any]:
+    """``model`` as JSON data without optional None/empty fields (see ``_prune``)."""
+    return _prune(model, model.model_dump(mode="json"))
 
 
 def compact_dump(model: BaseModel) -> dict[str, Any]:
     """The structured form of an answer without null or empty fields, and pools' ages collapsed."""
-    data: dict[str, Any] = prune(model.model_dump(mode="json"))
+    data = prune(model)
     for pool in data.get("pools") or []:
         if isinstance(pool, dict) and isinstance(pool.get("signals"), dict):
             compact_signals(pool["signals"])

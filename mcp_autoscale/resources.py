@@ -48,10 +48,10 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         backend reports them; list_pools pages through every pool with filters."""
         states = sorted(app.backend.list_pools(), key=lambda p: p.ref.key)
         shown = [
-            prune(p.model_dump(mode="json", exclude={"metrics_urls", "labels"}))
+            {k: v for k, v in prune(p).items() if k not in ("metrics_urls", "labels")}
             for p in states[:DEFAULT_LIMIT]
         ]
-        node_pools = [prune(n.model_dump(mode="json")) for n in app.backend.list_node_pools()]
+        node_pools = [prune(n) for n in app.backend.list_node_pools()]
         data: dict[str, object] = {
             "backend": app.backend.name,
             "total_pools": len(states),
@@ -74,7 +74,7 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
             raise ResourceError(f"pool {namespace}/{deployment}: {err}") from err
         if pool is None:
             raise ResourceError(f"unknown pool {namespace}/{deployment}; see autoscale://cluster/state")
-        data = prune(pool.model_dump(mode="json"))
+        data = prune(pool)
         compact_signals(data["signals"])
         return _dump(data)
 
@@ -92,5 +92,5 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
     @server.resource("autoscale://audit/recent", name="recent-audit", mime_type=JSON)
     def recent_audit() -> str:
         """The most recent audit records (newest last): who, what, why, verdict, result."""
-        records = app.audit.records()[-RECENT_AUDIT:]
+        records = app.audit.records(limit=RECENT_AUDIT)
         return _dump([r.model_dump(mode="json", exclude={"evidence"}) for r in records])

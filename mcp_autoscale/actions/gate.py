@@ -1,8 +1,11 @@
 """The one action gate: propose -> check (ownership, policy) -> approve -> execute (or dry run) -> audit.
 
 ``Gate.submit`` is the only code path that calls a ``ClusterBackend`` write method. Every submit, whatever
-its outcome, appends exactly one audit record carrying the agent's rationale, the caller, the verdict, the
-changes, the evidence the decision used and, for applied changes, the inverse tool call.
+its outcome, appends one audit record carrying the agent's rationale, the caller, the verdict, the
+changes, the evidence the decision used and, for applied changes, the inverse tool call. A cluster write is
+written ahead: an intent record is made durable first (no intent record, no write), the outcome record
+closes it after the write, and an intent left open by a crash is reconciled from the live object at
+start-up (``actions/reconcile.py``). Cooldowns and budgets count an open intent as applied.
 """
 
 from __future__ import annotations
@@ -34,17 +37,18 @@ from mcp_autoscale.approvals import (
     new_proposal_id,
     post_webhook,
 )
-from mcp_autoscale.audit import AuditLog
 from mcp_autoscale.cluster.base import ClusterBackend
 from mcp_autoscale.config import Settings
 from mcp_autoscale.cost import node_pool_free_gpus
 from mcp_autoscale.errors import (
+    AuditUnavailable,
     AutoscaleError,
     BackendUnavailable,
     Conflict,
     Forbidden,
     InvalidInput,
     NotFound,
+    RateLimited,
 )
 from mcp_autoscale.gitops.router import GitOpsRouter
 from mcp_autoscale.locks import FilePoolLock, PoolLock
@@ -67,6 +71,8 @@ from mcp_autoscale.models import (
     Verdict,
 )
 from mcp_autoscale.policy import Policy, PolicyContext, Rule, evaluate, target_label
+from mcp_autoscale.ratelimit import TokenBucket
+from mcp_autoscale.state.base import AuditStore, Proposals
 from mcp_autoscale.untrusted import quoted
 
 log = get_logger(__name__)
@@ -112,7 +118,7 @@ class Gate:
         *,
         backend: ClusterBackend,
         policy: Policy,
-        audit: AuditLog,
+        audit: AuditStore,
         settings: Settings,
         evidence: Callable[[PoolRef], PoolSnapshot | None] = lambda ref: None,
         cost_delta: Callable[[Action, PoolState | None, NodePoolState | None], float | None] = (
@@ -121,8 +127,9 @@ class Gate:
         clock: Callable[[], datetime] = utcnow,
         lock: PoolLock | None = None,
         lock_timeout_s: float = 30.0,
-        proposals: ProposalStore | None = None,
+        proposals: Proposals | None = None,
         webhook_url: str | None = None,
+        rate_limit: TokenBucket | None = None,
     ) -> None:
         self.backend = backend
         self.policy = policy
@@ -133,8 +140,9 @@ class Gate:
         self.clock = clock
         self.lock: PoolLock = lock or FilePoolLock(settings.state_dir / "locks")
         self.lock_timeout_s = lock_timeout_s
-        self.proposals = proposals or ProposalStore(settings.state_dir / "proposals")
+        self.proposals: Proposals = proposals or ProposalStore(settings.state_dir / "proposals")
         self.webhook_url = webhook_url
+        self.rate_limit = rate_limit
         self.gitops = GitOpsRouter(policy)  # execution: direct | gitops | refuse (docs/gitops.md)
 
     # ----------------------------------------------------------------------------------- context
@@ -182,7 +190,7 @@ class Gate:
             node_pool=node_pool,
             snapshot=snapshot,
             now=now,
-            recent=self.audit.records(since=now - HISTORY),
+            recent=self.audit.recent_applied(now - HISTORY),
             cost_delta_per_hour=cost,
         )
 
@@ -209,7 +217,8 @@ class Gate:
 
     @metrics.gate_timed
     def submit(self, action: Action) -> ActionResult:
-        """Decide, then act or refuse; always exactly one audit record (idempotent retries add none)."""
+        """Decide, then act or refuse; one audit record per decision (idempotent retries add none)."""
+        self._take_token(action.caller)
         if action.idempotency_key:
             prior = self._idempotent(action)
             if prior is not None:
@@ -224,6 +233,24 @@ class Gate:
         except Conflict as err:
             verdict = Verdict(decision=Decision.DENY, rules=["lock"], reasons=[f"rule 'lock': {err}"])
             return self._record(action, verdict, ActionStatus.FAILED, f"Not done: {err}", now=self.clock())
+
+    def _take_token(self, caller: str) -> None:
+        """Refuse a caller that writes audit records faster than the configured rate (nothing recorded)."""
+        if self.rate_limit is None:
+            return
+        wait = self.rate_limit.take(caller)
+        if wait > 0:
+            raise RateLimited(
+                f"rate limited: caller {caller} may cause {self.rate_limit.rate:g} audit records per second "
+                f"(burst {self.rate_limit.burst:g}); nothing was done or recorded. Retry in {wait:.1f} s, "
+                "and do not loop on dry runs"
+            )
+
+    def reconcile(self) -> list[AuditRecord]:
+        """Close intents left open by a crash, from what the live objects show (run at start-up)."""
+        from mcp_autoscale.actions.reconcile import reconcile_intents
+
+        return reconcile_intents(self)
 
     # ---------------------------------------------------------------------------------- internals
 
@@ -436,7 +463,7 @@ class Gate:
                 f"proposal {p.id} no longer holds the action that was proposed (digest mismatch); "
                 "nothing was approved: propose the action again"
             )
-        if digest is not None and digest != actual:
+        if digest is not None and (len(digest) < 12 or not actual.startswith(digest.lower())):
             raise Forbidden(
                 f"proposal {p.id} is {p.summary()}, not the action that was shown for approval; "
                 "nothing was approved or rejected"
@@ -458,9 +485,9 @@ class Gate:
         """Approve a pending proposal and run it now; policy and data are re-checked at execution time.
 
         ``approver`` is 'cli:<user>' for a terminal/CI, 'mcp-elicitation:<caller>' for a user who confirmed
-        in the MCP client. ``digest`` (``action_digest`` of the action the approver was shown) binds the
-        approval to that exact action: a proposal for anything else is refused. Expired proposals cannot
-        run (status EXPIRED).
+        in the MCP client. ``digest`` (``action_digest`` of the action the approver was shown, or its first
+        12+ hex digits as `pending` and the webhook show it) binds the approval to that exact action: a
+        proposal for anything else is refused. Expired proposals cannot run (status EXPIRED).
         """
         p = self._open_pending(proposal_id, digest)
         self._check_approver(p, approver)
@@ -472,13 +499,13 @@ class Gate:
             p.decided_by, p.decided_at = approver, now
             return self._run_proposal(p, approver, now)
 
-    def approve_later(self, proposal_id: str, approver: str) -> Proposal:
+    def approve_later(self, proposal_id: str, approver: str, *, digest: str | None = None) -> Proposal:
         """Record an approval without running it (status APPROVED); the process that owns the backend (the
         server, whose simulated fleet lives in memory) runs it with ``execute_approved()``."""
-        p = self._open_pending(proposal_id)
+        p = self._open_pending(proposal_id, digest)
         self._check_approver(p, approver)
         with self._hold(p.action):
-            p = self._open_pending(proposal_id)
+            p = self._open_pending(proposal_id, digest)
             now = self.clock()
             if now >= p.expires_at:
                 self._expire(p, now)
@@ -728,6 +755,15 @@ class Gate:
                 approver=approver, proposal_id=proposal_id,
             )  # fmt: skip
         attempts = 1
+        inverse = None if dry else inverse_of(action, pool)
+        intent_id = None
+        if not dry:  # write ahead: no durable intent record, no write (AuditUnavailable propagates)
+            intent_id = self._record(
+                action, verdict, ActionStatus.INTENT,
+                f"Intent: about to apply to {target_label(action)}; the outcome record follows the write.",
+                now=now, evidence=evidence, cost=cost, inverse=inverse, approver=approver,
+                proposal_id=proposal_id,
+            ).audit_id  # fmt: skip
         try:
             changes, attempts = self._write_with_retries(action, verdict, pool, dry, now)
         except AutoscaleError as err:
@@ -744,6 +780,7 @@ class Gate:
                 attempts=attempts,
                 approver=approver,
                 proposal_id=proposal_id,
+                intent_id=intent_id,
             )
         target = target_label(action)
         if dry:
@@ -771,7 +808,7 @@ class Gate:
             return dry_result
         if not any(c.before != c.after for c in changes):
             # A no-op is not an action: no 'applied' record (cooldowns, budgets, rollbacks count those).
-            msg = f"No change: {target} already has what was asked; nothing was written."
+            msg = f"No change: {target} already has what was asked; the cluster is unchanged."
             return self._record(
                 action,
                 verdict,
@@ -784,25 +821,35 @@ class Gate:
                 attempts=attempts,
                 approver=approver,
                 proposal_id=proposal_id,
+                intent_id=intent_id,
             )
-        inverse = inverse_of(action, pool)
         msg = f"Applied: {target} {describe_changes(changes)}."
         if isinstance(action.params, ScaleDeploymentParams) and pool is not None and pool.cold_start_s:
             msg += " " + self._readiness_hint(pool, action.params.replicas)
-        result = self._record(
-            action,
-            verdict,
-            ActionStatus.APPLIED,
-            msg,
-            now=now,
-            evidence=evidence,
-            cost=cost,
-            changes=changes,
-            inverse=inverse,
-            attempts=attempts,
-            approver=approver,
-            proposal_id=proposal_id,
-        )
+        try:
+            result = self._record(
+                action,
+                verdict,
+                ActionStatus.APPLIED,
+                msg,
+                now=now,
+                evidence=evidence,
+                cost=cost,
+                changes=changes,
+                inverse=inverse,
+                attempts=attempts,
+                approver=approver,
+                proposal_id=proposal_id,
+                intent_id=intent_id,
+            )
+        except AuditUnavailable as err:  # the change stands; its intent record counts it until reconciled
+            log.error("gate.outcome_unrecorded", action=action.id, intent=intent_id, error=str(err))
+            result = ActionResult(
+                action_id=action.id, tool=action.kind, target=target, status=ActionStatus.APPLIED,
+                verdict=verdict, changes=changes, audit_id=intent_id,
+                message=f"{msg} Its outcome record could not be written ({err}); intent record {intent_id} "
+                "stands for it, counts for cooldowns and budgets, and is reconciled at the next start-up.",
+            )  # fmt: skip
         if inverse is not None:
             result.message += f" Undo with rollback_action(audit_id={result.audit_id!r})."
         result.notes.extend(self._backend_notes())
@@ -921,6 +968,7 @@ class Gate:
         approver: str | None = None,
         proposal_id: str | None = None,
         audit_id: str | None = None,
+        intent_id: str | None = None,
     ) -> ActionResult:
         pinned = {"id": audit_id} if audit_id else {}  # gitops commits cite their audit id before it exists
         record = self.audit.append(
@@ -944,6 +992,7 @@ class Gate:
             idempotency_key=action.idempotency_key,
             approver=approver,
             proposal_id=proposal_id,
+            intent_id=intent_id,
         )
         log.info("gate.decided", action=action.id, target=record.target, status=status.value, audit=record.id)
         return ActionResult(

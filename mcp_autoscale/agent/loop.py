@@ -12,10 +12,10 @@ import json
 import os
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -28,6 +28,9 @@ from mcp_autoscale.agent.rules import (
     rule_proposals,
 )
 from mcp_autoscale.logs import get_logger
+
+if TYPE_CHECKING:
+    from mcp_autoscale.agent.leader import LeaseElector
 
 log = get_logger(__name__)
 
@@ -49,6 +52,7 @@ class AgentOptions:
     max_iterations: int | None = None
     namespace: str | None = None
     read_timeout_s: float = 120.0
+    elector: LeaseElector | None = None  # leader election: only the Lease holder acts (agent/leader.py)
 
     @property
     def dry_run(self) -> bool:
@@ -206,6 +210,21 @@ def _error_text(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
 
 
+async def _campaign(options: AgentOptions, index: int) -> Iteration | None:
+    """None when this replica may act (no election, or it leads); else the standby iteration to report."""
+    if options.elector is None:
+        return None
+    outcome = await anyio.to_thread.run_sync(options.elector.campaign)
+    if outcome.leading:
+        return None
+    log.info("agent.standby", leader=outcome.holder, lease=options.elector.lease, error=outcome.error)
+    standby = Iteration(index=index, started_at=datetime.now(UTC), standby=True, leader=outcome.holder)
+    standby.notes.append(f"Lease {options.elector.lease}; this replica is {options.elector.identity}")
+    if outcome.error is not None:
+        standby.errors.append(f"leader election failed, standing by (fail closed): {outcome.error}")
+    return standby
+
+
 async def run_agent(
     options: AgentOptions, on_update: Callable[[AgentReport], None] | None = None
 ) -> AgentReport:
@@ -219,11 +238,18 @@ async def run_agent(
     run_id = hashlib.sha256(f"{report.started_at.isoformat()}-{os.getpid()}".encode()).hexdigest()[:8]
     limit = 1 if options.once else options.max_iterations
     try:
-        async with connect(options) as client:
+        async with AsyncExitStack() as stack:
+            client: Any = None  # connected at the first pass this replica leads: a standby starts no server
             index = 0
             while limit is None or index < limit:
                 index += 1
-                report.iterations.append(await run_iteration(client, index, options, run_id))
+                standby = await _campaign(options, index)
+                if standby is not None:
+                    report.iterations.append(standby)
+                else:
+                    if client is None:
+                        client = await stack.enter_async_context(connect(options))
+                    report.iterations.append(await run_iteration(client, index, options, run_id))
                 report.exit_code = report.final_exit_code()
                 if on_update is not None:
                     on_update(report)
@@ -232,6 +258,9 @@ async def run_agent(
                 await anyio.sleep(options.interval_s)
     except Exception as err:  # the server failed to start, died, or the connection broke
         report.errors.append(f"server connection failed: {_error_text(err)}")
+    finally:
+        if options.elector is not None:
+            await anyio.to_thread.run_sync(options.elector.resign)
     report.finished_at = datetime.now(UTC)
     report.exit_code = report.final_exit_code()
     if on_update is not None:

@@ -110,6 +110,10 @@ class Iteration(BaseModel):
     notes: list[str] = Field(default_factory=list, description="Why a breach got no action, and similar")
     proposals: list[Proposal] = Field(default_factory=list)
     errors: list[str] = Field(default_factory=list)
+    standby: bool = Field(
+        default=False, description="Another replica leads (leader election): no reads, no calls"
+    )
+    leader: str | None = Field(default=None, description="Who holds the agent Lease, when elected")
 
     def breached(self) -> list[PoolView]:
         return [p for p in self.pools if p.slo == "breach"]

@@ -108,6 +108,11 @@ def _proposal(n: int, p: Proposal) -> list[str]:
 
 def render_iteration(it: Iteration, title: str) -> list[str]:
     lines = [f"## {title}", ""]
+    if it.standby:
+        who = it.leader or "no one (the Lease could not be read)"
+        lines.append(f"**Standby**: {who} leads; this replica read nothing and called nothing.")
+        lines += [f"- error: {e}" for e in it.errors] + [f"- {n}" for n in it.notes]
+        return lines
     source = f"{it.backend or '?'} backend, signals from {it.signal_source or '?'}"
     lines.append(f"Snapshot taken {it.snapshot_taken_at or '-'} ({source}); decisions by {it.decided_by()}.")
     if it.fleet_cost_per_hour is not None:

@@ -1,10 +1,17 @@
-"""Check an audit log end to end and name the first record that is wrong, and how."""
+"""Check an audit log end to end and name the first record that is wrong, and how.
+
+The walk streams the file (constant memory whatever its length): each line is parsed, checked against the
+one before it, and dropped. Only when a sequence number is out of place does a second pass look ahead, to
+say whether the record was reordered or deleted.
+"""
 
 from __future__ import annotations
 
 import hmac
 import json
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -20,12 +27,44 @@ class VerifyReport(BaseModel):
     problem: str | None = None
     truncated: bool = Field(default=False, description="The last line is an incomplete write")
     signed: bool = Field(default=False, description="Signatures were checked with a key")
+    signatures_unchecked: bool = Field(
+        default=False, description="The log carries signatures (or its head says so) but no key was given"
+    )
 
-    def summary(self, path: Path) -> str:
+    def summary(self, path: Path | str) -> str:
         if self.ok:
             sig = ", signatures valid" if self.signed else ""
+            if self.signatures_unchecked:
+                sig = (
+                    ", signatures NOT checked: the log is signed but no key was given "
+                    "(set MCP_AUTOSCALE_AUDIT_HMAC_KEY); only the hash chain was verified"
+                )
             return f"{path}: OK, {self.records} records, hash chain intact{sig}"
         return f"{path}:{self.first_bad_line}: {self.problem} ({self.records} records before it verified)"
+
+
+def _lines(path: Path) -> Iterator[tuple[bytes, bool]]:
+    """(line without newline, complete?) for every line; only the last can be incomplete."""
+    with open(path, "rb") as fh:
+        for raw in fh:
+            yield (raw[:-1], True) if raw.endswith(b"\n") else (raw, False)
+
+
+def _parse(raw: bytes) -> dict[str, Any] | None:
+    try:
+        obj = json.loads(raw)
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def _line_of_seq(path: Path, seq: int) -> int | None:
+    """The first line holding ``seq`` (the slow second pass, only when the chain is already broken)."""
+    for i, (raw, complete) in enumerate(_lines(path)):
+        obj = _parse(raw) if complete else None
+        if obj is not None and obj.get("seq") == seq:
+            return i + 1
+    return None
 
 
 def verify_file(path: Path, hmac_key: bytes | None = None) -> VerifyReport:
@@ -33,43 +72,73 @@ def verify_file(path: Path, hmac_key: bytes | None = None) -> VerifyReport:
     path = Path(path)
     if not path.exists():
         raise NotFound(f"audit file {path} does not exist")
-    raw_lines = path.read_bytes().split(b"\n")
-    torn = raw_lines[-1] != b""  # content after the final newline = an incomplete write
-    complete = raw_lines[:-1]
-    parsed: list[dict[str, object] | None] = []
-    for raw in complete:
-        try:
-            obj = json.loads(raw)
-            parsed.append(obj if isinstance(obj, dict) else None)
-        except ValueError:
-            parsed.append(None)
-    seq_lines: dict[int, int] = {}
-    for i, obj in enumerate(parsed):
-        if obj is not None and isinstance(obj.get("seq"), int):
-            seq_lines.setdefault(int(obj["seq"]), i + 1)  # type: ignore[call-overload]
+    marker, marker_problem = _read_marker(path)
+    return verify_records(
+        ((raw, complete) for raw, complete in _lines(path)),
+        hmac_key,
+        marker=marker,
+        marker_problem=marker_problem,
+        head_name=head_path(path).name,
+        seq_lookup=lambda seq: _line_of_seq(path, seq),
+    )
+
+
+def _read_marker(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    head = head_path(path)
+    if not head.exists():
+        return None, None
+    try:
+        marker = json.loads(head.read_text())
+        int(marker["seq"]), str(marker["hash"])
+    except (ValueError, KeyError, TypeError):
+        return None, f"head marker {head.name} is unreadable"
+    return marker, None
+
+
+def verify_records(
+    lines: Iterable[tuple[bytes, bool]],
+    hmac_key: bytes | None = None,
+    *,
+    marker: dict[str, Any] | None = None,
+    marker_problem: str | None = None,
+    head_name: str = "head",
+    seq_lookup: Any = None,
+) -> VerifyReport:
+    """The chain check over any stream of serialised records (a file, or an export from PostgreSQL)."""
+    signed = bool(hmac_key)
+    signed_from = marker.get("signed_from") if marker else None
+    signed_from = signed_from if isinstance(signed_from, int) else None
 
     def bad(line: int, problem: str, seq: int | None = None, count: int = 0) -> VerifyReport:
         return VerifyReport(
-            ok=False,
-            records=count,
-            first_bad_line=line,
-            first_bad_seq=seq,
-            problem=problem,
-            signed=bool(hmac_key),
+            ok=False, records=count, first_bad_line=line, first_bad_seq=seq, problem=problem, signed=signed
         )
 
-    prev = ""
-    count = 0
-    for i, obj in enumerate(parsed):
-        line = i + 1
+    prev, count, line, saw_signature = "", 0, 0, False
+    head_hash: str | None = None
+    hseq = int(marker["seq"]) if marker else 0
+    for raw, complete in lines:
+        line += 1
+        if not complete:
+            return VerifyReport(
+                ok=False,
+                records=count,
+                first_bad_line=line,
+                first_bad_seq=count + 1,
+                problem="truncated last line (an incomplete write, e.g. a crash); the next start of the "
+                "server moves it aside and keeps every complete record",
+                truncated=True,
+                signed=signed,
+            )
         expected = count + 1
+        obj = _parse(raw)
         if obj is None:
             return bad(line, "not valid JSON: the record was edited or corrupted", expected, count)
         seq, h, ph = obj.get("seq"), obj.get("hash"), obj.get("prev_hash")
         if not isinstance(seq, int) or not isinstance(h, str) or not isinstance(ph, str):
             return bad(line, "not an audit record (seq, hash or prev_hash missing)", expected, count)
         if seq != expected:
-            later = seq_lines.get(expected)
+            later = seq_lookup(expected) if seq_lookup is not None else None
             if later is not None and later > line:
                 return bad(
                     line,
@@ -104,8 +173,9 @@ def verify_file(path: Path, hmac_key: bytes | None = None) -> VerifyReport:
                 seq,
                 count,
             )
+        sig = obj.get("signature")
+        saw_signature = saw_signature or isinstance(sig, str)
         if hmac_key:
-            sig = obj.get("signature")
             if not isinstance(sig, str):
                 return bad(line, f"seq {seq}: record is not signed but a signing key was given", seq, count)
             if not hmac.compare_digest(sig, record_signature(obj, hmac_key)):
@@ -116,39 +186,35 @@ def verify_file(path: Path, hmac_key: bytes | None = None) -> VerifyReport:
                     seq,
                     count,
                 )
+        elif signed_from is not None and seq >= signed_from and not isinstance(sig, str):
+            return bad(
+                line,
+                f"seq {seq}: the head marker says records from seq {signed_from} on are signed, but this "
+                "one carries no signature: signatures were stripped",
+                seq,
+                count,
+            )
+        if seq == hseq:
+            head_hash = h
         prev = h
         count += 1
-    if torn:
-        return VerifyReport(
-            ok=False,
-            records=count,
-            first_bad_line=len(complete) + 1,
-            first_bad_seq=count + 1,
-            problem="truncated last line (an incomplete write, e.g. a crash); the next start of the server "
-            "moves it aside and keeps every complete record",
-            truncated=True,
-            signed=bool(hmac_key),
-        )
-    head = head_path(path)
-    if head.exists():
-        try:
-            marker = json.loads(head.read_text())
-            hseq, hhash = int(marker["seq"]), str(marker["hash"])
-        except (ValueError, KeyError, TypeError):
-            return bad(len(complete) + 1, f"head marker {head.name} is unreadable", None, count)
+    if marker_problem is not None:
+        return bad(line + 1, marker_problem, None, count)
+    if marker is not None:
         if hseq > count:
             return bad(
-                len(complete) + 1,
+                line + 1,
                 f"records cut off the end: the log ends at seq {count} but its head marker says seq {hseq}",
                 count + 1,
                 count,
             )
-        at = parsed[seq_lines[hseq] - 1] if hseq in seq_lines else None
-        if hseq > 0 and (at is None or at.get("hash") != hhash):
+        if hseq > 0 and head_hash != str(marker["hash"]):
+            at = seq_lookup(hseq) if seq_lookup is not None else None
             return bad(
-                seq_lines.get(hseq, 1),
-                f"seq {hseq} differs from the head marker: history rewritten",
+                at or 1,
+                f"seq {hseq} differs from the head marker ({head_name}): history rewritten",
                 hseq,
                 count,
             )
-    return VerifyReport(ok=True, records=count, signed=bool(hmac_key))
+    unchecked = not hmac_key and (saw_signature or signed_from is not None)
+    return VerifyReport(ok=True, records=count, signed=signed, signatures_unchecked=unchecked)

@@ -319,6 +319,13 @@ class KubernetesBackend:
         t = Target("list", "", "pods", "Pod", namespace=namespace)
         return self._list(t, self._core.list_namespaced_pod, namespace)
 
+    def _all_pods(self, namespace: str | None) -> list[JSON]:
+        """Pods of one namespace, or of every namespace in one request."""
+        if namespace is not None:
+            return self._pods(namespace)
+        t = Target("list", "", "pods", "Pod")
+        return self._list(t, self._core.list_pod_for_all_namespaces)
+
     def _nodepools(self) -> dict[str, JSON]:
         g, v, p = NODEPOOLS
         items = self._list(
@@ -355,30 +362,34 @@ class KubernetesBackend:
 
     # ------------------------------------------------------------------------------------------ reads
     def list_pools(self) -> list[PoolState]:
+        """Every pool with its owner and pods, in a number of API requests that does not grow with the pools.
+
+        Cluster-wide: one list each of Deployments, ScaledObjects, HPAs and Pods (plus NodePools). With an
+        allowed-namespace list: those four per allowed namespace (the list is configuration, not fleet size).
+        """
         deployments: list[JSON] = []
         scaled: list[JSON] = []
         hpas: list[JSON] = []
+        pods: list[JSON] = []
         for ns in self._namespaces_for():
             found = self._deployments(ns)
             deployments += found
-            if found or ns is None:
+            if found:
                 scaled += self._scaled_objects(ns)
                 hpas += self._hpas(ns)
+                pods += self._all_pods(ns)
         nodepools = self._nodepools() if deployments else {}
+        by_ns: dict[str, tuple[list[JSON], list[JSON], list[JSON]]] = {}
+        for i, objects in enumerate((scaled, hpas, pods)):
+            for o in objects:
+                by_ns.setdefault(str(ko.meta(o).get("namespace")), ([], [], []))[i].append(o)
         pools: list[PoolState] = []
-        pods_by_ns: dict[str, list[JSON]] = {}
         for d in deployments:
             m = ko.meta(d)
             ns, name = str(m["namespace"]), str(m["name"])
-            if ns not in pods_by_ns:
-                pods_by_ns[ns] = self._pods(ns)
-            same_ns = [o for o in scaled + hpas if ko.meta(o).get("namespace") == ns]
-            owner = ko.find_owner(
-                name,
-                [o for o in same_ns if o.get("kind") == "ScaledObject"],
-                [o for o in same_ns if o.get("kind") != "ScaledObject"],
-            )
-            pools.append(ko.pool_state(d, owner, pods_by_ns[ns], nodepools))
+            ns_scaled, ns_hpas, ns_pods = by_ns.get(ns, ([], [], []))
+            owner = ko.find_owner(name, ns_scaled, ns_hpas)
+            pools.append(ko.pool_state(d, owner, ns_pods, nodepools))
         return sorted(pools, key=lambda p: p.ref.key)
 
     def get_pool(self, ref: PoolRef) -> PoolState:

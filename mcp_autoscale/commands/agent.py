@@ -148,6 +148,14 @@ def register(app: typer.Typer) -> None:
         json_out: Annotated[Path | None, typer.Option("--json", help="Write the JSON report here")] = None,
         quiet: Annotated[bool, typer.Option("--quiet", help="Do not print the report to stdout")] = False,
         log_level: Annotated[str, typer.Option("--log-level", help="Agent and server log level")] = "warning",
+        leader_elect: Annotated[
+            bool,
+            typer.Option(
+                "--leader-elect",
+                help="Several replicas: only the holder of the Lease mcp-autoscale-agent (in "
+                "MCP_AUTOSCALE_KUBE_NAMESPACE, on the --context cluster or in-cluster) acts; others stand by.",
+            ),
+        ] = False,
     ) -> None:
         """Read the fleet over MCP, propose gated actions with data-cited rationales, write a report.
 
@@ -168,6 +176,12 @@ def register(app: typer.Typer) -> None:
             preflight(
                 backend, prometheus, policy, audit, context, scenario, seed, sim_clock, url, report, json_out
             )
+        elector = None
+        if leader_elect:
+            from mcp_autoscale.agent.leader import lease_elector
+
+            with exit_on_error():
+                elector = lease_elector(build_settings(context=context), interval)
         options = AgentOptions(
             serve_args=serve_args(
                 backend, prometheus, policy, audit, dry_run, context, scenario, seed, sim_clock, log_level
@@ -179,6 +193,7 @@ def register(app: typer.Typer) -> None:
             interval_s=interval,
             max_iterations=max_iterations,
             namespace=namespace,
+            elector=elector,
         )
 
         def save(current: AgentReport) -> None:

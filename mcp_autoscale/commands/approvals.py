@@ -38,6 +38,13 @@ AsOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+DigestOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--digest",
+        help="The digest `pending` (or the webhook) showed: refuse unless the proposal is exactly that action.",
+    ),
+]
 
 
 def _gate(
@@ -68,7 +75,7 @@ def _same_log(gate: Gate, proposal_id: str) -> None:
     except NotFound:
         raise InvalidInput(
             f"proposal {p.id} was recorded in another audit log (its record {p.audit_id} is not in "
-            f"{gate.audit.path}): give --audit (or MCP_AUTOSCALE_AUDIT_FILE) the log of the server "
+            f"{gate.audit.where}): give --audit (or MCP_AUTOSCALE_AUDIT_FILE) the log of the server "
             "that proposed it"
         ) from None
 
@@ -141,7 +148,11 @@ def register(app: typer.Typer) -> None:
                 f"    by {neutralise(p.action.caller)} at {p.created_at:%Y-%m-%d %H:%M:%S}Z, expires "
                 f"{p.expires_at:%Y-%m-%d %H:%M:%S}Z, approve via {' or '.join(p.via)}"
                 + (f", approvers {neutralise(', '.join(p.approvers))}" if p.approvers else "")
-                + (f", digest {p.digest[:12]}" if p.digest else "")
+                + (
+                    f"\n    approve exactly this: mcp-autoscale approve {p.id} --digest {p.digest[:12]}"
+                    if p.digest
+                    else ""
+                )
                 + f"\n    why {quoted(p.action.rationale)}"
             )
 
@@ -149,6 +160,7 @@ def register(app: typer.Typer) -> None:
     def approve(
         proposal_id: Annotated[str, typer.Argument(help="Proposal id (see `mcp-autoscale pending`)")],
         who: AsOpt = None,
+        digest: DigestOpt = None,
         defer: Annotated[
             bool,
             typer.Option(
@@ -170,7 +182,7 @@ def register(app: typer.Typer) -> None:
             _same_log(gate, proposal_id)
             sim = gate.settings.backend == "sim"
             if sim or defer:
-                p = gate.approve_later(proposal_id, _who(who, gate.policy))
+                p = gate.approve_later(proposal_id, _who(who, gate.policy), digest=digest)
                 if p.status.value != "approved":
                     echo_out(f"{p.id} {p.status.value}: {p.note or 'nothing will run'}")
                     raise typer.Exit(1)
@@ -183,7 +195,7 @@ def register(app: typer.Typer) -> None:
                     "shows it as approved until it runs."
                 )
                 return
-            result = gate.approve(proposal_id, _who(who, gate.policy))
+            result = gate.approve(proposal_id, _who(who, gate.policy), digest=digest)
         _print(result, as_json)
         _exit_for(result)
 
@@ -192,6 +204,7 @@ def register(app: typer.Typer) -> None:
         proposal_id: Annotated[str, typer.Argument(help="Proposal id (see `mcp-autoscale pending`)")],
         reason: Annotated[str, typer.Option("--reason", help="Why not (recorded in the audit log)")],
         who: AsOpt = None,
+        digest: DigestOpt = None,
         backend: BackendOpt = None,
         policy: PolicyOpt = None,
         audit: AuditOpt = None,
@@ -205,7 +218,7 @@ def register(app: typer.Typer) -> None:
                 raise InvalidInput("--reason is required: say why not (it is recorded in the audit log)")
             gate = _gate(backend, policy, audit, state_dir, context)
             _same_log(gate, proposal_id)
-            result = gate.reject(proposal_id, _who(who, gate.policy), reason)
+            result = gate.reject(proposal_id, _who(who, gate.policy), reason, digest=digest)
         _print(result, as_json)
 
     @app.command()

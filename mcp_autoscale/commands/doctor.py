@@ -16,6 +16,7 @@ from mcp_autoscale.commands._common import (
     PolicyOpt,
     PrometheusOpt,
     RunbooksOpt,
+    ScenarioOpt,
     build_settings,
     echo_out,
     exit_on_error,
@@ -32,6 +33,7 @@ def register(app: typer.Typer) -> None:
         audit: AuditOpt = None,
         context: ContextOpt = None,
         runbooks: RunbooksOpt = None,
+        scenario: ScenarioOpt = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the checks as JSON")] = False,
     ) -> None:
         """Check that this setup can serve: deps, policy, audit log, Prometheus, Kubernetes RBAC and CRDs."""
@@ -40,7 +42,7 @@ def register(app: typer.Typer) -> None:
         configure_logging("error")
         with exit_on_error():
             settings = build_settings(
-                backend, prometheus, policy, audit, False, context, runbooks_dir=runbooks
+                backend, prometheus, policy, audit, False, context, scenario, runbooks_dir=runbooks
             )
         report = run_checks(settings)
         if as_json:

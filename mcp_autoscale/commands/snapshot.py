@@ -20,6 +20,7 @@ from mcp_autoscale.commands._common import (
 )
 from mcp_autoscale.logs import configure_logging
 from mcp_autoscale.models import FleetSnapshot
+from mcp_autoscale.paging import by_attention
 
 
 def _fmt(value: float | None, unit: str = "", digits: int = 2) -> str:
@@ -42,7 +43,7 @@ def render_table(snap: FleetSnapshot) -> str:
         "slo",
     ]
     rows = []
-    for p in snap.pools:
+    for p in by_attention(snap.pools):  # what needs attention first (breach, at risk, stale, idle)
         r = p.replicas
         owner = "-" if p.owner is None else f"{'KEDA' if p.owner.kind.value == 'ScaledObject' else 'HPA'}"
         s = p.signals

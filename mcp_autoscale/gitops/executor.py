@@ -40,6 +40,7 @@ from mcp_autoscale.models import (
     Verdict,
 )
 from mcp_autoscale.policy.evaluate import target_label
+from mcp_autoscale.untrusted import neutralise, quoted
 
 KEDA_PAUSED = "autoscaling.keda.sh/paused"
 KEDA_PAUSED_REPLICAS = "autoscaling.keda.sh/paused-replicas"
@@ -184,7 +185,7 @@ def commit_message(
     lines = [
         f"mcp-autoscale: {action.kind.value} {target}: {what}"[:200],
         "",
-        action.rationale,
+        f"Rationale {quoted(action.rationale, max_len=None)}",  # one line: no fake verdict or trailer
         "",
         f"Policy verdict: {verdict.decision.value}",
         *(f"  - {r}" for r in verdict.reasons),
@@ -200,7 +201,7 @@ def commit_message(
         f"Target: {target}",
         f"Action-Id: {action.id}",
         f"Audit-Id: {audit_id}",
-        f"Requested-By: {action.caller}",
+        f"Requested-By: {neutralise(action.caller)}",
     ]
     return "\n".join(lines) + "\n"
 

@@ -6,7 +6,14 @@ up, the arrival rate is the served rate plus the queue's growth, and the queue k
 replicas serve. So the pool needs, once they do, enough capacity for the arrivals plus the backlog
 projected to that moment, drained within ``drain_s`` (every minute with a backlog misses the TTFT p90).
 Ordering for the projected backlog at once, rather than one correction per lead time, is what bounds
-the minutes a burst costs.
+the minutes a burst costs. But not at any price: the replicas ordered for the arrivals (at the target
+utilisation) have headroom that drains the backlog too, and what bounds the drain is how fast nodes and
+cold starts deliver, not the size of the order. So the backlog may add at most ``backlog_max_over`` x the
+arrivals' replicas (``recommend``); ordering the node pool's limit for a x4 step bought no minute.
+
+``arrival_rates`` corrects served token rates by the queue's change: a pool that drains a backlog serves
+more than arrives, and one that saturates serves less. Windows that remember load (the scale-in window)
+use it so a drain is not mistaken for demand.
 """
 
 from __future__ import annotations
@@ -30,6 +37,57 @@ class Backlog:
     """Requests/s to add to the served rate: the growth plus the projected backlog over ``drain_s``."""
     extra_in_tps: float
     extra_out_tps: float
+    growth_in_tps: float = 0.0
+    """Token load of the queue's growth alone (arrivals the pool does not serve), prompt side."""
+    growth_out_tps: float = 0.0
+
+
+def demand_rates(
+    history: Sequence[PoolSample], window_s: float, signal_window_s: float, queue_per_replica: float
+) -> list[tuple[float, float | None, float | None]]:
+    """(t, prompt, output tokens/s that arrived) for the samples of the last ``window_s`` seconds.
+
+    A sample taken while a backlog stood (more than ``queue_per_replica`` waiting per ready replica) within
+    two rate windows before it measures the drain, not demand (the drained requests still decode one
+    window after the queue empties): it counts only while the queue grows (as served + growth), and is
+    left out while the backlog drains.
+    """
+    if not history:
+        return []
+    last_t = history[-1].t_s
+    out: list[tuple[float, float | None, float | None]] = []
+    backlog_t: float | None = None
+    for i, h in enumerate(history):
+        if h.queue_depth is not None and h.queue_depth > queue_per_replica * max(1, h.ready_replicas):
+            backlog_t = h.t_s
+        if h.t_s < last_t - window_s:
+            continue
+        if backlog_t is None or h.t_s - 2.0 * signal_window_s > backlog_t:
+            out.append((h.t_s, h.prompt_tps, h.gen_tps))
+            continue
+        prev = history[i - 1] if i > 0 else None
+        if prev is not None and (h.queue_depth or 0.0) > (prev.queue_depth or 0.0):
+            out.append((h.t_s, *arrival_rates(prev, h)))
+    return out
+
+
+def arrival_rates(prev: PoolSample, cur: PoolSample) -> tuple[float | None, float | None]:
+    """(prompt, output) tokens/s that arrived between two samples: served plus the queue's change.
+
+    Tokens per request come from ``cur``'s token and request rates; without them (or without queue
+    depths) the served rates are returned as they are. Never negative.
+    """
+    r_in, r_out = cur.prompt_tps, cur.gen_tps
+    dt = cur.t_s - prev.t_s
+    rps = cur.request_rps
+    if dt <= 0 or cur.queue_depth is None or prev.queue_depth is None or not rps or rps <= 0:
+        return r_in, r_out
+    dq = (cur.queue_depth - prev.queue_depth) / dt
+    if dq == 0:
+        return r_in, r_out
+    a_in = None if r_in is None else max(0.0, r_in + dq * r_in / rps)
+    a_out = None if r_out is None else max(0.0, r_out + dq * r_out / rps)
+    return a_in, a_out
 
 
 def backlog_load(
@@ -63,4 +121,6 @@ def backlog_load(
         extra_rps=extra,
         extra_in_tps=extra * tin,
         extra_out_tps=extra * tout,
+        growth_in_tps=growth * tin,
+        growth_out_tps=growth * tout,
     )

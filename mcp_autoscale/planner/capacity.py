@@ -7,6 +7,7 @@ or from a roofline prior (CALIBRATION.md §4) so a pool never seen under load st
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from collections.abc import Sequence
@@ -146,6 +147,19 @@ def stable_samples(samples: Sequence[PoolSample], window_s: float) -> list[PoolS
     return out
 
 
+def _steady(samples: Sequence[PoolSample], times: Sequence[float], s: PoolSample, window_s: float) -> bool:
+    """Whether the load one rate window before ``s`` was within 25% of its own: at a sudden rise the rate
+    (a window average) still reads the quiet part while the latency already shows the new load."""
+    i = bisect.bisect_right(times, s.t_s - window_s) - 1
+    if i < 0:
+        return True
+    prev = samples[i]
+    for a, b in ((prev.prompt_tps, s.prompt_tps), (prev.gen_tps, s.gen_tps)):
+        if a is not None and b is not None and b > 0 and abs(b - a) > 0.25 * b:
+            return False
+    return True
+
+
 def breach_bound(
     samples: Sequence[PoolSample], slo: SloTargets, config: PlannerConfig
 ) -> tuple[float | None, float | None]:
@@ -157,6 +171,14 @@ def breach_bound(
     once ``breach_min_samples`` of them exist: where the knee of the latency curve begins, not its average.
     """
     bad = []
+    # a TTFT breach within two rate windows of a backlog is the backlog's wait (the p90 still holds the
+    # queued requests while the pool drains them at a moderate per-replica load), not the pool's limit
+    backlog_at: list[float] = [
+        s.t_s
+        for s in samples
+        if s.queue_depth is not None and s.queue_depth > config.scale_in_queue_max * max(1, s.ready_replicas)
+    ]
+    times = [x.t_s for x in samples]
     for s in stable_samples(samples, config.signal_window_s):
         if s.ready_replicas <= 0:
             continue
@@ -164,7 +186,11 @@ def breach_bound(
             continue
         ttft_bad = s.ttft_p90_s is not None and s.ttft_p90_s > slo.ttft_p90_s
         itl_bad = s.itl_p90_s is not None and s.itl_p90_s > slo.itl_p90_s
-        if ttft_bad or itl_bad:
+        if ttft_bad and not itl_bad:
+            i = bisect.bisect_right(backlog_at, s.t_s)
+            if i > 0 and s.t_s - backlog_at[i - 1] <= 2.0 * config.signal_window_s:
+                continue
+        if (ttft_bad or itl_bad) and _steady(samples, times, s, config.signal_window_s):
             bad.append(s)
     if len(bad) < config.breach_min_samples:
         return None, None

@@ -52,3 +52,29 @@ def holt_state(
 def lead_time_s(cold_start_s: float, control_interval_s: float) -> float:
     """How far ahead to size: a new replica serves after its cold start, and we look again one interval on."""
     return cold_start_s + control_interval_s
+
+
+def recent_slope(times_s: Sequence[float], values: Sequence[float], samples: int = 6) -> float | None:
+    """Least-squares slope per second over the last ``samples`` points; None with fewer than 3."""
+    pts = sorted(zip(times_s, values, strict=True))[-samples:]
+    if len(pts) < 3:
+        return None
+    n = len(pts)
+    mt = sum(t for t, _ in pts) / n
+    mv = sum(v for _, v in pts) / n
+    var = sum((t - mt) ** 2 for t, _ in pts)
+    if var <= 0:
+        return None
+    return sum((t - mt) * (v - mv) for t, v in pts) / var
+
+
+def trend_still_rising(trend: float, slope: float | None) -> float:
+    """The trend to extrapolate: no steeper than the last few samples still climb.
+
+    Holt's trend remembers a step for many samples after it ended and would extrapolate it as a ramp
+    (x2 the new level, one lead time on). A step that has stopped climbing is not a trend; a real ramp
+    keeps its recent slope.
+    """
+    if trend <= 0 or slope is None:
+        return trend
+    return min(trend, max(0.0, slope))

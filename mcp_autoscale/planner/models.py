@@ -26,6 +26,11 @@ class PlannerConfig(BaseModel):
     capacities: dict[str, CapacityConfig] = Field(
         default_factory=dict, description="'namespace/deployment' -> configured per-replica capacity"
     )
+    owner_max: dict[str, int] = Field(
+        default_factory=dict,
+        description="'namespace/deployment' -> the HPA/KEDA max as configured: the planner raises the max "
+        "only as far as its own target and brings it back down to this when its target falls",
+    )
     slo: SloTargets = Field(default_factory=SloTargets)
     # llm-d WVA saturation analyzer
     kv_saturated: float = Field(default=0.80, description="A replica is saturated at KV >= this")
@@ -56,6 +61,19 @@ class PlannerConfig(BaseModel):
         ge=0,
         description="Once requests queue past the saturation limit, size for arrivals plus the backlog "
         "projected to when new replicas serve, drained within this many seconds (0: off)",
+    )
+    backlog_max_over: float = Field(
+        default=1.2,
+        ge=1,
+        description="The backlog may add at most this x the replicas the arrivals need at U: the drain is "
+        "bounded by when capacity arrives, not by how much is ordered (no ordering the node pool's limit)",
+    )
+    seasonal_max_error: float = Field(
+        default=0.3,
+        ge=0,
+        description="Trust a detected period (pre-scale before its next peak, release capacity while it "
+        "stays low) only while 'the same phase of past periods' predicted the recent minutes within this "
+        "relative mean absolute error (0: off)",
     )
     scale_in_window_s: float = Field(
         default=600.0, ge=0, description="Scale in only to the most any sample in this window needed"

@@ -13,6 +13,7 @@ owner's min (or max) instead, so it never fights the fast loop.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,7 +42,7 @@ from mcp_autoscale.models import (
     Role,
     ScaleDeploymentParams,
 )
-from mcp_autoscale.planner.backlog import backlog_load
+from mcp_autoscale.planner.backlog import backlog_load, demand_rates
 from mcp_autoscale.planner.capacity import replicas_needed, resolve_capacity
 from mcp_autoscale.planner.diagnoses import (
     cpu_bound,
@@ -50,7 +51,7 @@ from mcp_autoscale.planner.diagnoses import (
     kv_or_compute,
     tier_misplacement,
 )
-from mcp_autoscale.planner.forecast import holt_state, lead_time_s
+from mcp_autoscale.planner.forecast import holt_state, lead_time_s, recent_slope, trend_still_rising
 from mcp_autoscale.planner.models import (
     Capacity,
     Diagnosis,
@@ -63,6 +64,7 @@ from mcp_autoscale.planner.models import (
     ToolCall,
 )
 from mcp_autoscale.planner.saturation import analyse
+from mcp_autoscale.planner.seasonality import MinuteDemand, outlook
 
 History = Mapping[str, Sequence[PoolSample]]
 
@@ -114,6 +116,7 @@ def _assess(
     history: Sequence[PoolSample] | None,
     config: PlannerConfig,
     node_pool: NodePoolState | None = None,
+    minutes: MinuteDemand | None = None,
 ) -> _Assessment:
     key = f"{snap.namespace}/{snap.name}"
     s = snap.signals
@@ -134,19 +137,32 @@ def _assess(
         cold += node_pool.typical_provision_s  # the next replica also waits for a node
     horizon = lead_time_s(cold, cfg.control_interval_s)
     f_in = f_out = None
-    if history and len(history) >= 2:
-        recent = list(history)[-cfg.forecast_window :]
-        times = [h.t_s for h in recent]
+    demand: list[tuple[float, float | None, float | None]] = []
+    recent: list[tuple[float, float | None, float | None]] = []
+    if history:
+        span = history[-1].t_s - history[max(0, len(history) - cfg.forecast_window)].t_s
+        demand = demand_rates(
+            history, max(span, cfg.scale_in_window_s), cfg.signal_window_s, cfg.scale_in_queue_max
+        )
+        recent = [d for d in demand if d[0] >= history[-1].t_s - span]
+        if demand and demand[-1][0] < history[-1].t_s:
+            # the pool is draining a backlog: what it serves now is not demand; size on the last demand
+            _, d_in, d_out = demand[-1]
+            r_in = r_in if r_in is None or d_in is None else min(r_in, d_in)
+            r_out = r_out if r_out is None or d_out is None else min(r_out, d_out)
+    if len(recent) >= 2:
+        times = [d[0] for d in recent]
         for dim, rate in (("in", r_in), ("out", r_out)):
             if rate is None:
                 continue
-            vals = [h.prompt_tps if dim == "in" else h.gen_tps for h in recent]
+            vals = [d[1] if dim == "in" else d[2] for d in recent]
             if not all(v is not None for v in vals):
                 continue
             st = holt_state(times, [float(v or 0) for v in vals], cfg.holt_alpha, cfg.holt_beta)
             if st is None:
                 continue
-            fc = max(0.0, st[0] + st[1] * horizon)
+            trend = trend_still_rising(st[1], recent_slope(times, [float(v or 0) for v in vals]))
+            fc = max(0.0, st[0] + trend * horizon)
             if dim == "in":
                 f_in = fc
             else:
@@ -156,6 +172,23 @@ def _assess(
         f_in = min(f_in, growth * r_in)
     if f_out is not None and r_out is not None:
         f_out = min(f_out, growth * r_out)
+    look = None
+    if minutes is not None and cfg.seasonal_max_error > 0:
+        look = outlook(minutes, math.ceil((horizon + cfg.control_interval_s) / 60.0))
+        if look is not None and look.error > cfg.seasonal_max_error:
+            look = None
+    seasonal_reason = None
+    if look is not None:
+        # the load comes back on schedule: what the same phase of past periods saw one lead time on
+        s_in, s_out = look.peak(horizon / 60.0)
+        if r_in is not None and s_in > max(r_in, f_in or 0.0):
+            f_in = s_in
+        if r_out is not None and s_out > max(r_out, f_out or 0.0):
+            f_out = s_out
+        seasonal_reason = (
+            f"load repeats every {look.period_min} min (autocorrelation {look.acf:.2f}, recent error "
+            f"{look.error:.0%})"
+        )
     load_in = _max_opt(r_in, f_in)
     load_out = _max_opt(r_out, f_out)
     u = cfg.target_utilisation
@@ -168,28 +201,53 @@ def _assess(
         n_trigger = replicas_needed(load_in, load_out, cap.c_in_tps, cap.c_out_tps, u_hi, floor)
         if history:
             last_t = history[-1].t_s
-            recent = [h for h in history if h.t_s >= last_t - cfg.scale_in_window_s]
-            n_window = max(
-                [n_cap]
-                + [
+            needs = [n_cap]
+            for t, a_in, a_out in demand:
+                if t < last_t - cfg.scale_in_window_s:
+                    continue
+                needs.append(
                     replicas_needed(
-                        None if role == Role.DECODE else h.prompt_tps,
-                        None if role == Role.PREFILL else h.gen_tps,
+                        None if role == Role.DECODE else a_in,
+                        None if role == Role.PREFILL else a_out,
                         cap.c_in_tps,
                         cap.c_out_tps,
                         u,
                         floor,
                     )
-                    for h in recent
-                ]
-            )
+                )
+            n_window = max(needs)
+            if look is not None:
+                # a known period says when the load returns: hold only what it needs until the next
+                # look one lead time on, not the peak of the last window
+                p_in, p_out = look.peak((horizon + cfg.control_interval_s) / 60.0)
+                n_window = max(
+                    n_cap,
+                    replicas_needed(
+                        None if r_in is None else p_in,
+                        None if r_out is None else p_out,
+                        cap.c_in_tps,
+                        cap.c_out_tps,
+                        u,
+                        floor,
+                    ),
+                )
     sat = analyse(ready, s.kv_usage, s.queue_depth, cfg)
     backlog = None
     n_backlog = None
     if history and cfg.backlog_drain_s > 0 and (cap.c_in_tps or cap.c_out_tps):
         backlog = backlog_load(history, cold, cfg.backlog_drain_s, cfg.queue_saturated * max(1, ready))
         if backlog is not None:
-            n_backlog = replicas_needed(
+            # arrivals = served + the queue's growth; the forecast of a saturated pool's served rate is
+            # another estimate of the same thing, not an addition to it
+            n_arrivals = replicas_needed(
+                None if load_in is None else max(load_in, (r_in or 0.0) + backlog.growth_in_tps),
+                None if load_out is None else max(load_out, (r_out or 0.0) + backlog.growth_out_tps),
+                cap.c_in_tps,
+                cap.c_out_tps,
+                u,
+                floor,
+            )
+            n_drain = replicas_needed(
                 None if load_in is None else load_in + backlog.extra_in_tps,
                 None if load_out is None else load_out + backlog.extra_out_tps,
                 cap.c_in_tps,
@@ -197,6 +255,7 @@ def _assess(
                 u,
                 floor,
             )
+            n_backlog = min(n_drain, max(n_arrivals, math.ceil(round(cfg.backlog_max_over * n_arrivals, 9))))
 
     per_gpu = pool_gpu_hour(state, catalogue)
     diags: list[Diagnosis] = []
@@ -222,6 +281,8 @@ def _assess(
         load_txt.append(f"prompt {_fmt_tps(r_in)} tok/s{_fc(f_in)} / C_in {_fmt_tps(cap.c_in_tps)}")
     if load_out is not None and cap.c_out_tps:
         load_txt.append(f"output {_fmt_tps(r_out)} tok/s{_fc(f_out)} / C_out {_fmt_tps(cap.c_out_tps)}")
+    if seasonal_reason is not None:
+        reasons.append(seasonal_reason)
     if n_cap is not None:
         reasons.append(f"{'; '.join(load_txt)} at U {u:g} -> {n_cap} replicas ({cap.source} capacity)")
     elif cap.source == "unknown":
@@ -406,11 +467,25 @@ def _recommend_one(
                         what += f", max {owner.max_replicas} -> {new_max}"
                 else:
                     notes.append(f"{kind_name} min {owner.min_replicas} already covers {target}")
-            elif owner.min_replicas > target:
-                params = AutoscalerPatch(min_replicas=target)
-                what = f"lower {kind_name} {owner.name} min {owner.min_replicas} -> {target}"
             else:
-                notes.append(f"{kind_name} {owner.name} (min {owner.min_replicas}) will scale in on its own")
+                # a max the planner raised comes back down with its target: left at the node pool's limit,
+                # it lets the fast loop order the limit at the next queue spike
+                configured = config.owner_max.get(a.key)
+                back = None
+                if configured is not None and owner.max_replicas > max(configured, target):
+                    back = max(configured, target, owner.min_replicas if owner.min_replicas <= target else 0)
+                if owner.min_replicas > target:
+                    params = AutoscalerPatch(min_replicas=target, max_replicas=back)
+                    what = f"lower {kind_name} {owner.name} min {owner.min_replicas} -> {target}"
+                elif back is not None:
+                    params = AutoscalerPatch(min_replicas=owner.min_replicas, max_replicas=back)
+                    what = f"lower {kind_name} {owner.name} max"
+                else:
+                    notes.append(
+                        f"{kind_name} {owner.name} (min {owner.min_replicas}) will scale in on its own"
+                    )
+                if back is not None:
+                    what += f", max {owner.max_replicas} -> {back} (configured {configured})"
         else:
             params = ScaleDeploymentParams(replicas=target)
             what = f"scale {desired} -> {target}"
@@ -565,8 +640,10 @@ def recommend(
     catalogue: PriceCatalogue,
     history: History | None = None,
     config: PlannerConfig | None = None,
+    minutes: Mapping[str, MinuteDemand] | None = None,
 ) -> list[Recommendation]:
-    """One recommendation per pool in the snapshot (see module doc for the rules)."""
+    """One recommendation per pool in the snapshot (see module doc for the rules). ``minutes``: per-pool
+    demand per minute, for the periodic model (``planner.seasonality``)."""
     cfg = config or PlannerConfig()
     states, nps = _index(snapshot, pools, node_pools)
     out: list[Recommendation] = []
@@ -574,7 +651,9 @@ def recommend(
         key = f"{snap.namespace}/{snap.name}"
         state = states.get(key) or snap.to_pool_state()
         node_pool = nps.get(snap.node_pool or state.node_pool or "")
-        a = _assess(snap, state, catalogue, (history or {}).get(key), cfg, node_pool)
+        a = _assess(
+            snap, state, catalogue, (history or {}).get(key), cfg, node_pool, (minutes or {}).get(key)
+        )
         out.append(_recommend_one(a, node_pool, catalogue, snapshot, cfg))
     return out
 

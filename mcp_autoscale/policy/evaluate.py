@@ -18,7 +18,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from mcp_autoscale.models import (
     Action,
     ActionKind,
-    ActionStatus,
     AuditRecord,
     AutoscalerPatch,
     Decision,
@@ -45,7 +44,9 @@ class PolicyContext(BaseModel):
     node_pool: NodePoolState | None = None
     snapshot: PoolSnapshot | None = Field(default=None, description="Live signals of the target pool")
     now: datetime
-    recent: list[AuditRecord] = Field(default_factory=list, description="Audit records of the last day(s)")
+    recent: list[AuditRecord] = Field(
+        default_factory=list, description="Audit records of the last day(s) that count as changes made"
+    )
     cost_delta_per_hour: float | None = Field(default=None, description="USD/h the action adds (< 0 saves)")
 
 
@@ -119,18 +120,23 @@ def _applied(records: list[AuditRecord], rule: Rule, since: datetime) -> list[Au
     return [
         r
         for r in records
-        if r.status == ActionStatus.APPLIED and r.ts >= since and rule.match.matches_target(r.target, r.tool)
+        if r.counts_as_applied and r.ts >= since and rule.match.matches_target(r.target, r.tool)
     ]
 
 
 def _scale_in_of(record: AuditRecord) -> int:
-    """Replicas (or floor) removed by an applied record, read from its arguments and stored inverse."""
+    """Replicas (or floor) removed by an applied record, read from its arguments and stored inverse, and
+    for a ceiling, from the desired count its evidence saw (a max below it removed the difference)."""
     inv = (record.inverse or {}).get("arguments", {})
     args = record.arguments
+    removed = 0
     for key in ("replicas", "min_replicas"):
         if isinstance(args.get(key), int) and isinstance(inv.get(key), int):
-            return max(0, int(inv[key]) - int(args[key]))
-    return 0
+            removed = max(removed, int(inv[key]) - int(args[key]))
+    desired = ((record.evidence or {}).get("replicas") or {}).get("desired")
+    if isinstance(args.get("max_replicas"), int) and isinstance(desired, int):
+        removed = max(removed, desired - int(args["max_replicas"]))
+    return removed
 
 
 def _fmt_money(x: float) -> str:
@@ -189,7 +195,7 @@ def _check_rule(rule: Rule, action: Action, ctx: PolicyContext, f: _Facts) -> _R
                 f"at most {left} more replica(s) may be removed within {lim.window_s} s",
             )
     if rule.cooldown_s and f.direction != "none":
-        mine = [r for r in ctx.recent if r.status == ActionStatus.APPLIED and r.target == f.target]
+        mine = [r for r in ctx.recent if r.counts_as_applied and r.target == f.target]
         recent = [r for r in mine if r.ts > ctx.now - timedelta(seconds=rule.cooldown_s)]
         if recent:
             last = max(recent, key=lambda r: r.ts)

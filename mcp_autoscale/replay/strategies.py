@@ -35,6 +35,8 @@ from mcp_autoscale.cost.catalogue import PriceCatalogue
 from mcp_autoscale.cost.estimate import action_cost_delta, pool_cost_per_hour
 from mcp_autoscale.models import ActionKind, ActionStatus, PoolRef, PoolSnapshot, SloTargets
 from mcp_autoscale.planner import PlannerConfig, PoolSample, recommend, replicas_needed
+from mcp_autoscale.planner.backlog import demand_rates
+from mcp_autoscale.planner.seasonality import MinuteDemand
 from mcp_autoscale.policy import Match, Policy, ReplicaBounds, Rule
 from mcp_autoscale.replay.trace import Trace
 from mcp_autoscale.sim import Twin
@@ -130,6 +132,9 @@ class KedaPlusPlanner(Strategy):
         self.history_len = history_len
         self.scale_out_every_sample = scale_out_every_sample
         self._next_plan = 0.0
+        self._next_minute = 60.0
+        self.minutes = MinuteDemand()
+        """Demand per minute, for the planner's periodic model."""
         self._snapshotter: Snapshotter | None = None
         self._gate: Gate | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -157,6 +162,10 @@ class KedaPlusPlanner(Strategy):
         node_pool = next((n for n in twin.backend.list_node_pools() if n.name == state.node_pool), None)
         limit = node_pool.gpu_limit if node_pool is not None and node_pool.gpu_limit else 1000
         floor = self.config.floor(ref.namespace, state.labels)
+        if state.autoscaler is not None and ref.key not in self.config.owner_max:
+            # remember the fast loop's configured max, so a raised max comes back down
+            owner_max = {**self.config.owner_max, ref.key: state.autoscaler.max_replicas}
+            self.config = self.config.model_copy(update={"owner_max": owner_max})
         self.audit_path = base / "audit.jsonl"
         self._gate = Gate(
             backend=twin.backend,
@@ -167,6 +176,17 @@ class KedaPlusPlanner(Strategy):
             cost_delta=lambda a, p, n: action_cost_delta(a, p, n, cat),
             clock=lambda: twin.now,
         )
+
+    def _record_minute(self) -> None:
+        """The last minute's demand (served, corrected for the queue; a drain repeats the last value)."""
+        cfg = self.config
+        got = demand_rates(self.history, 60.0, cfg.signal_window_s, cfg.scale_in_queue_max)
+        ins = [d[1] for d in got if d[1] is not None]
+        outs = [d[2] for d in got if d[2] is not None]
+        m = self.minutes
+        last_in = m.prompt_tps[-1] if len(m) else 0.0
+        last_out = m.gen_tps[-1] if len(m) else 0.0
+        m.add(sum(ins) / len(ins) if ins else last_in, sum(outs) / len(outs) if outs else last_out)
 
     def teardown(self) -> None:
         if self._tmp is not None:
@@ -181,6 +201,9 @@ class KedaPlusPlanner(Strategy):
             return
         self.history.append(PoolSample.from_snapshot(pool, t_s))
         del self.history[: -self.history_len]
+        if t_s + 1e-9 >= self._next_minute:
+            self._next_minute = t_s + 60.0
+            self._record_minute()
         full_pass = t_s + 1e-9 >= self._next_plan
         if not full_pass and not self.scale_out_every_sample:
             return
@@ -188,7 +211,13 @@ class KedaPlusPlanner(Strategy):
             self._next_plan = t_s + self.interval_s
         state = twin.backend.get_pool(ref)
         (rec,) = recommend(
-            snap, [state], snap.node_pools, self.catalogue, {ref.key: self.history}, self.config
+            snap,
+            [state],
+            snap.node_pools,
+            self.catalogue,
+            {ref.key: self.history},
+            self.config,
+            {ref.key: self.minutes},
         )
         if rec.tool_call is None or (not full_pass and rec.replicas_target <= rec.replicas_now):
             return

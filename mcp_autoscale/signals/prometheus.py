@@ -131,6 +131,22 @@ def build_client(settings: Settings) -> PrometheusConnect:
     )
 
 
+MISSING_PODS = "pods"
+"""``PoolSignals.missing`` key for ready pods that no series carries."""
+
+
+def missing_pods(pool: PoolState, seen: int, detect: _Answer) -> str | None:
+    """Why some of the pool's ready pods are not in Prometheus, or None when every one is (or we cannot
+    tell: the detection query failed, or the backend reports no ready pods)."""
+    ready = pool.ready_replicas
+    if detect.error or ready <= 0 or seen >= ready:
+        return None
+    return (
+        f"{ready - seen} of {ready} ready pods have no series in Prometheus (not scraped yet, or a pod name "
+        "the pool grouping does not parse); the signals cover the others only"
+    )
+
+
 class PrometheusSource:
     """``SignalSource`` over Prometheus's HTTP API (``prometheus-api-client``)."""
 
@@ -223,7 +239,7 @@ class PrometheusSource:
             reasons = {a.error for a in answers.values()}
             if len(reasons) == 1:
                 errors = [reasons.pop() or ""]
-        detected = self._detected(answers["detect"])
+        detected, pods_seen = self._detected(answers["detect"])
         values = {key: answer.table for key, answer in answers.items() if key != "detect"}
         report = SignalReport(source=self.name, collected_at=now, queries=len(qp.queries), errors=errors)
         by_markers: dict[frozenset[str], Dialect | None] = {}  # most pools expose the same marker set
@@ -234,20 +250,33 @@ class PrometheusSource:
                 if markers not in by_markers:
                     by_markers[markers] = dialects.detect(markers)
                 dialect = by_markers[markers]
-            report.pools[p.ref.key] = self._pool(p.ref, dialect, qp.answered_by, answers, values)
+            signals = self._pool(p.ref, dialect, qp.answered_by, answers, values)
+            unseen = missing_pods(p, pods_seen.get((p.ref.namespace, p.ref.name), 0), answers["detect"])
+            if unseen:
+                signals.missing[MISSING_PODS] = unseen
+            report.pools[p.ref.key] = signals
         return report
 
     def _key(self, metric: Mapping[str, str]) -> tuple[str, str] | None:
         ns, pool = metric.get("namespace"), metric.get(self._grouping.label)
         return (ns, pool) if ns and pool else None
 
-    def _detected(self, answer: _Answer) -> dict[tuple[str, str], set[str]]:
+    def _detected(
+        self, answer: _Answer
+    ) -> tuple[dict[tuple[str, str], set[str]], dict[tuple[str, str], int]]:
+        """Marker names per pool, and the most series any one marker has there (the pods reporting)."""
         out: dict[tuple[str, str], set[str]] = {}
+        pods: dict[tuple[str, str], int] = {}
         for row in answer.rows:
             key = self._key(row["metric"])
             if key is not None:
                 out.setdefault(key, set()).add(row["metric"].get("__name__", ""))
-        return out
+                try:
+                    seen = int(float(row["value"][1]))
+                except (KeyError, IndexError, TypeError, ValueError):
+                    seen = 0
+                pods[key] = max(pods.get(key, 0), seen)
+        return out, pods
 
     def _index_rows(self, rows: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, _Series]]:
         """(namespace, pool, field) -> dialect name -> evaluation time and value(s).

@@ -2,7 +2,7 @@
 
 Each query covers *every* pool at once, grouped ``by (namespace, <pool label>)``. Where no pool label is
 configured the pool is derived from the pod name with ``label_replace``: Kubernetes names a Deployment's
-pods ``<deployment>-<pod-template-hash>-<5 chars>`` (hash 8-10 chars), so stripping the two last dash-parts
+pods ``<deployment>-<pod-template-hash>-<5 chars>`` (hash 1-10 chars), so stripping the two last dash-parts
 gives the Deployment. One query per *signal* (one per histogram for the percentiles) carries all dialects as
 ``or``-ed branches, each tagged with a ``dialect`` label, and the newest sample timestamp next to the value
 (``field="value"|"buckets"|"quantile"|"ts"``), so the age of every signal costs no extra query.
@@ -22,8 +22,13 @@ from dataclasses import dataclass
 
 from mcp_autoscale.signals.dialects.spec import LABEL_NAME, Dialect, Kind, MetricSpec
 
-POD_POOL_REGEX = "^(.+)-[a-z0-9]{8,10}-[a-z0-9]{5}$"
-"""Deployment pod names: ``<deployment>-<replicaset hash>-<pod suffix>``; group 1 is the Deployment."""
+POD_POOL_REGEX = "^(.+)-[a-z0-9]{1,10}-[a-z0-9]{5}$"
+"""Deployment pod names: ``<deployment>-<replicaset hash>-<pod suffix>``; group 1 is the Deployment.
+
+The pod-template-hash is a 32-bit FNV hash rendered with Kubernetes' safe alphabet, so it is *up to* 10
+characters (short hashes exist): a fixed 8-10 would drop those pods silently. Pods the backend counts as
+ready but no series carries are reported as missing (``PrometheusSource``), so a name this cannot parse
+shows up instead of vanishing."""
 
 DERIVED_POOL_LABEL = "pool"
 FIELD_LABEL = "field"
@@ -263,10 +268,11 @@ def histogram_signature(signal: str, dialects: Iterable[Dialect]) -> tuple[tuple
 
 
 def detection_query(markers: Iterable[str], namespaces: Sequence[str], grouping: PoolGrouping) -> str:
-    """Which marker series exist per pool: one series per (pool, marker), whatever the pool count."""
+    """Which marker series exist per pool, and on how many pods: one row per (pool, marker) whatever the
+    pool count; the value counts the series (one per pod for the engines' per-process gauges)."""
     names = sorted(set(markers))
     sel = f"{{__name__=~{regex_any(names)}, namespace=~{regex_any(namespaces)}}}"
-    return f"group by (__name__, {grouping.by}) ({grouping.wrap(sel)})"
+    return f"count by (__name__, {grouping.by}) ({grouping.wrap(sel)})"
 
 
 @dataclass(frozen=True)

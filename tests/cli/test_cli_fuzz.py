@@ -297,12 +297,12 @@ def test_config_claude_desktop_prints_nothing_broken(hostile: dict[str, str], en
 def test_audit_lock_times_out_instead_of_hanging(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A held (or uncreatable) audit lock ends in a one-line error after the timeout, not a hang."""
     from mcp_autoscale.audit import log as audit_log
-    from mcp_autoscale.errors import BackendUnavailable
+    from mcp_autoscale.errors import AuditUnavailable
 
     monkeypatch.setattr(audit_log, "LOCK_TIMEOUT_S", 0.2)
     path = tmp_path / "audit.jsonl"
     holder = FileLock(str(path) + ".lock")
-    with holder, pytest.raises(BackendUnavailable, match=r"not acquired within 0\.2 s"):
+    with holder, pytest.raises(AuditUnavailable, match=r"not acquired within 0\.2 s"):
         audit_log.AuditLog(path)
 
 

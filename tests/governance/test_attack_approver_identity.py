@@ -82,3 +82,19 @@ def test_delegation_is_still_checked_against_the_approvers(tmp_path: Path) -> No
     env, pid = setup(tmp_path, "approvals: {allow_delegation: true}")
     res = CliRunner(env=env).invoke(cli, ["approve", pid, "--defer", "--as", "mallory"])
     assert res.exit_code == 1 and "mallory may not approve" in res.stderr
+
+
+def test_cli_approval_is_bound_to_the_digest_shown(tmp_path: Path) -> None:
+    """Item 1 at the terminal: `pending` shows the command with the digest; another digest approves nothing."""
+    env, pid = setup(tmp_path)
+    runner = CliRunner(env=env)
+    listed = runner.invoke(cli, ["pending"]).stdout
+    digest = str(proposal(env, pid)["digest"])
+    assert f"mcp-autoscale approve {pid} --digest {digest[:12]}" in listed
+    wrong = runner.invoke(cli, ["approve", pid, "--defer", "--digest", "0" * 12])
+    assert wrong.exit_code == 1 and "not the action that was shown" in wrong.stderr
+    short = runner.invoke(cli, ["approve", pid, "--defer", "--digest", digest[:4]])
+    assert short.exit_code == 1 and proposal(env, pid)["status"] == "pending"
+    ok = runner.invoke(cli, ["approve", pid, "--defer", "--digest", digest[:12]])
+    assert ok.exit_code == 0, ok.output
+    assert proposal(env, pid)["status"] == "approved"

@@ -70,6 +70,19 @@ def test_lowering_max_below_the_current_count_is_a_scale_in() -> None:
     assert judge(limit, "chat/llama-70b-prefill", max_replicas=3).decision == Decision.ALLOW
 
 
+def test_an_applied_lower_ceiling_counts_against_max_scale_in_later() -> None:
+    limit = "    max_scale_in: {replicas: 1, window_s: 3600}\n"
+    done = applied("chat/llama-70b-prefill", 10).model_copy(
+        update={
+            "arguments": {"namespace": "chat", "deployment": "llama-70b-prefill", "max_replicas": 1},
+            "inverse": {"tool": "patch_hpa", "arguments": {"max_replicas": 4}},
+            "evidence": {"replicas": {"desired": 2}},
+        }
+    )
+    v = judge(limit, "chat/llama-70b-prefill", recent=[done], max_replicas=1)  # 2 -> 1 again
+    assert v.decision == Decision.DENY and "plus 1 already removed" in v.reasons[0]
+
+
 def test_max_gpus_counts_the_gpus_a_patch_forces_now() -> None:
     budget = "    budget: {max_gpus: 4}\n"
     forced = judge(budget, "chat/llama-70b-decode", min_replicas=5)  # 2 -> 5 replicas: +12 GPUs now

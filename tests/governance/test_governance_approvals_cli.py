@@ -150,7 +150,7 @@ def test_rollback_from_the_terminal(env: dict[str, str]) -> None:
     assert back.status == ActionStatus.APPLIED and "2 -> 1" in back.message
     # and a no-op is never recorded as applied
     again = gate.rollback(up.audit_id or "", "test over", caller="cli:test", dry_run=False)
-    assert again.status == ActionStatus.NO_CHANGE and "nothing was written" in again.message
+    assert again.status == ActionStatus.NO_CHANGE and "the cluster is unchanged" in again.message
     last = Path(env["MCP_AUTOSCALE_AUDIT_FILE"]).read_text().splitlines()[-1]
     assert '"status":"no_change"' in last and '"inverse":null' in last
 

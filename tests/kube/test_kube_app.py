@@ -13,6 +13,7 @@ from kube_objects import KEDA_CRD, NODEPOOL_CRD, default_fleet
 from mcp import Client
 
 from mcp_autoscale.app import build_app
+from mcp_autoscale.audit import AuditLog
 from mcp_autoscale.cluster.lease import LeaseLock
 from mcp_autoscale.config import Settings
 from mcp_autoscale.server import create_server
@@ -115,8 +116,11 @@ async def test_actions_flow_through_the_gate_to_the_api_server(
         so = emu.get("keda.sh/v1alpha1", "scaledobjects", "llama-8b", "chat")
         assert so is not None and so["spec"]["maxReplicaCount"] == 20
 
-    records = [json.loads(x) for x in kube_app_settings.resolved_audit_file.read_text().splitlines()]
-    assert [r["status"] for r in records] == ["dry_run", "applied", "denied", "applied"]
+    records = AuditLog(kube_app_settings.resolved_audit_file).records(intents=True)
+    assert [r.status.value for r in records] == [
+        "dry_run", "intent", "applied", "denied", "intent", "applied"
+    ]  # fmt: skip
+    assert records[2].intent_id == records[1].id and records[5].intent_id == records[4].id
 
 
 async def test_a_concurrent_writer_is_retried_and_audited(emu: Emulator, kube_app_settings: Settings) -> None:

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from emulator import Emulator
+from kube_fleet import fleet_objects
 from kube_objects import NODEPOOL_CRD, crd, default_fleet, deployment, hpa
 from kubernetes import client
 
@@ -561,3 +562,21 @@ def test_installed_crds(crds: Emulator, backend: KubernetesBackend) -> None:
         "nodeclaims.karpenter.sh": False,
     }
     assert NODEPOOL_CRD["metadata"]["name"] == "nodepools.karpenter.sh"
+
+
+@pytest.mark.parametrize("pools", [4, 120])
+def test_requests_per_snapshot_do_not_grow_with_the_pools(
+    crds: Emulator, api_client: client.ApiClient, pools: int
+) -> None:
+    """Cluster-wide list calls: the same handful of requests for 4 pools in 4 namespaces or 120 in 40."""
+    for obj in fleet_objects(pools, namespaces=min(pools, 40)):
+        crds.seed(obj)
+    crds.clear_log()
+    found = KubernetesBackend(Settings(), api_client).list_pools()
+    assert len(found) == pools
+    owners = {p.autoscaler.kind if p.autoscaler else None for p in found}
+    assert owners == {AutoscalerKind.KEDA, AutoscalerKind.HPA, None}
+    assert all(p.ready_replicas == 2 and len(p.metrics_urls) == 2 for p in found)
+    paths = sorted(r.path for r in crds.requests("GET"))
+    assert len(paths) == 5, paths  # deployments, scaledobjects, hpas, pods, nodepools
+    assert not any("/namespaces/" in p for p in paths)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from mcp_autoscale.actions import Gate, action_from_call
@@ -27,7 +26,7 @@ def test_planner_writes_go_through_the_gate_and_are_audited(tmp_path: Path) -> N
     assert sum(result.verdicts.values()) == result.gated_actions
     assert result.verdicts.get(ActionStatus.APPLIED.value, 0) == result.outer_actions
     audit = tmp_path / "audit.jsonl"
-    records = [json.loads(line) for line in audit.read_text().splitlines()]
+    records = [r.model_dump(mode="json") for r in AuditLog(audit).records()]  # one per decision
     assert len(records) == result.gated_actions
     assert verify_file(audit).ok
     for rec in records:

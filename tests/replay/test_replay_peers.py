@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from mcp_autoscale.cost import load_catalogue
 from mcp_autoscale.replay.aibrix import Cooldown, KpaConfig, KpaState, in_panic, kpa_target
 from mcp_autoscale.replay.dynamo import agg_easy_decision, engine_utilisation
-from mcp_autoscale.replay.evaluate import PEERS, STRATEGIES, ReplayConfig, run_named
+from mcp_autoscale.replay.evaluate import PEERS, STRATEGIES, ReplayConfig, run_named, run_strategy
 from mcp_autoscale.replay.hpa import Hpa, hpa_raw_recommendation
 from mcp_autoscale.replay.shapes import build_trace
+from mcp_autoscale.replay.trace import Trace
 from mcp_autoscale.replay.wva import ReplicaMetrics, analyse, saturation_target
 
 # ---------------------------------------------------------------- WVA (internal/saturation/analyzer.go)
@@ -152,3 +154,19 @@ def test_peers_are_strategies_and_replay_causally() -> None:
         assert r.name == name and r.minutes == 20
         assert max(r.series.desired) > min(r.series.desired), f"{name} never scaled"
         assert r.outer_actions > 0 and r.gpu_hours > 0
+
+
+def test_peers_decide_only_from_the_past() -> None:
+    """Change the trace after 10 minutes: no peer's action before then may change."""
+    full = build_trace("step", 4, 1500, base_rps=2.0, hold_min=(5.0, 6.0), factors=(5.0, 5.0))
+    cut = full.t_s < 600.0
+    past = Trace(full.start, full.t_s[cut], full.context[cut], full.generated[cut], "cut")
+    cat = load_catalogue()
+    for name, cls in PEERS.items():
+        logs = []
+        for trace in (full, past):
+            st = cls(min_replicas=2)
+            run_strategy(trace, st, ReplayConfig(seed=4), cat)
+            logs.append([(t, w) for t, w in zip(st.actions.at_s, st.actions.what, strict=True) if t < 600.0])
+        assert logs[0] == logs[1], name
+        assert logs[0], f"{name} did nothing in the first 10 minutes of a x5 step"

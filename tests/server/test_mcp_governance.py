@@ -3,7 +3,6 @@ approval picked up by the server, rollback through the gate."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -45,7 +44,8 @@ def policy(tmp_path: Path, via: str) -> Path:
 
 
 def audit(app: AutoscaleApp) -> list[dict[str, Any]]:
-    return [json.loads(x) for x in app.settings.resolved_audit_file.read_text().splitlines() if x.strip()]
+    """One record per decision (an intent record is left out once its outcome follows)."""
+    return [r.model_dump(mode="json") for r in app.audit.records()]
 
 
 def scale_args(replicas: int) -> dict[str, Any]:

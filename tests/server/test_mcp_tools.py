@@ -33,8 +33,8 @@ async def client(request: pytest.FixtureRequest, app: AutoscaleApp) -> AsyncIter
 
 
 def audit_lines(app: AutoscaleApp) -> list[dict[str, Any]]:
-    path = Path(app.settings.resolved_audit_file)
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """One record per decision (an intent record is left out once its outcome follows)."""
+    return [r.model_dump(mode="json") for r in app.audit.records()]
 
 
 async def test_lists_the_five_tools_with_schemas_and_annotations(client: Client) -> None:

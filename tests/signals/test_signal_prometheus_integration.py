@@ -56,6 +56,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         SyntheticVllmPod("batch", "qwen-7b-7c9d8e6f5a-abcde", queue=1, running=2, kv=0.2, gen_tps=250.0),
         # a pod whose samples carry a timestamp a minute old: its pool's data is stale
         SyntheticVllmPod("dev", "granite-8b-6b7c8d9e0f-zzzzz", fixed_timestamp_ms=old_ms),
+        # short pod-template-hashes (Kubernetes' encoding can give fewer than 8 characters)
+        SyntheticVllmPod("short", "tiny-llm-7c9-k2p4x", queue=2, running=1, kv=0.3),
+        SyntheticVllmPod("short", "tiny-llm-b-q9z4m", queue=5, running=2, kv=0.5),
         # a pod in a namespace we do not ask for: must not leak into the answer
         SyntheticVllmPod("other", "llama-8b-5d8f7c6b9a-aaaaa", queue=100),
     ]
@@ -166,3 +169,17 @@ def test_bucket_quantile_equals_prometheus_histogram_quantile(stack: Stack, q: f
     theirs = stack.prom.query(f"histogram_quantile({q}, {sel} @ {int(time.time()) - 1})")
     assert len(theirs) == 1
     assert bucket_quantile(q, buckets) == pytest.approx(float(theirs[0]["value"][1]), rel=1e-12)  # type: ignore[index]
+
+
+def test_short_hash_pods_are_grouped_and_unseen_pods_reported(stack: Stack) -> None:
+    """Pods with a 3- and a 1-character pod-template-hash belong to their pool; a ready pod that no series
+    carries is named as missing instead of vanishing."""
+    ref = PoolRef(namespace="short", name="tiny-llm")
+    two = PoolState(ref=ref, model="m", gpu_type="L4", desired_replicas=2, ready_replicas=2)
+    sig = source(stack).collect([two]).pools[ref.key]
+    assert sig.queue_depth == 7.0 and sig.running == 3.0  # both pods, whatever their hash length
+    assert "pods" not in sig.missing
+    three = two.model_copy(update={"desired_replicas": 3, "ready_replicas": 3})
+    sig = source(stack).collect([three]).pools[ref.key]
+    assert sig.queue_depth == 7.0
+    assert sig.missing["pods"].startswith("1 of 3 ready pods have no series in Prometheus")

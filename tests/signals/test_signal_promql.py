@@ -25,7 +25,7 @@ from mcp_autoscale.signals.promql import (
 
 DERIVED = PoolGrouping()
 LABELLED = PoolGrouping("app_kubernetes_io_instance")
-POD_RE = '"^(.+)-[a-z0-9]{8,10}-[a-z0-9]{5}$"'
+POD_RE = '"^(.+)-[a-z0-9]{1,10}-[a-z0-9]{5}$"'
 
 
 def test_gauge_sum_with_derived_pool_label() -> None:
@@ -94,7 +94,7 @@ def test_signal_query_tags_dialects_and_shares_identical_branches() -> None:
 def test_detection_query_asks_only_for_markers() -> None:
     q = detection_query(["b:x", "a_y"], ["chat"], LABELLED)
     assert q == (
-        "group by (__name__, namespace, app_kubernetes_io_instance) "
+        "count by (__name__, namespace, app_kubernetes_io_instance) "
         '({__name__=~"a_y|b:x", namespace=~"chat"})'
     )
 

@@ -60,7 +60,8 @@ class RulesStack:
 
 
 def pool(ref: PoolRef) -> PoolState:
-    return PoolState(ref=ref, model="m", gpu_type="L4", desired_replicas=2, ready_replicas=2)
+    # one ready pod: every pool here has at least one, so none is reported with pods missing
+    return PoolState(ref=ref, model="m", gpu_type="L4", desired_replicas=1, ready_replicas=1)
 
 
 def settings(prom: RealPrometheus, recorded: bool, window: str = WINDOW) -> Settings:

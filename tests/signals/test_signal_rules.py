@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "deploy" / "prometheus" / "mcp-autoscale-rules.yaml"
 DERIVED = PoolGrouping()
 LABELLED = PoolGrouping("app_kubernetes_io_instance")
-POD_RE = '"^(.+)-[a-z0-9]{8,10}-[a-z0-9]{5}$"'
+POD_RE = '"^(.+)-[a-z0-9]{1,10}-[a-z0-9]{5}$"'
 ALL = dialects.DIALECTS.values()
 
 
