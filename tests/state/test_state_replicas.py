@@ -230,8 +230,8 @@ def test_one_idempotency_key_applies_once(cluster: dict[str, Any]) -> None:
 def test_a_budget_shared_by_two_replicas_cannot_be_exceeded(cluster: dict[str, Any]) -> None:
     a, b = cluster["servers"]
     asks = {
-        a: [("request_gpu_nodes", {"node_pool": "gpu-l4", "gpus": 1, "rationale": f"l4 {i}"}) for i in range(6)],
-        b: [("request_gpu_nodes", {"node_pool": "gpu-a10g", "gpus": 2, "rationale": f"a10g {i}"}) for i in range(6)],
+        a: [("request_gpu_nodes", {"node_pool": "gpu-l4", "gpus": 1, "rationale": f"l4 {i}", "dry_run": False}) for i in range(6)],
+        b: [("request_gpu_nodes", {"node_pool": "gpu-a10g", "gpus": 2, "rationale": f"a10g {i}", "dry_run": False}) for i in range(6)],
     }  # fmt: skip
 
     async def both() -> list[Outcome]:
