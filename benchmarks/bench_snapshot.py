@@ -284,7 +284,10 @@ def main() -> None:
                     times[key].append(time.perf_counter() - t)
                     complete = sum(1 for p in report.pools.values() if not p.missing)
                     assert not report.errors, report.errors
-                    assert complete == n, f"{key}: {n - complete} of {n} pools incomplete"
+                    assert complete == n, (
+                        f"{key}: {n - complete} of {n} pools incomplete: "
+                        f"{next(p.missing for p in report.pools.values() if p.missing)}"
+                    )
                     queries[key] = report.queries
                 rule_seconds.append(rule_group_seconds(url))
             naive_q, naive_s = naive_snapshot(url, sets[str(n)], args.workers)

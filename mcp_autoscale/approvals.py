@@ -49,6 +49,8 @@ class Proposal(BaseModel):
     expires_at: datetime
     via: list[str] = Field(description="Approval channels every deciding rule accepts: 'cli', 'elicitation'")
     approvers: list[str] = Field(default_factory=list, description="Who may approve (empty: anyone)")
+    approver_groups: list[str] = Field(default_factory=list, description="Or anyone in these groups")
+    four_eyes: bool = Field(default=False, description="The proposer may not approve it")
     audit_id: str | None = Field(default=None, description="The PENDING_APPROVAL audit record")
     pool_replicas: int | None = Field(default=None, description="Desired replicas when proposed")
     digest: str | None = Field(
@@ -88,6 +90,25 @@ def approver_name(approver: str) -> str:
     """The name approver lists are checked against (for a delegated approval: the one delegating)."""
     principal = approver.split(DELEGATED, 1)[0]
     return principal.split(":", 1)[1] if ":" in principal else principal
+
+
+def principal(who: str) -> str:
+    """The person behind a caller or approver name, for the four-eyes rule: a chat confirmation is its
+    caller's own; 'cli:alice' and 'local:alice' are the same OS user; token identities stay as they are."""
+    who = who.removeprefix(ELICITATION_PREFIX)
+    for prefix in ("cli:", "local:"):
+        if who.startswith(prefix):
+            return "os:" + who[len(prefix) :]
+    return who
+
+
+def principals(approver: str) -> set[str]:
+    """Every person an approval speaks for: a delegated one is both the named and the delegating person."""
+    named, _, rest = approver.partition(DELEGATED)
+    people = {principal(named)}
+    if rest:
+        people.add(principal(rest.removesuffix(")")))
+    return people
 
 
 def new_proposal_id() -> str:

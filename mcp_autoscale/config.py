@@ -124,6 +124,37 @@ class Settings(BaseSettings):
     )
     metrics_host: str = Field(default="127.0.0.1", description="Bind address of --metrics-port")
 
+    # OAuth 2.1 resource server (HTTP transport; docs/security.md, docs/deployment.md)
+    oauth_issuer: str | None = Field(default=None, description="Issuer URL of the identity provider")
+    public_url: str | None = Field(
+        default=None,
+        description="This server's public base URL; the resource (audience) is PUBLIC_URL + /mcp",
+    )
+    oauth_audience: str | None = Field(default=None, description="Expected 'aud' when not PUBLIC_URL + /mcp")
+    oauth_user_claim: str = Field(default="sub", description="Claim naming the caller in the audit")
+    oauth_name_claim: str = Field(default="name", description="Claim with the caller's display name")
+    oauth_groups_claim: str = Field(default="groups", description="Claim with the caller's groups")
+    oauth_algorithms: list[str] = Field(
+        default_factory=lambda: ["RS256", "PS256", "ES256", "EdDSA"],
+        description="Accepted JWS algorithms (asymmetric only)",
+    )
+    oauth_leeway_s: float = Field(default=30.0, ge=0, le=300, description="Clock skew allowed on exp/nbf")
+    oauth_jwks_min_refresh_s: float = Field(
+        default=10.0,
+        ge=0,
+        le=3600,
+        description="An unknown key id refetches the issuer's keys at most this often",
+    )
+
+    # the agent as an OAuth client (client-credentials grant)
+    oauth_client_id: str | None = None
+    oauth_client_secret_file: Path | None = None
+
+    @property
+    def resource_url(self) -> str | None:
+        """The protected resource (RFC 9728 ``resource``): PUBLIC_URL + ``/mcp``."""
+        return self.public_url.rstrip("/") + "/mcp" if self.public_url else None
+
     @field_validator("audit_hmac_key")
     @classmethod
     def _key_not_empty(cls, value: SecretStr | None) -> SecretStr | None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
+from mcp.server.mcpserver.exceptions import ToolError
 
 
 def os_user() -> str:
@@ -91,3 +92,12 @@ def identity_for(ctx: Any) -> Identity:
 
 def caller_for(ctx: Any) -> str:
     return identity_for(ctx).caller
+
+
+def require_scope(ctx: Any, scope: str) -> Identity:
+    """The caller, if its token grants ``scope``; otherwise a tool error that names the missing scope."""
+    who = identity_for(ctx)
+    if not who.allows(scope):
+        granted = ", ".join(sorted(who.scopes or ())) or "none"
+        raise ToolError(f"insufficient scope: this tool needs '{scope}'; {who.caller} has {granted}")
+    return who

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from typing import TextIO
 
 import structlog
 
@@ -43,14 +44,29 @@ def _redact_http_loggers() -> None:
             logger.addFilter(RedactUrls())
 
 
-def _stderr_logger(*_: object) -> structlog.PrintLogger:
-    """The stderr of the moment, not of configuration time (a redirected or replaced stream still works)."""
+class _StderrHandler(logging.StreamHandler[TextIO]):
+    """Writes to whatever ``sys.stderr`` is at emit time, not the one of configure time (which a test
+    runner or an embedding program may have replaced and closed since)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass
+
+
+def _stderr_logger(*_args: object) -> structlog.PrintLogger:
     return structlog.PrintLogger(file=sys.stderr)
 
 
 def configure_logging(level: str = "info", json: bool = False) -> None:
     lvl = getattr(logging, level.upper(), logging.INFO)
-    logging.basicConfig(stream=sys.stderr, level=lvl, format="%(message)s", force=True)
+    logging.basicConfig(handlers=[_StderrHandler()], level=lvl, format="%(message)s", force=True)
     _redact_http_loggers()
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)

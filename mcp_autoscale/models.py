@@ -305,6 +305,8 @@ class Action(BaseModel):
     rationale: str = Field(min_length=1)
     dry_run: bool = False
     caller: str = "local"
+    caller_name: str | None = Field(default=None, description="The caller's display name (from the token)")
+    caller_groups: list[str] = Field(default_factory=list, description="The caller's groups (from the token)")
     idempotency_key: str | None = None
     requested_at: datetime
 
@@ -378,6 +380,8 @@ class AuditRecord(BaseModel):
     arguments: dict[str, Any]
     rationale: str
     caller: str
+    caller_name: str | None = Field(default=None, description="The caller's display name (from the token)")
+    caller_groups: list[str] = Field(default_factory=list, description="The caller's groups (from the token)")
     dry_run: bool
     verdict: Verdict
     status: ActionStatus

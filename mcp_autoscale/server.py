@@ -10,20 +10,28 @@ import importlib
 import ipaddress
 import pkgutil
 from typing import Any
+from urllib.parse import urlparse
 
+from mcp.server.auth.provider import TokenVerifier
+from mcp.server.auth.routes import build_resource_metadata_url
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
+from pydantic import AnyHttpUrl
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute
 
 from mcp_autoscale import __version__, metrics, prompts, resources, tools
 from mcp_autoscale.app import AutoscaleApp
 from mcp_autoscale.config import Settings
 from mcp_autoscale.errors import ConfigError
 from mcp_autoscale.logs import get_logger
+from mcp_autoscale.web import scopes
 from mcp_autoscale.web.app import Protection, SessionLimits, build_http_app
+from mcp_autoscale.web.approvals import approval_routes
 from mcp_autoscale.web.deadlines import deadline_protocol
 from mcp_autoscale.web.guard import ASGIApp
+from mcp_autoscale.web.oauth import ChainVerifier, JwtVerifier, OAuthConfig, check_algorithms
 from mcp_autoscale.web.static_token import StaticTokenVerifier
 
 log = get_logger(__name__)
@@ -197,10 +205,44 @@ def transport_security(
 
 
 def http_protection(settings: Settings) -> Protection | None:
-    """The static bearer token when one is set; None (no auth) otherwise."""
-    if settings.http_token is None:
+    """Who may call ``/mcp``: the static token, OAuth access tokens from the issuer, or both; None (no auth)
+    when neither is set. Every request needs ``autoscale:read``; the tools check the rest."""
+    verifiers: list[TokenVerifier] = []
+    if settings.http_token is not None:
+        verifiers.append(StaticTokenVerifier(settings.http_token.get_secret_value()))
+    if settings.oauth_issuer:
+        issuer = urlparse(settings.oauth_issuer)
+        if issuer.scheme != "https" and not (issuer.scheme == "http" and is_loopback(issuer.hostname or "")):
+            raise ConfigError(
+                f"MCP_AUTOSCALE_OAUTH_ISSUER must be an https URL (http only on loopback), not "
+                f"{settings.oauth_issuer!r}: the keys that verify every token are fetched from it"
+            )
+        if not settings.resource_url:
+            raise ConfigError(
+                "MCP_AUTOSCALE_OAUTH_ISSUER needs MCP_AUTOSCALE_PUBLIC_URL (this server's public base URL; "
+                "the token audience is PUBLIC_URL + /mcp)"
+            )
+        config = OAuthConfig(
+            issuer=settings.oauth_issuer,
+            audience=settings.oauth_audience or settings.resource_url,
+            algorithms=tuple(check_algorithms(settings.oauth_algorithms)),
+            leeway_s=settings.oauth_leeway_s,
+            user_claim=settings.oauth_user_claim,
+            name_claim=settings.oauth_name_claim,
+            groups_claim=settings.oauth_groups_claim,
+            min_refresh_interval_s=settings.oauth_jwks_min_refresh_s,
+        )
+        verifiers.append(JwtVerifier(config))
+    if not verifiers:
         return None
-    return Protection(verifier=StaticTokenVerifier(settings.http_token.get_secret_value()))
+    oauth = bool(settings.oauth_issuer)
+    return Protection(
+        verifier=verifiers[0] if len(verifiers) == 1 else ChainVerifier(verifiers),
+        required_scopes=[scopes.READ],
+        resource_url=settings.resource_url if oauth else None,
+        authorization_servers=[settings.oauth_issuer] if settings.oauth_issuer else [],
+        scopes_supported=list(scopes.ALL),
+    )
 
 
 def http_app(app: AutoscaleApp, server: MCPServer, host: str) -> ASGIApp:
@@ -209,8 +251,8 @@ def http_app(app: AutoscaleApp, server: MCPServer, host: str) -> ASGIApp:
     protection = http_protection(settings)
     if not is_loopback(host) and protection is None:
         raise ConfigError(
-            f"refusing to serve HTTP on {host} without a bearer token: set MCP_AUTOSCALE_HTTP_TOKEN "
-            "(or bind to 127.0.0.1)"
+            f"refusing to serve HTTP on {host} without authentication: set MCP_AUTOSCALE_HTTP_TOKEN or "
+            "MCP_AUTOSCALE_OAUTH_ISSUER (or bind to 127.0.0.1)"
         )
 
     @server.custom_route("/healthz", methods=["GET"], include_in_schema=False)
@@ -231,8 +273,21 @@ def http_app(app: AutoscaleApp, server: MCPServer, host: str) -> ASGIApp:
         max_sessions_per_owner=settings.http_max_sessions_per_caller,
         idle_timeout_s=settings.http_session_idle_s,
     )
+    routes: list[BaseRoute] = []
+    if protection is not None:
+        metadata = (
+            str(build_resource_metadata_url(AnyHttpUrl(protection.resource_url)))
+            if protection.resource_url
+            else None
+        )
+        routes = approval_routes(app.gate, metadata)
     return build_http_app(
-        server, security=security, limits=limits, protection=protection, own_origin_check=own_origin_check
+        server,
+        security=security,
+        limits=limits,
+        protection=protection,
+        own_origin_check=own_origin_check,
+        extra_routes=routes,
     )
 
 
@@ -251,7 +306,12 @@ def run_http(app: AutoscaleApp, host: str, port: int) -> None:
 
     settings = app.settings
     asgi = http_app(app, create_server(app), host)
-    log.info("serve.http", url=f"http://{host}:{port}/mcp", auth=bool(settings.http_token))
+    log.info(
+        "serve.http",
+        url=f"http://{host}:{port}/mcp",
+        token=bool(settings.http_token),
+        oauth_issuer=settings.oauth_issuer,
+    )
     config = uvicorn.Config(
         asgi,
         host=host,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,6 +48,8 @@ def new_action(
     caller: str,
     idempotency_key: str | None = None,
     now: datetime | None = None,
+    caller_name: str | None = None,
+    caller_groups: Sequence[str] = (),
 ) -> Action:
     """A typed proposal. The rationale is required: an action nobody can explain does not happen."""
     if not rationale or not rationale.strip():
@@ -63,6 +66,8 @@ def new_action(
         rationale=rationale.strip(),
         dry_run=dry_run,
         caller=caller,
+        caller_name=caller_name,
+        caller_groups=list(caller_groups),
         idempotency_key=idempotency_key,
         requested_at=now or utcnow(),
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,6 +36,8 @@ from mcp_autoscale.approvals import (
     channel_of,
     new_proposal_id,
     post_webhook,
+    principal,
+    principals,
 )
 from mcp_autoscale.cluster.base import ClusterBackend
 from mcp_autoscale.config import Settings
@@ -357,6 +359,12 @@ class Gate:
             verdict
         )
 
+    def _approval_terms(self, verdict: Verdict) -> tuple[list[str], bool]:
+        """(approver groups, four eyes) over the deciding rules: the groups of any, four eyes if any asks."""
+        specs = [r.approval for n in verdict.rules if (r := self.policy.rule(n)) is not None and r.approval]
+        groups = sorted({g for s in specs for g in s.approver_groups})
+        return groups, any(s.four_eyes for s in specs)
+
     def _ttl(self, verdict: Verdict) -> timedelta:
         ttls = [
             r.approval.ttl_s
@@ -384,6 +392,8 @@ class Gate:
             expires_at=now + self._ttl(verdict),
             via=via,
             approvers=verdict.approvers,
+            approver_groups=self._approval_terms(verdict)[0],
+            four_eyes=self._approval_terms(verdict)[1],
             pool_replicas=pool.desired_replicas if pool is not None else None,
             digest=action_digest(action),
         )
@@ -438,7 +448,7 @@ class Gate:
         self.proposals.save(p)
         return result
 
-    def _check_approver(self, p: Proposal, approver: str) -> None:
+    def _check_approver(self, p: Proposal, approver: str, groups: Sequence[str] = ()) -> None:
         if not approver.strip():
             raise InvalidInput("approver is required (who approves this action?)")
         channel = channel_of(approver)
@@ -448,8 +458,16 @@ class Gate:
                 "is not enough for it (ask a human to run `mcp-autoscale approve` in a terminal)"
             )
         name = approver_name(approver)
-        if p.approvers and name not in p.approvers and approver not in p.approvers:
-            raise Forbidden(f"{name} may not approve proposal {p.id}; approvers: {', '.join(p.approvers)}")
+        if p.four_eyes and principal(p.action.caller) in principals(approver):
+            raise Forbidden(
+                f"four eyes: {p.action.caller} proposed {p.id} and may not approve it; another person must"
+            )
+        if not (p.approvers or p.approver_groups):
+            return
+        if name in p.approvers or approver in p.approvers or set(groups) & set(p.approver_groups):
+            return
+        allowed = [*p.approvers, *(f"group {g}" for g in p.approver_groups)]
+        raise Forbidden(f"{name} may not approve proposal {p.id}; approvers: {', '.join(allowed)}")
 
     def _open(self, proposal_id: str, digest: str | None = None) -> Proposal:
         """An open proposal whose action is the one that was proposed (and, given ``digest``, shown)."""
@@ -481,16 +499,19 @@ class Gate:
             )
         return p
 
-    def approve(self, proposal_id: str, approver: str, *, digest: str | None = None) -> ActionResult:
+    def approve(
+        self, proposal_id: str, approver: str, *, digest: str | None = None, groups: Sequence[str] = ()
+    ) -> ActionResult:
         """Approve a pending proposal and run it now; policy and data are re-checked at execution time.
 
         ``approver`` is 'cli:<user>' for a terminal/CI, 'mcp-elicitation:<caller>' for a user who confirmed
         in the MCP client. ``digest`` (``action_digest`` of the action the approver was shown, or its first
         12+ hex digits as `pending` and the webhook show it) binds the approval to that exact action: a
-        proposal for anything else is refused. Expired proposals cannot run (status EXPIRED).
+        proposal for anything else is refused. Expired proposals cannot run (status EXPIRED). ``groups``
+        are the approver's groups (from their token), checked against ``approver_groups``.
         """
         p = self._open_pending(proposal_id, digest)
-        self._check_approver(p, approver)
+        self._check_approver(p, approver, groups)
         with self._hold(p.action):
             p = self._open_pending(proposal_id, digest)
             now = self.clock()
@@ -639,10 +660,21 @@ class Gate:
 
     # ----------------------------------------------------------------------------------- rollback
 
-    def rollback(self, audit_id: str, rationale: str, caller: str, dry_run: bool) -> ActionResult:
-        """Propose the stored inverse of an applied action through the same gate (policy, audit and all)."""
+    def rollback(
+        self,
+        audit_id: str,
+        rationale: str,
+        caller: str,
+        dry_run: bool,
+        *,
+        caller_name: str | None = None,
+        caller_groups: Sequence[str] = (),
+    ) -> ActionResult:
+        """Propose the stored inverse of an applied action through the same gate (policy, audit and all).
+        The caller's groups go with it: rules that match by group judge a rollback like any call."""
         record = self.audit.get(audit_id)
-        if record.status != ActionStatus.APPLIED:
+        reconciled = record.status == ActionStatus.RECONCILED and bool(record.changes)  # applied, per live
+        if record.status != ActionStatus.APPLIED and not reconciled:
             raise InvalidInput(
                 f"audit record {audit_id} is {record.status.value}, not applied: "
                 "there is nothing to roll back"
@@ -661,7 +693,7 @@ class Gate:
             dry_run=dry_run,
             caller=caller,
             now=self.clock(),
-        )
+        ).model_copy(update={"caller_name": caller_name, "caller_groups": list(caller_groups)})
         return self.submit(action)
 
     def _write(
@@ -980,6 +1012,8 @@ class Gate:
             arguments=action_arguments(action),
             rationale=action.rationale,
             caller=action.caller,
+            caller_name=action.caller_name,
+            caller_groups=action.caller_groups,
             dry_run=action.dry_run or self.settings.dry_run,
             verdict=verdict,
             status=status,

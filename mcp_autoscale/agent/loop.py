@@ -21,6 +21,7 @@ import anyio
 
 from mcp_autoscale import __version__
 from mcp_autoscale.agent.models import AgentReport, Iteration, Proposal
+from mcp_autoscale.agent.oauth import ClientCredentials, ClientCredentialsAuth
 from mcp_autoscale.agent.rules import (
     override_notes,
     pool_view,
@@ -46,6 +47,8 @@ class AgentOptions:
     serve_args: list[str] = field(default_factory=list)
     url: str | None = None
     token: str | None = None
+    credentials: ClientCredentials | None = None
+    """OAuth client credentials for ``url``: the agent gets (and renews) its own token."""
     apply: bool = False
     once: bool = True
     interval_s: float = 300.0
@@ -61,6 +64,8 @@ class AgentOptions:
     def describe_server(self) -> str:
         """Where the server is, safe to print (never the token)."""
         if self.url:
+            if self.credentials is not None:
+                return f"{self.url} (streamable HTTP, OAuth client {self.credentials.client_id})"
             return f"{self.url} (streamable HTTP{', bearer token' if self.token else ''})"
         return "mcp-autoscale serve " + " ".join(self.serve_args) + " (stdio)"
 
@@ -79,8 +84,9 @@ async def connect(options: AgentOptions) -> AsyncIterator[Any]:
         from mcp.client.streamable_http import streamable_http_client
 
         headers = {"Authorization": f"Bearer {options.token}"} if options.token else {}
+        auth = ClientCredentialsAuth(options.url, options.credentials) if options.credentials else None
         async with (
-            httpx2.AsyncClient(headers=headers, timeout=options.read_timeout_s) as http,
+            httpx2.AsyncClient(headers=headers, auth=auth, timeout=options.read_timeout_s) as http,
             Client(
                 streamable_http_client(options.url, http_client=http),
                 read_timeout_seconds=options.read_timeout_s,

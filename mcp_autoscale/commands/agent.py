@@ -128,6 +128,19 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option("--token", help="Bearer token for --url (default: $MCP_AUTOSCALE_HTTP_TOKEN)"),
         ] = None,
+        client_id: Annotated[
+            str | None,
+            typer.Option(
+                "--client-id",
+                help="OAuth client id for --url: the agent gets its own token (client credentials)",
+            ),
+        ] = None,
+        client_secret_file: Annotated[
+            Path | None,
+            typer.Option(
+                "--client-secret-file", help="File holding the OAuth client secret (with --client-id)"
+            ),
+        ] = None,
         apply: Annotated[
             bool, typer.Option("--apply", help="Send calls with dry_run=false (the policy still decides)")
         ] = False,
@@ -163,6 +176,7 @@ def register(app: typer.Typer) -> None:
         action; 1: server or tool errors; 2: bad usage.
         """
         from mcp_autoscale.agent import AgentOptions, AgentReport, render_markdown, run_agent
+        from mcp_autoscale.agent.oauth import ClientCredentials
         from mcp_autoscale.agent.report import headline
 
         configure_logging(log_level)
@@ -176,6 +190,18 @@ def register(app: typer.Typer) -> None:
             preflight(
                 backend, prometheus, policy, audit, context, scenario, seed, sim_clock, url, report, json_out
             )
+        client_id = client_id or os.environ.get("MCP_AUTOSCALE_OAUTH_CLIENT_ID") or None
+        secret_env = os.environ.get("MCP_AUTOSCALE_OAUTH_CLIENT_SECRET_FILE")
+        client_secret_file = client_secret_file or (Path(secret_env) if secret_env else None)
+        credentials = None
+        if client_id or client_secret_file:
+            if not client_id or not client_secret_file or not url:
+                fail("--client-id and --client-secret-file go together, with --url", 2)
+            assert client_id and client_secret_file  # fail() exits
+            with exit_on_error():
+                credentials = ClientCredentials.from_file(
+                    client_id, client_secret_file, os.environ.get("MCP_AUTOSCALE_OAUTH_ISSUER") or None
+                )
         elector = None
         if leader_elect:
             from mcp_autoscale.agent.leader import lease_elector
@@ -187,7 +213,8 @@ def register(app: typer.Typer) -> None:
                 backend, prometheus, policy, audit, dry_run, context, scenario, seed, sim_clock, log_level
             ),
             url=url,
-            token=token or os.environ.get("MCP_AUTOSCALE_HTTP_TOKEN") or None,
+            token=None if credentials else token or os.environ.get("MCP_AUTOSCALE_HTTP_TOKEN") or None,
+            credentials=credentials,
             apply=apply,
             once=once,
             interval_s=interval,

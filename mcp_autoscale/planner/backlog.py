@@ -55,6 +55,7 @@ def demand_rates(
     if not history:
         return []
     last_t = history[-1].t_s
+    per_request = tokens_per_request(history)
     out: list[tuple[float, float | None, float | None]] = []
     backlog_t: float | None = None
     for i, h in enumerate(history):
@@ -67,26 +68,50 @@ def demand_rates(
             continue
         prev = history[i - 1] if i > 0 else None
         if prev is not None and (h.queue_depth or 0.0) > (prev.queue_depth or 0.0):
-            out.append((h.t_s, *arrival_rates(prev, h)))
+            out.append((h.t_s, *arrival_rates(prev, h, per_request)))
     return out
 
 
-def arrival_rates(prev: PoolSample, cur: PoolSample) -> tuple[float | None, float | None]:
+def tokens_per_request(history: Sequence[PoolSample], samples: int = 40) -> tuple[float, float] | None:
+    """(prompt, output) tokens per request over the last ``samples`` samples taken with no queue.
+
+    A saturated pool counts prompt tokens at prefill but requests when they finish, so the ratio of one
+    saturated sample can read twice the true length; quiet samples, summed, do not.
+    """
+    quiet = [
+        h
+        for h in history[-samples:]
+        if h.request_rps and h.request_rps > 0 and (h.queue_depth or 0.0) <= max(1, h.ready_replicas)
+    ]
+    if not quiet:
+        return None
+    rps = sum(h.request_rps or 0.0 for h in quiet)
+    return sum(h.prompt_tps or 0.0 for h in quiet) / rps, sum(h.gen_tps or 0.0 for h in quiet) / rps
+
+
+def arrival_rates(
+    prev: PoolSample, cur: PoolSample, per_request: tuple[float, float] | None = None
+) -> tuple[float | None, float | None]:
     """(prompt, output) tokens/s that arrived between two samples: served plus the queue's change.
 
-    Tokens per request come from ``cur``'s token and request rates; without them (or without queue
-    depths) the served rates are returned as they are. Never negative.
+    Tokens per request are ``per_request`` (``tokens_per_request``), else ``cur``'s token and request
+    rates; without them (or without queue depths) the served rates are returned as they are. Never
+    negative.
     """
     r_in, r_out = cur.prompt_tps, cur.gen_tps
     dt = cur.t_s - prev.t_s
     rps = cur.request_rps
-    if dt <= 0 or cur.queue_depth is None or prev.queue_depth is None or not rps or rps <= 0:
+    if dt <= 0 or cur.queue_depth is None or prev.queue_depth is None:
         return r_in, r_out
+    if per_request is None:
+        if not rps or rps <= 0:
+            return r_in, r_out
+        per_request = ((r_in or 0.0) / rps, (r_out or 0.0) / rps)
     dq = (cur.queue_depth - prev.queue_depth) / dt
     if dq == 0:
         return r_in, r_out
-    a_in = None if r_in is None else max(0.0, r_in + dq * r_in / rps)
-    a_out = None if r_out is None else max(0.0, r_out + dq * r_out / rps)
+    a_in = None if r_in is None else max(0.0, r_in + dq * per_request[0])
+    a_out = None if r_out is None else max(0.0, r_out + dq * per_request[1])
     return a_in, a_out
 
 
@@ -97,7 +122,8 @@ def backlog_load(
 
     ``lead_s`` is how long until capacity ordered now serves (cold start, plus node provisioning when
     no GPU is free). The queue's growth comes from the last two samples; tokens per request from the last
-    sample's token and request rates, so the extra load is in the same units as C.
+    quiet samples' token and request rates (``tokens_per_request``; else the last sample's), so the extra
+    load is in the same units as C.
     """
     if len(history) < 2 or drain_s <= 0:
         return None
@@ -112,8 +138,7 @@ def backlog_load(
         growth = max(0.0, (q - prev.queue_depth) / dt)
     projected = q + growth * max(0.0, lead_s)
     extra = growth + projected / drain_s
-    tin = (last.prompt_tps or 0.0) / rps
-    tout = (last.gen_tps or 0.0) / rps
+    tin, tout = tokens_per_request(history) or ((last.prompt_tps or 0.0) / rps, (last.gen_tps or 0.0) / rps)
     return Backlog(
         queue=q,
         growth_rps=growth,

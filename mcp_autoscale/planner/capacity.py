@@ -148,14 +148,14 @@ def stable_samples(samples: Sequence[PoolSample], window_s: float) -> list[PoolS
 
 
 def _steady(samples: Sequence[PoolSample], times: Sequence[float], s: PoolSample, window_s: float) -> bool:
-    """Whether the load one rate window before ``s`` was within 25% of its own: at a sudden rise the rate
-    (a window average) still reads the quiet part while the latency already shows the new load."""
+    """Whether the load one rate window before ``s`` was at least 2/3 of its own: at a sudden rise the
+    rate (a window average) still reads the quiet part while the latency already shows the new load."""
     i = bisect.bisect_right(times, s.t_s - window_s) - 1
     if i < 0:
         return True
     prev = samples[i]
     for a, b in ((prev.prompt_tps, s.prompt_tps), (prev.gen_tps, s.gen_tps)):
-        if a is not None and b is not None and b > 0 and abs(b - a) > 0.25 * b:
+        if a is not None and b is not None and b > 0 and a < b / 1.5:
             return False
     return True
 
@@ -194,6 +194,15 @@ def breach_bound(
             bad.append(s)
     if len(bad) < config.breach_min_samples:
         return None, None
+    # a saturated pool (requests queued) serves at its throughput ceiling, past the knee: it bounds C
+    # loosely. Breaches with no queue mark the knee itself; use them once there are enough.
+    knee = [
+        s
+        for s in bad
+        if s.queue_depth is not None and s.queue_depth <= config.scale_in_queue_max * max(1, s.ready_replicas)
+    ]
+    if len(knee) >= config.breach_min_samples:
+        bad = knee
     q = config.breach_quantile
     r_in = [s.prompt_tps / s.ready_replicas for s in bad if s.prompt_tps]
     r_out = [s.gen_tps / s.ready_replicas for s in bad if s.gen_tps]

@@ -68,13 +68,17 @@ def recent_slope(times_s: Sequence[float], values: Sequence[float], samples: int
     return sum((t - mt) * (v - mv) for t, v in pts) / var
 
 
-def trend_still_rising(trend: float, slope: float | None) -> float:
-    """The trend to extrapolate: no steeper than the last few samples still climb.
+def trend_still_rising(trend: float, slope: float | None, earlier_slope: float | None = None) -> float:
+    """The trend to extrapolate: no steeper than the last few samples still climb, nor than the few
+    before them climbed.
 
     Holt's trend remembers a step for many samples after it ended and would extrapolate it as a ramp
-    (x2 the new level, one lead time on). A step that has stopped climbing is not a trend; a real ramp
-    keeps its recent slope.
+    (x2 the new level, one lead time on). A step that has stopped climbing is not a trend, and neither is
+    the edge of one (the samples before the edge were flat); a real ramp keeps its slope in both.
     """
     if trend <= 0 or slope is None:
         return trend
-    return min(trend, max(0.0, slope))
+    out = min(trend, max(0.0, slope))
+    if earlier_slope is not None:
+        out = min(out, max(0.0, earlier_slope))
+    return out

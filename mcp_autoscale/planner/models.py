@@ -31,6 +31,13 @@ class PlannerConfig(BaseModel):
         description="'namespace/deployment' -> the HPA/KEDA max as configured: the planner raises the max "
         "only as far as its own target and brings it back down to this when its target falls",
     )
+    owner_max_band: float | None = Field(
+        default=None,
+        ge=1,
+        description="With the owner's configured max known (owner_max): keep its max at this x the "
+        "planner's target (never above the configured max, never below the target), so the fast loop "
+        "reacts within a band instead of jumping to its max at a queue spike (None: leave the max alone)",
+    )
     slo: SloTargets = Field(default_factory=SloTargets)
     # llm-d WVA saturation analyzer
     kv_saturated: float = Field(default=0.80, description="A replica is saturated at KV >= this")
@@ -63,7 +70,7 @@ class PlannerConfig(BaseModel):
         "projected to when new replicas serve, drained within this many seconds (0: off)",
     )
     backlog_max_over: float = Field(
-        default=1.2,
+        default=1.0,
         ge=1,
         description="The backlog may add at most this x the replicas the arrivals need at U: the drain is "
         "bounded by when capacity arrives, not by how much is ordered (no ordering the node pool's limit)",

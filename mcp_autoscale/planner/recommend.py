@@ -161,7 +161,9 @@ def _assess(
             st = holt_state(times, [float(v or 0) for v in vals], cfg.holt_alpha, cfg.holt_beta)
             if st is None:
                 continue
-            trend = trend_still_rising(st[1], recent_slope(times, [float(v or 0) for v in vals]))
+            fv = [float(v or 0) for v in vals]
+            earlier = recent_slope(times[:-6], fv[:-6]) if len(fv) >= 9 else None
+            trend = trend_still_rising(st[1], recent_slope(times, fv), earlier)
             fc = max(0.0, st[0] + trend * horizon)
             if dim == "in":
                 f_in = fc
@@ -458,34 +460,38 @@ def _recommend_one(
     if target != desired:
         if owner is not None and not owner.paused:
             kind_name = "KEDA ScaledObject" if owner.kind == AutoscalerKind.KEDA else "HPA"
-            if target > desired:
-                new_max = target if target > owner.max_replicas else None
-                if target > owner.min_replicas:
-                    params = AutoscalerPatch(min_replicas=target, max_replicas=new_max)
-                    what = f"raise {kind_name} {owner.name} min {owner.min_replicas} -> {target}"
-                    if new_max is not None:
-                        what += f", max {owner.max_replicas} -> {new_max}"
-                else:
-                    notes.append(f"{kind_name} min {owner.min_replicas} already covers {target}")
+            configured = config.owner_max.get(a.key)
+            band = config.owner_max_band
+            if configured is not None and band is not None:
+                # the fast loop works within a band above the planner's target: left at its configured
+                # max, KEDA's queue rule orders that max at every queue spike (2-5x what the load needs)
+                want_max = max(target, min(configured, math.ceil(round(band * target, 9))))
+            elif target > owner.max_replicas:
+                want_max = target
+            elif configured is not None and owner.max_replicas > max(configured, target):
+                want_max = max(configured, target)  # a max the planner raised comes back down
             else:
-                # a max the planner raised comes back down with its target: left at the node pool's limit,
-                # it lets the fast loop order the limit at the next queue spike
-                configured = config.owner_max.get(a.key)
-                back = None
-                if configured is not None and owner.max_replicas > max(configured, target):
-                    back = max(configured, target, owner.min_replicas if owner.min_replicas <= target else 0)
-                if owner.min_replicas > target:
-                    params = AutoscalerPatch(min_replicas=target, max_replicas=back)
-                    what = f"lower {kind_name} {owner.name} min {owner.min_replicas} -> {target}"
-                elif back is not None:
-                    params = AutoscalerPatch(min_replicas=owner.min_replicas, max_replicas=back)
-                    what = f"lower {kind_name} {owner.name} max"
-                else:
-                    notes.append(
-                        f"{kind_name} {owner.name} (min {owner.min_replicas}) will scale in on its own"
-                    )
-                if back is not None:
-                    what += f", max {owner.max_replicas} -> {back} (configured {configured})"
+                want_max = owner.max_replicas
+            new_max = None if want_max == owner.max_replicas else want_max
+            new_min = None
+            if target > desired and target > owner.min_replicas:
+                new_min = target
+                what = f"raise {kind_name} {owner.name} min {owner.min_replicas} -> {target}"
+            elif target < desired and owner.min_replicas > target:
+                new_min = target
+                what = f"lower {kind_name} {owner.name} min {owner.min_replicas} -> {target}"
+            elif target > desired:
+                notes.append(f"{kind_name} min {owner.min_replicas} already covers {target}")
+            else:
+                notes.append(f"{kind_name} {owner.name} (min {owner.min_replicas}) will scale in on its own")
+            if new_min is not None or new_max is not None:
+                params = AutoscalerPatch(
+                    min_replicas=owner.min_replicas if new_min is None else new_min, max_replicas=new_max
+                )
+                if new_min is None:
+                    what = f"set {kind_name} {owner.name} max"
+                if new_max is not None:
+                    what += f", max {owner.max_replicas} -> {new_max}"
         else:
             params = ScaleDeploymentParams(replicas=target)
             what = f"scale {desired} -> {target}"

@@ -143,16 +143,24 @@ def _seasonal_profile(x: np.ndarray, period: int, ahead: int, cycles: int, jitte
     return out
 
 
-def _naive_error(x: np.ndarray, period: int, recent: int, cycles: int) -> float | None:
-    """Relative MAE of 'the median of the same minute in past periods' over the last ``recent`` minutes."""
+def _naive_error(x: np.ndarray, period: int, recent: int, cycles: int, jitter: int = 1) -> float | None:
+    """Relative MAE of 'the same minute of past periods' over the last ``recent`` minutes: per minute,
+    the median over periods of the closest value within +-``jitter`` minutes (a phase that starts a
+    minute early or late, or a period that is not a whole number of minutes, is still the same phase)."""
     now = len(x)
     errs = 0.0
     total = 0.0
     for t in range(now - recent, now):
-        past = [x[t - c * period] for c in range(1, cycles + 1) if t - c * period >= 0]
-        if not past:
+        per_cycle = []
+        for c in range(1, cycles + 1):
+            lo = t - c * period - jitter
+            hi = min(now, t - c * period + jitter + 1)
+            if lo < 0:
+                break
+            per_cycle.append(float(np.min(np.abs(x[lo:hi] - x[t]))))
+        if not per_cycle:
             return None
-        errs += abs(float(x[t]) - float(np.median(past)))
+        errs += float(np.median(per_cycle))
         total += float(x[t])
     return errs / total if total > 0 else None
 

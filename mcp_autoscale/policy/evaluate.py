@@ -357,7 +357,14 @@ def evaluate(policy: Policy, action: Action, ctx: PolicyContext) -> Verdict:
     matching = [
         r
         for r in policy.rules
-        if r.match.matches(tool=tool, ref=ref, labels=labels, node_pool=node_pool)
+        if r.match.matches(
+            tool=tool,
+            ref=ref,
+            labels=labels,
+            node_pool=node_pool,
+            caller=action.caller,
+            groups=action.caller_groups,
+        )
         and (r.active is None or r.active.contains(ctx.now, policy.timezone))
     ]
     checks = [_check_rule(r, action, ctx, f) for r in matching]
@@ -423,8 +430,19 @@ def trace(policy: Policy, action: Action, ctx: PolicyContext) -> list[RuleTrace]
     out: list[RuleTrace] = []
     for r in policy.rules:
         m = r.match
-        if not m.matches(tool=action.kind, ref=ref, labels=labels, node_pool=node_pool):
+        if not m.matches(
+            tool=action.kind,
+            ref=ref,
+            labels=labels,
+            node_pool=node_pool,
+            caller=action.caller,
+            groups=action.caller_groups,
+        ):
             why = []
+            if m.callers and not any(fnmatchcase(action.caller, g) for g in m.callers):
+                why.append(f"caller {action.caller} not in {m.callers}")
+            if m.groups and not set(action.caller_groups) & set(m.groups):
+                why.append(f"caller groups {action.caller_groups} not in {m.groups}")
             if m.tools and action.kind not in m.tools:
                 why.append(f"tool not in {[t.value for t in m.tools]}")
             if (

@@ -10,6 +10,7 @@ so a typo never silently weakens a policy.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from fnmatch import fnmatchcase
 from typing import Literal
@@ -55,11 +56,30 @@ class Match(_Strict):
     labels: dict[str, str] = Field(default_factory=dict, description="Deployment labels that must all equal")
     tools: list[ActionKind] = Field(default_factory=list, description="Mutating tools the rule covers")
     node_pools: list[str] = Field(default_factory=list, description="Node pool globs (request_gpu_nodes)")
+    callers: list[str] = Field(
+        default_factory=list,
+        description="Caller globs as the audit names them: 'oidc:ci-*', 'local:alice', 'http:token-*'",
+    )
+    groups: list[str] = Field(
+        default_factory=list, description="The caller is in one of these groups (token)"
+    )
 
     def matches(
-        self, *, tool: ActionKind, ref: PoolRef | None, labels: dict[str, str], node_pool: str | None
+        self,
+        *,
+        tool: ActionKind,
+        ref: PoolRef | None,
+        labels: dict[str, str],
+        node_pool: str | None,
+        caller: str | None = None,
+        groups: Sequence[str] | None = None,
     ) -> bool:
+        """``caller``/``groups`` None: unknown (e.g. choosing locks), which matches any caller condition."""
         if self.tools and tool not in self.tools:
+            return False
+        if self.callers and caller is not None and not any(fnmatchcase(caller, g) for g in self.callers):
+            return False
+        if self.groups and groups is not None and not set(groups) & set(self.groups):
             return False
         if ref is not None:
             if self.namespaces and not any(fnmatchcase(ref.namespace, g) for g in self.namespaces):
@@ -224,6 +244,12 @@ class ApprovalSpec(_Strict):
         description="Accepted channels; 'elicitation' = the MCP client's user may approve in the chat",
     )
     approvers: list[str] = Field(default_factory=list, description="Who may approve (empty: anyone)")
+    approver_groups: list[str] = Field(
+        default_factory=list, description="Approvers by group (from their token); with approvers: either"
+    )
+    four_eyes: bool = Field(
+        default=False, description="The approver must not be the caller who proposed the action"
+    )
     ttl_s: int | None = Field(default=None, gt=0, le=30 * 86400, description="Proposal lifetime")
 
 

@@ -55,6 +55,8 @@ class ReplayConfig:
     planner_interval_s: float = 120.0
     sample_s: float = 30.0
     planner_utilisation: float = 0.65
+    planner_max_band: float | None = 1.3
+    """The planner keeps KEDA's max at this x its target (``PlannerConfig.owner_max_band``)."""
     oracle_utilisation: float = 0.9
     causal_utilisation: float | None = None
     """The causal oracle's target utilisation (None: the planner's, so the two compare at the same U)."""
@@ -386,6 +388,7 @@ def run_named(
     elif name == "planner":
         pcfg = PlannerConfig(
             target_utilisation=cfg.planner_utilisation,
+            owner_max_band=cfg.planner_max_band,
             floors={POOL.namespace: cfg.floor},
         )
         strategy = KedaPlusPlanner(

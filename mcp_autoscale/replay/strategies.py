@@ -35,7 +35,7 @@ from mcp_autoscale.cost.catalogue import PriceCatalogue
 from mcp_autoscale.cost.estimate import action_cost_delta, pool_cost_per_hour
 from mcp_autoscale.models import ActionKind, ActionStatus, PoolRef, PoolSnapshot, SloTargets
 from mcp_autoscale.planner import PlannerConfig, PoolSample, recommend, replicas_needed
-from mcp_autoscale.planner.backlog import demand_rates
+from mcp_autoscale.planner.backlog import arrival_rates, tokens_per_request
 from mcp_autoscale.planner.seasonality import MinuteDemand
 from mcp_autoscale.policy import Match, Policy, ReplicaBounds, Rule
 from mcp_autoscale.replay.trace import Trace
@@ -178,11 +178,17 @@ class KedaPlusPlanner(Strategy):
         )
 
     def _record_minute(self) -> None:
-        """The last minute's demand (served, corrected for the queue; a drain repeats the last value)."""
-        cfg = self.config
-        got = demand_rates(self.history, 60.0, cfg.signal_window_s, cfg.scale_in_queue_max)
-        ins = [d[1] for d in got if d[1] is not None]
-        outs = [d[2] for d in got if d[2] is not None]
+        """The last minute's demand: served tokens corrected by the queue's change (growth adds the
+        arrivals not served, a drain takes off what was served from the backlog)."""
+        cutoff = self.history[-1].t_s - 60.0
+        per_request = tokens_per_request(self.history)
+        pairs = [
+            arrival_rates(prev, cur, per_request)
+            for prev, cur in zip(self.history, self.history[1:], strict=False)
+            if cur.t_s > cutoff
+        ]
+        ins = [a for a, _ in pairs if a is not None]
+        outs = [b for _, b in pairs if b is not None]
         m = self.minutes
         last_in = m.prompt_tps[-1] if len(m) else 0.0
         last_out = m.gen_tps[-1] if len(m) else 0.0

@@ -10,9 +10,10 @@ from pydantic import BaseModel, Field
 from mcp_autoscale.actions import action_from_call
 from mcp_autoscale.app import AutoscaleApp
 from mcp_autoscale.errors import AutoscaleError
-from mcp_autoscale.identity import caller_for
+from mcp_autoscale.identity import identity_for, require_scope
 from mcp_autoscale.models import ActionResult, Verdict
 from mcp_autoscale.tools._shared import DryRun, Rationale, as_tool_result, mutating, read_only, tool_error
+from mcp_autoscale.web.scopes import WRITE
 
 
 class PolicyCheck(BaseModel):
@@ -55,7 +56,10 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         be allowed instead. Changes nothing and writes no audit record."""
         args = {k: v for k, v in arguments.items() if k not in ("rationale", "dry_run", "idempotency_key")}
         try:
-            action = action_from_call(tool, args, "policy check", caller=caller_for(ctx))
+            who = identity_for(ctx)
+            action = action_from_call(tool, args, "policy check", caller=who.caller).model_copy(
+                update={"caller_name": who.name, "caller_groups": list(who.groups)}
+            )  # rules that match by group see the caller's groups, as at submit
             verdict = app.gate.check(action)
         except AutoscaleError as err:
             raise tool_error(err) from err
@@ -98,8 +102,13 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
     ) -> ActionResult:
         """Propose the inverse of an applied action (stored in its audit record) through the same gate:
         policy verdict, approval if required, audit record."""
+        who = require_scope(ctx, WRITE)
         try:
             app.run_approved()
-            return as_tool_result(app.gate.rollback(audit_id, rationale, caller_for(ctx), dry_run))
+            return as_tool_result(
+                app.gate.rollback(
+                    audit_id, rationale, who.caller, dry_run, caller_name=who.name, caller_groups=who.groups
+                )
+            )
         except AutoscaleError as err:
             raise tool_error(err) from err

@@ -15,7 +15,7 @@ from pydantic import Field, ValidationError
 from mcp_autoscale.actions import new_action
 from mcp_autoscale.app import AutoscaleApp
 from mcp_autoscale.errors import AutoscaleError
-from mcp_autoscale.identity import caller_for
+from mcp_autoscale.identity import Identity, identity_for, require_scope
 from mcp_autoscale.models import (
     K8S_NAME,
     Action,
@@ -38,6 +38,7 @@ from mcp_autoscale.tools._shared import (
     mutating,
     tool_error,
 )
+from mcp_autoscale.web.scopes import WRITE
 
 Replicas = Annotated[int, Field(ge=0, le=1000, description="Target replica count")]
 OptReplicas = Annotated[int | None, Field(default=None, ge=0, le=1000)]
@@ -52,7 +53,7 @@ def submit(
     rationale: str,
     dry_run: bool,
     idempotency_key: str | None,
-    caller: str,
+    caller: Identity,
     answer: ElicitationResult[ApprovalAnswer] | None = None,
 ) -> ActionResult:
     """The single hand-off from every mutating tool to the gate (and, when asked, to the approver)."""
@@ -61,7 +62,7 @@ def submit(
         app.run_approved()
         result = app.gate.submit(action)
         if answer is not None:
-            result = settle(app, result, answer, caller, action)
+            result = settle(app, result, answer, caller.caller, action)
         return as_tool_result(result)
     except AutoscaleError as err:
         raise tool_error(err) from err
@@ -73,7 +74,7 @@ def build(
     params: ActionParams,
     rationale: str,
     dry_run: bool,
-    caller: str,
+    caller: Identity,
     idempotency_key: str | None = None,
 ) -> Action:
     return new_action(
@@ -82,7 +83,9 @@ def build(
         params,
         rationale,  # new_action refuses a blank one with a message the model can act on
         dry_run=dry_run,
-        caller=caller,
+        caller=caller.caller,
+        caller_name=caller.name,
+        caller_groups=caller.groups,
         idempotency_key=idempotency_key,
     )
 
@@ -92,9 +95,12 @@ Ask = Elicit[ApprovalAnswer] | ApprovalAnswer
 
 
 def register(server: MCPServer, app: AutoscaleApp) -> None:
-    def ask(ctx: Context, make: Callable[[str], Action]) -> Ask:
+    def ask(ctx: Context, make: Callable[[Identity], Action]) -> Ask:
+        who = identity_for(ctx)
+        if not who.allows(WRITE):
+            return NOT_ASKED  # the tool body refuses with the missing scope; never ask about it
         try:
-            action = make(caller_for(ctx))
+            action = make(who)
         except (AutoscaleError, ToolError, ValidationError, ValueError):
             return NOT_ASKED  # the tool body reports bad input properly
         return question(app, ctx, action)
@@ -197,7 +203,7 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
             rationale,
             dry_run,
             idempotency_key,
-            caller_for(ctx),
+            require_scope(ctx, WRITE),
             approval,
         )
 
@@ -239,7 +245,7 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
             rationale,
             dry_run,
             idempotency_key,
-            caller_for(ctx),
+            require_scope(ctx, WRITE),
             approval,
         )
 
@@ -268,6 +274,6 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
             rationale,
             dry_run,
             idempotency_key,
-            caller_for(ctx),
+            require_scope(ctx, WRITE),
             approval,
         )

@@ -6,11 +6,13 @@ from typing import Annotated
 
 import anyio
 import anyio.to_thread
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from mcp_autoscale.app import AutoscaleApp
+from mcp_autoscale.identity import require_scope
+from mcp_autoscale.web.scopes import WRITE
 
 SLICE_S = 60.0
 """Simulated seconds run per slice. The twin's lock is held for one slice at a time, so any other call
@@ -38,8 +40,10 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
     )
     async def advance_simulation(
         seconds: Annotated[float, Field(gt=0, le=86400, description="Simulated seconds to run")],
+        ctx: Context | None = None,
     ) -> SimulationTime:
         """Simulator only: run the simulated fleet forward (e.g. past a cold start) without waiting."""
+        require_scope(ctx, WRITE)  # it changes the (simulated) fleet
         async with advancing:
             remaining = seconds
             while remaining > 0:

@@ -97,6 +97,9 @@ def test_outcome_append_failure_keeps_the_intent_counting(
     assert rec.status == ActionStatus.RECONCILED and rec.intent_id == intent.id
     assert "shows replicas=3" in rec.message and "was applied" in rec.message and rec.counts_as_applied
     assert gate.audit.open_intents() == [] and verify_file(gate.audit.path).ok
+    clock.advance(600)
+    undo = gate.rollback(rec.id, "the crash hid it; undo", caller="alice", dry_run=True)
+    assert undo.status == ActionStatus.DRY_RUN and "3 -> 1" in undo.message  # the stored inverse
 
 
 def test_crash_before_the_write_reconciles_as_not_applied(

@@ -132,7 +132,9 @@ def test_audit_append_failure_is_counted(make_settings: Callable[..., Settings],
     from mcp_autoscale.actions.build import action_from_call
 
     action = action_from_call("scale_deployment", {**DEV, "replicas": 2}, "m", dry_run=True)
-    with pytest.raises(OSError):
+    from mcp_autoscale.errors import AuditUnavailable
+
+    with pytest.raises(AuditUnavailable):  # write-ahead: no intent record, no write
         app.gate.submit(action)
     assert delta("mcp_autoscale_audit_append_failures_total") == 1
     assert delta("mcp_autoscale_audit_appends_total") == 0

@@ -60,8 +60,8 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes], deadline_s: float = 60
 
 
 @contextmanager
-def serve_http(tmp_path: Path, env: dict[str, str], *extra: str) -> Iterator[Served]:
-    port = free_port()
+def serve_http(tmp_path: Path, env: dict[str, str], *extra: str, port: int | None = None) -> Iterator[Served]:
+    port = port or free_port()
     audit = tmp_path / "audit.jsonl"
     args = [
         sys.executable, "-m", "mcp_autoscale", "serve", "--sim-clock", "manual", "--audit", str(audit),
@@ -79,14 +79,18 @@ def serve_http(tmp_path: Path, env: dict[str, str], *extra: str) -> Iterator[Ser
             proc.wait(timeout=15)
 
 
+HTTP = httpx.Client(timeout=30)
+"""One keep-alive client for the raw exchanges (a flood of sessions is many requests)."""
+
+
 def initialize(base: str, headers: dict[str, str]) -> str:
     """Open a session with a raw ``initialize``; returns its session id."""
-    r = httpx.post(f"{base}/mcp", json=INIT, headers={**MCP_HEADERS, **headers}, timeout=30)
+    r = HTTP.post(f"{base}/mcp", json=INIT, headers={**MCP_HEADERS, **headers})
     assert r.status_code == 200, (r.status_code, r.text)
     sid = r.headers["mcp-session-id"]
     note = {"jsonrpc": "2.0", "method": "notifications/initialized"}
     headers = {**MCP_HEADERS, **headers, "mcp-session-id": sid, "mcp-protocol-version": "2025-11-25"}
-    assert httpx.post(f"{base}/mcp", json=note, headers=headers, timeout=30).status_code == 202
+    assert HTTP.post(f"{base}/mcp", json=note, headers=headers).status_code == 202
     return sid
 
 
@@ -94,4 +98,4 @@ def ping(base: str, headers: dict[str, str], sid: str) -> int:
     """The HTTP status of a ``ping`` in session ``sid`` (404 once the session is gone)."""
     body = {"jsonrpc": "2.0", "id": 9, "method": "ping"}
     h = {**MCP_HEADERS, **headers, "mcp-session-id": sid, "mcp-protocol-version": "2025-11-25"}
-    return httpx.post(f"{base}/mcp", json=body, headers=h, timeout=30).status_code
+    return HTTP.post(f"{base}/mcp", json=body, headers=h).status_code

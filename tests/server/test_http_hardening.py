@@ -19,6 +19,10 @@ from http_helpers import INIT, MCP_HEADERS, initialize, ping, serve_http
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from mcp_autoscale.config import Settings
+from mcp_autoscale.errors import ConfigError
+from mcp_autoscale.server import http_protection
+
 TOKEN = "hardening-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -191,3 +195,31 @@ def test_stdio_answers_a_lone_surrogate_and_garbage_with_json_rpc_errors(tmp_pat
     finally:
         proc.terminate()
         proc.wait(timeout=15)
+
+
+# ---------------------------------------------------------------- OAuth settings are checked at start-up
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"MCP_AUTOSCALE_OAUTH_ISSUER": "http://idp.example.com", "MCP_AUTOSCALE_PUBLIC_URL": "https://x"}, "https"),
+        ({"MCP_AUTOSCALE_OAUTH_ISSUER": "https://idp.example.com"}, "MCP_AUTOSCALE_PUBLIC_URL"),
+        (
+            {"MCP_AUTOSCALE_OAUTH_ISSUER": "https://idp.example.com", "MCP_AUTOSCALE_PUBLIC_URL": "https://x",
+             "MCP_AUTOSCALE_OAUTH_ALGORITHMS": '["RS256", "HS256"]'},
+            "HS256",
+        ),
+    ],
+)  # fmt: skip
+def test_bad_oauth_settings_stop_the_server_at_start_up(
+    tmp_path: Path, env: dict[str, str], message: str
+) -> None:
+
+    settings = Settings(
+        audit_file=tmp_path / "a.jsonl",
+        **{
+            k.removeprefix("MCP_AUTOSCALE_").lower(): json.loads(v) if v.startswith("[") else v
+            for k, v in env.items()
+        },
+    )
+    with pytest.raises(ConfigError, match=message):
+        http_protection(settings)

@@ -152,9 +152,12 @@ async def burst(
     return out
 
 
-def dry_scales(n: int, tag: str) -> list[tuple[str, dict[str, Any]]]:
+def dry_scales(n: int, tag: str, pool: str = "dev/granite-8b") -> list[tuple[str, dict[str, Any]]]:
+    """Dry runs: one record each. Each replica gets its own pool, so its calls queue on its own pool lock
+    and the two meet only where they must: the chain head."""
+    namespace, name = pool.split("/")
     return [
-        ("scale_deployment", {"namespace": "dev", "deployment": "granite-8b", "replicas": 2,
+        ("scale_deployment", {"namespace": namespace, "deployment": name, "replicas": 2,
                               "rationale": f"{tag} {i}", "dry_run": True})
         for i in range(n)
     ]  # fmt: skip
@@ -185,10 +188,10 @@ def test_two_replicas_one_unbroken_chain(cluster: dict[str, Any]) -> None:
     async def both() -> list[list[Outcome]]:
         results: list[list[Outcome]] = []
         async with anyio.create_task_group() as tg:
-            for server, tag in ((a, "a"), (b, "b")):
+            for server, tag, pool in ((a, "a", "dev/granite-8b"), (b, "b", "batch/qwen-7b")):
 
-                async def go(server: Server = server, tag: str = tag) -> None:
-                    results.append(await burst(server, dry_scales(60, f"chain-{tag}")))
+                async def go(server: Server = server, tag: str = tag, pool: str = pool) -> None:
+                    results.append(await burst(server, dry_scales(60, f"chain-{tag}", pool)))
 
                 tg.start_soon(go)
         return results
@@ -317,7 +320,7 @@ def test_kill_9_mid_burst_loses_nothing_acknowledged(cluster: dict[str, Any]) ->
                 out.extend(await burst(a, dry_scales(60, "kill-a"), on_result=kill_after_some))
 
             async def go_b() -> None:
-                out.extend(await burst(b, dry_scales(60, "kill-b")))
+                out.extend(await burst(b, dry_scales(60, "kill-b", "batch/qwen-7b")))
 
             tg.start_soon(go_a)
             tg.start_soon(go_b)
