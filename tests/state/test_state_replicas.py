@@ -208,7 +208,7 @@ def test_two_replicas_one_unbroken_chain(cluster: dict[str, Any]) -> None:
 def test_one_idempotency_key_applies_once(cluster: dict[str, Any]) -> None:
     a, b = cluster["servers"]
     call = ("scale_deployment", {"namespace": "batch", "deployment": "qwen-7b", "replicas": 3,
-                                 "rationale": "once", "idempotency_key": "the-one-key"})  # fmt: skip
+                                 "rationale": "once", "idempotency_key": "the-one-key", "dry_run": False})  # fmt: skip
 
     async def both() -> list[Outcome]:
         out: list[Outcome] = []
