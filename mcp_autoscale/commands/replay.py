@@ -67,6 +67,10 @@ def register(app: typer.Typer) -> None:
                 "--duration", help="Suite: one duration for every shape (default: each shape's own)."
             ),
         ] = None,
+        fleet: Annotated[
+            Path | None,
+            typer.Option("--fleet", help="FLEET.yaml: many pools on shared node pools (docs/evaluation.md)."),
+        ] = None,
     ) -> None:
         """Replay a trace (or a synthetic one) under each strategy and write a markdown report with plots."""
         from mcp_autoscale.errors import InvalidInput
@@ -76,6 +80,13 @@ def register(app: typer.Typer) -> None:
         from mcp_autoscale.replay.trace import write_trace
 
         configure_logging("warning")
+        if fleet is not None:
+            if trace is not None or synthetic is not None or suite:
+                fail("--fleet replays the pools' own traces; give no TRACE, --synthetic or --suite", 2)
+            from mcp_autoscale.commands.replay_fleet import run_fleet
+
+            run_fleet(fleet, out, seed, interval, workers, strategies)
+            return
         if suite:
             if trace is not None or synthetic is not None:
                 fail("--suite runs the shape library; add CSVs with --trace FILE, not a TRACE argument", 2)
