@@ -80,6 +80,12 @@ def register(app: typer.Typer) -> None:
         from mcp_autoscale.replay.trace import write_trace
 
         configure_logging("warning")
+        with exit_on_error():  # every mode writes to --out and seeds the twin: refuse a bad one first
+            writable_dir(out, "--out")
+            if seed < 0:
+                raise InvalidInput(f"--seed must be >= 0, got {seed}")
+            if fleet is not None:
+                readable_file(fleet, "--fleet")
         if fleet is not None:
             if trace is not None or synthetic is not None or suite:
                 fail("--fleet replays the pools' own traces; give no TRACE, --synthetic or --suite", 2)
@@ -107,11 +113,8 @@ def register(app: typer.Typer) -> None:
                 raise InvalidInput(f"--peak-rps must be a number in (0, 10000], got {peak_rps:g}")
             if not (math.isfinite(start_hour) and 0.0 <= start_hour < 24.0):
                 raise InvalidInput(f"--start-hour must be within 0-24, got {start_hour:g}")
-            if seed < 0:
-                raise InvalidInput(f"--seed must be >= 0, got {seed}")
             if not 1 <= workers <= 64:
                 raise InvalidInput(f"--workers must be within 1-64, got {workers}")
-            writable_dir(out, "--out")
             if trace is not None:
                 readable_file(trace, "TRACE.csv")
             settings = build_settings()

@@ -98,6 +98,7 @@ WRITE_PATH_CASES: list[tuple[list[str], str]] = [
     (["reject", "prop-000000000000", "--reason", "x"], "--state-dir"),
     (["rollback", "aud-000001", "--rationale", "x"], "--audit"),
     (["replay", "--synthetic", "1h"], "--out"),
+    (["replay", "--suite"], "--out"),
 ]
 
 BAD_WRITE = ("proc", "proc_top", "under_file", "dir", "sys")
@@ -169,6 +170,12 @@ def test_unreadable_inputs_are_refused(base: list[str], hostile: dict[str, str],
             args = ["policy", "explain", value, "--tool", "scale_deployment", "--args", "{}"]
         option = next((a for a in reversed(base) if a.startswith("--") and a != "--"), value)
         assert_usage_error(invoke(args, env), args, (option, value))
+
+
+def test_replay_fleet_file_is_checked(hostile: dict[str, str], env: dict[str, str]) -> None:
+    for key in BAD_READ:
+        args = ["replay", "--fleet", hostile[key], "--out", hostile["base"] + "/replay-out"]
+        assert_usage_error(invoke(args, env), args, ("--fleet",))
 
 
 URLS = ("127.0.0.1:9090", "localhost:9090", "not-a-url", "ftp://127.0.0.1:9090", "http://", "http://h:99999")
