@@ -23,7 +23,12 @@ import anyio
 from mcp_autoscale import __version__
 from mcp_autoscale.agent.models import AgentReport, Iteration, Proposal
 from mcp_autoscale.agent.oauth import ClientCredentials, ClientCredentialsAuth
-from mcp_autoscale.agent.rules import pool_view, recommendation_proposals, rule_proposals
+from mcp_autoscale.agent.rules import (
+    override_notes,
+    pool_view,
+    recommendation_proposals,
+    rule_proposals,
+)
 from mcp_autoscale.logs import get_logger
 
 if TYPE_CHECKING:
@@ -195,6 +200,7 @@ async def run_iteration(client: Any, index: int, options: AgentOptions, run_id: 
     it.signal_source = data.get("signal_source")
     it.partial = bool(data.get("partial"))
     it.warnings = list(data.get("warnings") or [])
+    it.source_errors = list(data.get("source_errors") or [])
     it.fleet_cost_per_hour = data.get("fleet_cost_per_hour")
     it.pools = [pool_view(p) for p in all_pools]
 
@@ -209,10 +215,11 @@ async def run_iteration(client: Any, index: int, options: AgentOptions, run_id: 
             return it
         proposals, notes = recommendation_proposals(items, it.pools, options.dry_run)
         # A breach the planner leaves alone (e.g. "the fast loop will get there") still gets the agent's
-        # queue-first rule, so capacity being built is held; the planner's reasons stay in the notes.
+        # queue-first rule, so capacity being built is held; the report says who decided and why.
         covered = {p.pool for p in proposals if p.addresses_breach}
         uncovered = [v for v in it.pools if v.slo == "breach" and v.pool not in covered]
         extra, extra_notes = rule_proposals(uncovered, options.dry_run)
+        it.overrides = override_notes(items, extra)
         proposals += extra
         notes += extra_notes
     else:
