@@ -260,6 +260,10 @@ class FleetSnapshot(BaseModel):
     node_pools: list[NodePoolState] = Field(default_factory=list)
     partial: bool = Field(default=False, description="True when some signals or sources failed")
     warnings: list[str] = Field(default_factory=list)
+    source_errors: list[str] = Field(
+        default_factory=list,
+        description="Sources that failed as a whole (signals, node pools): what they feed is not known",
+    )
     fleet_cost_per_hour: float | None = None
     queries: int = 0
 
@@ -362,6 +366,8 @@ class ActionStatus(StrEnum):
     FAILED = "failed"
     PROPOSED_COMMIT = "proposed_commit"
     """GitOps execution: the change is a commit on a new branch; the cluster is unchanged until it merges."""
+    NO_CHANGE = "no_change"
+    """Allowed and sent, but the target already had the requested values: nothing changed (never 'applied')."""
     INTENT = "intent"
     """Write-ahead: fsynced before a cluster write; its outcome record (``intent_id``) follows the write."""
     RECONCILED = "reconciled"

@@ -65,9 +65,19 @@ def judge_slo(
             breaches.append(f"{signal} {value:.3g} > {target:.3g}")
     if breaches:
         return SloStatus.BREACH, breaches
-    if any(signals.value(s) is None or s in signals.stale for s in required):
+    if any(signals.value(s) is None or s in signals.stale for s in required) and not idle(signals):
         return SloStatus.UNKNOWN, breaches
     return SloStatus.OK, breaches
+
+
+_IDLE_EVIDENCE: tuple[str, ...] = ("request_rps", "queue_depth", "running")
+_LATENCY: frozenset[str] = frozenset({"ttft_p50_s", "ttft_p90_s", "ttft_p99_s", "itl_p50_s", "itl_p90_s"})
+
+
+def idle(signals: PoolSignals) -> bool:
+    """Measured, fresh proof that nobody was served or waiting: no latency exists to miss its target.
+    Anything less (a missing or stale count, a queue with nothing finishing) is not idle but unknown."""
+    return all(signals.value(s) == 0.0 and s not in signals.stale for s in _IDLE_EVIDENCE)
 
 
 _NOT_APPLICABLE: dict[Role, frozenset[str]] = {
@@ -80,6 +90,8 @@ _NOT_APPLICABLE: dict[Role, frozenset[str]] = {
 def incomplete(signals: PoolSignals, role: Role) -> bool:
     """Missing or stale data the pool should have (a prefill pool's ITL is not missing, it does not exist)."""
     missing = set(signals.missing) - _NOT_APPLICABLE[role]
+    if idle(signals):
+        missing -= _LATENCY  # an idle pool has no latency to measure; that is not a gap in the data
     return bool(missing or signals.stale)
 
 
@@ -154,6 +166,10 @@ def build_snapshot(
         node_pools=list(node_pools),
         partial=partial,
         warnings=[*report.errors, *warnings],
+        source_errors=[
+            *(e if e.startswith(report.source) else f"{report.source}: {e}" for e in report.errors),
+            *warnings,
+        ],
         fleet_cost_per_hour=fleet_cost,
         queries=report.queries,
     )

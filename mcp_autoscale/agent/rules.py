@@ -235,7 +235,11 @@ def recommendation_proposals(
         tool_call = rec.get("tool_call")
         if action == "none" or not tool_call:
             if view is not None and view.slo == "breach":
-                notes.append(f"{pool}: planner proposes no action: {'; '.join(reasons) or 'no reason given'}")
+                effect = (rec.get("expected") or {}).get("slo")
+                said = f" ({effect})" if effect else ""
+                notes.append(
+                    f"{pool}: planner proposes no action{said}: {'; '.join(reasons) or 'no reason given'}"
+                )
             continue
         breach = view is not None and view.slo == "breach"
         data = describe(view) if view is not None else ""
@@ -271,3 +275,22 @@ def recommendation_proposals(
         if view.slo == "breach" and view.pool not in seen:
             notes.append(f"{view.pool}: breached but the planner returned no recommendation for it")
     return proposals, notes
+
+
+def override_notes(recommendations: Iterable[Mapping[str, Any]], rule_calls: Iterable[Proposal]) -> list[str]:
+    """Why the agent's rules acted on a pool the planner left alone: the two answer different questions."""
+    planner = {str(r.get("pool", "")): r for r in recommendations}
+    out = []
+    for call in rule_calls:
+        rec = planner.get(call.pool)
+        effect = str((rec or {}).get("expected", {}).get("slo") or "no recommendation for it")
+        change = ", ".join(
+            f"{k}={v}" for k, v in call.arguments.items() if k not in ("namespace", "deployment", "rationale")
+        )
+        out.append(
+            f"{call.pool}: the planner proposed no change ({effect}); the agent's queue-first rule "
+            f"proposes {call.tool}({change}). They differ because the planner sizes replicas to the load and "
+            "counts the capacity already ordered, while the rule acts on every capacity-bound breach "
+            "(queue or KV pressure) and holds capacity with a bound it moves itself."
+        )
+    return out

@@ -311,8 +311,8 @@ def _assess(
     thin = s.request_rps is not None and s.request_rps * 60.0 < cfg.min_requests_for_latency
     if breaches and thin:
         reasons.append(
-            f"latency p90 over ~{(s.request_rps or 0.0) * 60.0:.0f} requests/min: too few to act on "
-            "(a single long prompt; more replicas would not shorten it)"
+            f"latency p90 over ~{(s.request_rps or 0.0) * 60.0:.0f} requests/min: a few slow requests "
+            "(e.g. one long prompt), not a shortage of replicas; more replicas would not shorten them"
         )
     elif breaches and "cpu_bound" not in kinds:
         candidates.append(max(ready, desired) + (0 if desired > ready else 1))
@@ -584,13 +584,7 @@ def _recommend_one(
     action_name = "none" if tool_call is None else tool_call.tool
     months = catalogue.hours_per_month
     if tool_call is None:
-        slo_text = (
-            "SLO holds at current size"
-            if not a.breaches
-            else "breach not fixable by replicas (see diagnoses)"
-        )
-        if a.breaches and "cpu_bound" not in {d.kind for d in a.diagnoses} and target > desired:
-            slo_text = "owner bounds already allow the target; the fast loop will get there"
+        slo_text = _no_action_effect(a, snap, target, desired)
     elif target > desired:
         slo_text = (
             f"capacity for the load forecast {a.horizon_s:.0f} s ahead; new replicas serve after ~"
@@ -620,6 +614,28 @@ def _recommend_one(
         prerequisites=prereqs,
         diagnoses=a.diagnoses,
     )
+
+
+def _no_action_effect(a: _Assessment, snap: PoolSnapshot, target: int, desired: int) -> str:
+    """Why no call is recommended, in the words the reasons and diagnoses use (one story, issue 19)."""
+    if not a.breaches:
+        return "SLO holds at current size"
+    kinds = {d.kind for d in a.diagnoses}
+    if "cpu_bound" in kinds:
+        return "breach remains: CPU-bound, GPU replicas would not fix it (see diagnoses); a human should look"
+    if target > desired:
+        return "owner bounds already allow the target; the fast loop will get there"
+    ready = snap.replicas.get("ready", desired)
+    on_way = snap.replicas.get("starting", 0) + snap.replicas.get("pending", 0)
+    if desired > ready and on_way:
+        return (
+            f"capacity for {desired} replicas is already on its way ({on_way} starting or waiting for a "
+            f"node, {ready} serving): the breach should clear once they serve; no extra call needed"
+        )
+    thin = [r for r in a.reasons if "a few slow requests" in r]
+    if thin:
+        return "breach remains: too little traffic for replicas to matter (see reasons); a human should look"
+    return "breach remains: no replica change fits the bounds (see reasons); a human should look"
 
 
 def _index(

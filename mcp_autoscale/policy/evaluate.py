@@ -274,7 +274,13 @@ def _check_budget(chk: _RuleCheck, rule: Rule, ctx: PolicyContext, f: _Facts) ->
         return
     cost = _finite(ctx.cost_delta_per_hour)
     if cost is None:
-        chk.fail("cost of the action is unknown, cannot check the budget", "configure a price catalogue")
+        known = ctx.pool is not None or ctx.node_pool is not None
+        chk.fail(
+            "cost of the action is unknown, cannot check the budget",
+            "give a price for this GPU type in the price catalogue (MCP_AUTOSCALE_PRICE_CATALOGUE)"
+            if known
+            else f"{f.target} is not a known pool or node pool: check the name against get_slo_snapshot",
+        )
         return
     if b.max_added_usd_per_hour is not None and cost > b.max_added_usd_per_hour:
         chk.fail(

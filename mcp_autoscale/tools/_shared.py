@@ -51,7 +51,13 @@ Rationale = Annotated[
         description="Why, citing the data (required; recorded in the audit log)",
     ),
 ]
-DryRun = Annotated[bool, Field(description="Validate and record a proposal without changing anything")]
+DryRun = Annotated[
+    bool,
+    Field(
+        description="Required, no default (explicit intent): true validates and records a proposal without "
+        "changing anything; false applies the change if the policy allows it"
+    ),
+]
 IdempotencyKey = Annotated[
     str | None,
     Field(default=None, max_length=128, description="Retries with the same key act at most once"),

@@ -113,7 +113,7 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         deployment: str,
         replicas: int,
         rationale: str,
-        dry_run: bool = False,
+        dry_run: bool = True,
         idempotency_key: str | None = None,
         cluster: str | None = None,
     ) -> Ask:
@@ -140,7 +140,7 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         scale_down_stabilization_s: int | None = None,
         scale_up_stabilization_s: int | None = None,
         paused: bool | None = None,
-        dry_run: bool = False,
+        dry_run: bool = True,
         idempotency_key: str | None = None,
         cluster: str | None = None,
     ) -> Ask:
@@ -170,7 +170,7 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         gpus: int,
         rationale: str,
         method: str = "auto",
-        dry_run: bool = False,
+        dry_run: bool = True,
         idempotency_key: str | None = None,
         cluster: str | None = None,
     ) -> Ask:
@@ -199,7 +199,7 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         replicas: Replicas,
         rationale: Rationale,
         approval: Annotated[Answer, Resolve(ask_scale)],
-        dry_run: DryRun = False,
+        dry_run: DryRun,
         idempotency_key: IdempotencyKey = None,
         cluster: OptCluster = None,
         ctx: Context | None = None,
@@ -224,6 +224,7 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         deployment: Deployment,
         rationale: Rationale,
         approval: Annotated[Answer, Resolve(ask_patch)],
+        dry_run: DryRun,
         min_replicas: OptReplicas = None,
         max_replicas: Annotated[int | None, Field(default=None, ge=1, le=1000)] = None,
         scale_down_stabilization_s: OptSeconds = None,
@@ -231,7 +232,6 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         paused: Annotated[
             bool | None, Field(default=None, description="KEDA only: pause autoscaling")
         ] = None,
-        dry_run: DryRun = False,
         idempotency_key: IdempotencyKey = None,
         cluster: OptCluster = None,
         ctx: Context | None = None,
@@ -267,13 +267,13 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         gpus: Annotated[int, Field(ge=1, le=1024, description="GPUs of headroom to add")],
         rationale: Rationale,
         approval: Annotated[Answer, Resolve(ask_gpus)],
+        dry_run: DryRun,
         method: Annotated[
             Literal["auto", "limit", "balloon"],
             Field(
                 description="limit: raise the NodePool GPU limit; balloon: placeholder pods; auto: as needed"
             ),
         ] = "auto",
-        dry_run: DryRun = False,
         idempotency_key: IdempotencyKey = None,
         cluster: OptCluster = None,
         ctx: Context | None = None,

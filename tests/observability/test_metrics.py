@@ -87,7 +87,9 @@ async def test_tool_calls_verdicts_gate_and_snapshot_are_counted(
             "scale_deployment", {**DEV, "replicas": 900, "rationale": "m", "dry_run": True}
         )
         assert far.structured_content["status"] == "denied"  # type: ignore[index]
-        bad = await c.call_tool("scale_deployment", {**DEV, "replicas": -3, "rationale": "m"})
+        bad = await c.call_tool(
+            "scale_deployment", {**DEV, "replicas": -3, "rationale": "m", "dry_run": False}
+        )
         assert bad.is_error
         missing = await c.call_tool("explain_pool", {"namespace": "dev", "deployment": "nope"})
         assert missing.is_error
