@@ -34,15 +34,9 @@ Cursor = Annotated[
 DEFAULT_PAGE = DEFAULT_LIMIT
 RECOMMEND_PAGE = 10
 """Recommendations carry reasons, diagnoses and the exact call (~400 tokens each): fewer per page."""
-OptCluster = Annotated[
-    str | None,
-    Field(
-        default=None,
-        pattern=K8S_NAME,
-        max_length=63,
-        description="Cluster name",
-    ),
-]
+OptCluster = Annotated[str | None, Field(default=None)]
+"""Cluster name on a several-cluster server (default: its default cluster). Checked against the configured
+names by ``resolve_cluster``, so the schema carries no pattern: tools/list stays inside its context budget."""
 Rationale = Annotated[
     str,
     Field(
