@@ -40,7 +40,7 @@ OptCluster = Annotated[
         default=None,
         pattern=K8S_NAME,
         max_length=63,
-        description="Cluster, on a server with several (default: its default cluster)",
+        description="Cluster name",
     ),
 ]
 Rationale = Annotated[

@@ -100,18 +100,23 @@ async def test_writes_go_to_the_named_cluster_and_policy_and_audit_see_it(
     app = build_app(settings)
     async with Client(create_server(app)) as c:
         eu = await c.call_tool(
-            "scale_deployment", {**QWEN, "cluster": "eu", "replicas": 3, "rationale": "eu queue 8"}
+            "scale_deployment",
+            {**QWEN, "cluster": "eu", "replicas": 3, "rationale": "eu queue 8", "dry_run": False},
         )
+        assert eu.structured_content, eu.content
         assert eu.structured_content["status"] == "applied", eu.content  # type: ignore[index]
-        default = await c.call_tool("scale_deployment", {**QWEN, "replicas": 4, "rationale": "default is eu"})
+        default = await c.call_tool(
+            "scale_deployment", {**QWEN, "replicas": 4, "rationale": "default is eu", "dry_run": False}
+        )
         assert default.structured_content["status"] == "applied", default.content  # type: ignore[index]
         frozen = await c.call_tool(
-            "scale_deployment", {**QWEN, "cluster": "us", "replicas": 3, "rationale": "us queue 8"}
+            "scale_deployment",
+            {**QWEN, "cluster": "us", "replicas": 3, "rationale": "us queue 8", "dry_run": False},
         )
         assert frozen.structured_content["status"] == "denied"  # type: ignore[index]
         assert "us-frozen" in frozen.structured_content["verdict"]["rules"]  # type: ignore[index]
         unknown = await c.call_tool(
-            "scale_deployment", {**QWEN, "cluster": "ap", "replicas": 3, "rationale": "x"}
+            "scale_deployment", {**QWEN, "cluster": "ap", "replicas": 3, "rationale": "x", "dry_run": False}
         )
         assert unknown.is_error and "cluster 'ap'" in unknown.content[0].text  # type: ignore[union-attr]
     assert emu.get("apps/v1", "deployments", "qwen-7b", "batch")["spec"]["replicas"] == 4  # type: ignore[index]
@@ -134,10 +139,12 @@ async def test_a_cluster_that_is_down_makes_the_answer_partial_and_says_which(
         down = [w for w in snap["warnings"] if w.startswith("cluster us unavailable")]
         assert down, snap["warnings"]
         assert not any(w.startswith("cluster eu") for w in snap["warnings"])
-        ok = await c.call_tool("scale_deployment", {**QWEN, "cluster": "eu", "replicas": 3, "rationale": "q"})
+        ok = await c.call_tool(
+            "scale_deployment", {**QWEN, "cluster": "eu", "replicas": 3, "rationale": "q", "dry_run": False}
+        )
         assert ok.structured_content["status"] == "applied", ok.content  # type: ignore[index]
         failed = await c.call_tool(
-            "scale_deployment", {**QWEN, "cluster": "us", "replicas": 3, "rationale": "q"}
+            "scale_deployment", {**QWEN, "cluster": "us", "replicas": 3, "rationale": "q", "dry_run": False}
         )
         assert failed.is_error or failed.structured_content["status"] in ("failed", "denied")  # type: ignore[index]
 
