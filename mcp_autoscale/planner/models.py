@@ -229,3 +229,7 @@ class PoolExplanation(BaseModel):
     usd_per_month: float | None
     usd_per_m_output_tokens: float | None = None
     diagnoses: list[Diagnosis] = Field(default_factory=list)
+    pooled_headroom: str | None = Field(
+        default=None,
+        description="Set when this pool's burst headroom is pooled (warm GPUs, yielding batch pools)",
+    )

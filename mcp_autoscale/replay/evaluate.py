@@ -176,7 +176,10 @@ def _quiet_twin(seed: int, tick_s: float) -> Twin:
 class _Meter:
     """Per-tick accounting through ``Twin.on_step`` (pure bookkeeping, no twin state changes)."""
 
-    def __init__(self, slo: SloTargets, minutes: int) -> None:
+    def __init__(
+        self, slo: SloTargets, minutes: int, pool_key: str = POOL.key, node_pool: str = NODE_POOL
+    ) -> None:
+        self.pool_key, self.node_pool = pool_key, node_pool
         self.slo = slo
         self.minutes = minutes
         self.ttft_ok = 0
@@ -206,7 +209,7 @@ class _Meter:
     def __call__(self, st: TwinStep) -> None:
         if st.t_s <= 0:
             return
-        p = st.pools[POOL.key]
+        p = st.pools[self.pool_key]
         dt = st.dt
         lim = self.slo.ttft_p90_s
         for x in p.ttft_samples:
@@ -223,7 +226,7 @@ class _Meter:
         if p.queue > 0:
             self._queued = True
         self._qmax = max(self._qmax, p.queue)
-        gpus = st.node_gpus.get(NODE_POOL, 0)
+        gpus = st.node_gpus.get(self.node_pool, 0)
         self.gpu_s += gpus * dt
         self.pod_gpu_s += p.gpus * dt
         self.replica_s += p.desired * dt

@@ -84,6 +84,7 @@ class SimClusterBackend:
                 "mcp-autoscale/pool": "true",
                 "environment": "production" if ns in PRODUCTION_NAMESPACES else "dev",
                 "llm-d.ai/role": p.spec.role.value,
+                **p.spec.labels,
             },
             cold_start_s=p.cold_start_s,
             metrics_urls=list(tw.metrics_urls),

@@ -116,7 +116,7 @@ class Twin:
 
     def __init__(
         self,
-        scenario: str = "default",
+        scenario: str | Scenario = "default",
         seed: int = 7,
         *,
         start: datetime | None = None,
@@ -124,16 +124,17 @@ class Twin:
         speed: float = 1.0,
         tick_s: float | None = None,
     ) -> None:
-        if scenario not in SCENARIOS:
+        if isinstance(scenario, str) and scenario not in SCENARIOS:
             raise InvalidInput(f"unknown scenario {scenario!r}; known: {', '.join(sorted(SCENARIOS))}")
+        sc = SCENARIOS[scenario] if isinstance(scenario, str) else scenario  # or a generated fleet's
         if tick_s is None:
-            tick_s = SCENARIOS[scenario].tick_s
+            tick_s = sc.tick_s
         if not 0.1 <= tick_s <= 60.0:
             raise InvalidInput(f"tick_s must be within 0.1-60 s, got {tick_s}")
         if speed <= 0:
             raise InvalidInput(f"speed must be > 0, got {speed}")
         self._lock = threading.RLock()
-        self.scenario: Scenario = SCENARIOS[scenario]
+        self.scenario: Scenario = sc
         self.seed = seed
         self.tick_s = float(tick_s)
         self.clock = clock

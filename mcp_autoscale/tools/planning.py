@@ -27,6 +27,8 @@ from mcp_autoscale.planner import (
     recommend,
     samples_from_snapshots,
 )
+from mcp_autoscale.planner.fleet_trades import FleetTrade, fleet_trades, pooled_headroom_note
+from mcp_autoscale.planner.recommend import pool_key
 from mcp_autoscale.tools._shared import (
     RECOMMEND_PAGE,
     Cursor,
@@ -54,6 +56,11 @@ class Recommendations(BaseModel):
         default_factory=list,
         description="Node-pool findings (idle GPUs); pool findings are on each recommendation",
     )
+    trades: list[FleetTrade] = Field(
+        default_factory=list,
+        description="Fleet scope: GPUs to move between pools where a node pool's limit binds (batch yields "
+        "first), each with its tool calls in order",
+    )
     data_warnings: list[str] = Field(default_factory=list)
     total_pools: int = Field(default=0, description="Pools matching the filters")
     actions: int = Field(default=0, description="Recommendations that are not 'none' (all pages)")
@@ -73,20 +80,23 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         if filters and not wanted:
             shown = ", ".join(f"{k}={v}" for k, v in filters.items())
             raise tool_error(NotFound(f"no pool matches {shown}"))
-        keys = {f"{p.namespace}/{p.name}" for p in wanted}
-        states = [s for s in app.backend.list_pools() if s.ref.key in keys]
+        keys = {pool_key(p) for p in wanted}
+        all_states = app.backend.list_pools()
+        states = [s for s in all_states if s.ref.key in keys]
         history = samples_from_snapshots(app.snapshotter.history())
         scoped = fleet.model_copy(update={"pools": wanted})
         recs = recommend(scoped, states, fleet.node_pools, app.catalogue, history)
-        by_key = {f"{p.namespace}/{p.name}": p for p in wanted}
+        by_key = {pool_key(p): p for p in wanted}
         recs.sort(key=lambda r: action_key(r, by_key.get(r.pool)))
         diags = dark_capacity_nodes(list(fleet.node_pools), app.catalogue, PlannerConfig())
         if filters:
             node_pools = {p.node_pool for p in wanted}
             diags = [d for d in diags if d.target.removeprefix("nodepool/") in node_pools]
+        trades = [t for t in fleet_trades(fleet, all_states, recs) if t.giver in keys or t.taker in keys]
         header = Recommendations(
             recommendations=[],
             diagnoses=diags,
+            trades=trades,
             data_warnings=cap_warnings(fleet.warnings),
             total_pools=len(recs),
             actions=sum(1 for r in recs if r.action != "none"),
@@ -147,7 +157,9 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         state = app.backend.get_pool(ref)
         node_pool = next((n for n in fleet.node_pools if n.name == state.node_pool), None)
         history = samples_from_snapshots(app.snapshotter.history()).get(ref.key)
-        return compact_result(explain_pool(snap, state, app.catalogue, node_pool, history))
+        explanation = explain_pool(snap, state, app.catalogue, node_pool, history)
+        explanation.pooled_headroom = pooled_headroom_note(state, fleet, app.backend.list_pools())
+        return compact_result(explanation)
 
 
 def did_you_mean(ref: PoolRef, app: AutoscaleApp, n: int = 5) -> str:
