@@ -98,7 +98,7 @@ def write_suite(
         suite_table(summary),
         "",
         f"Wall time: {summary.wall_s:.0f} s with {summary.workers} worker process(es) "
-        f"({summary.cpu_s:.0f} s of replay in all).",
+        f"({summary.task_s:.0f} s of task time in all).",
         "",
         "Traces:",
         "",

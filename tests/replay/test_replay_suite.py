@@ -19,6 +19,8 @@ def test_suite_runs_every_strategy_on_every_trace(tmp_path: Path) -> None:
     write_trace(build_trace("flash", 5, 300), csv)
     specs = suite_specs(["step", "onoff"], [1, 2], [csv], duration_s=300.0)
     assert [s.key for s in specs] == ["step-s1", "step-s2", "onoff-s1", "onoff-s2", "extra"]
+    twice = suite_specs(["step"], [1], [csv, tmp_path / "other" / "extra.csv"])
+    assert [s.key for s in twice] == ["step-s1", "extra", "extra-2"]
     reports, summary = run_suite(specs, ["keda", "dynamo"], workers=2)
     assert set(reports) == {s.key for s in specs}
     for rep in reports.values():
