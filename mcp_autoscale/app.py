@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mcp_autoscale.actions import Gate
+from mcp_autoscale.actions.gate import HISTORY
 from mcp_autoscale.cluster.base import ClusterBackend
 from mcp_autoscale.config import Settings
 from mcp_autoscale.cost import PriceCatalogue, action_cost_delta, load_catalogue, pool_cost_per_hour
@@ -21,6 +22,7 @@ from mcp_autoscale.logs import get_logger
 from mcp_autoscale.models import Action, ActionResult, NodePoolState, PoolState, SloTargets
 from mcp_autoscale.paging import PageStore
 from mcp_autoscale.policy import Policy, builtin_policy, default_policy_name, load_policy
+from mcp_autoscale.preflight import readable_file, writable_dir, writable_file
 from mcp_autoscale.ratelimit import TokenBucket
 from mcp_autoscale.runbooks import Runbook, merged_runbooks
 from mcp_autoscale.signals.base import SignalSource
@@ -74,6 +76,10 @@ def _build_backend(
             if settings.sim_warmup_s:
                 twin.advance(settings.sim_warmup_s)
         return twin.backend, twin
+    if settings.backend == "kubernetes" and settings.clusters:
+        from mcp_autoscale.cluster.multi import multi_cluster_backend
+
+        return multi_cluster_backend(settings, namespaces), None
     if settings.backend == "kubernetes":
         from mcp_autoscale.cluster.kubernetes import KubernetesBackend
 
@@ -118,14 +124,33 @@ def _pool_lock(settings: Settings, backend: ClusterBackend) -> PoolLock | None:
     )
 
 
-def build_app(settings: Settings, *, twin: Twin | None = None) -> AutoscaleApp:
-    """Build and validate everything; raise ``ConfigError`` with file/line/field on bad input."""
+def check_state_paths(settings: Settings, *, read_only: bool = False) -> None:
+    """The audit log and the state dir, checked before the first lock or write (``InvalidInput``, exit 2).
+
+    A read-only reader (``snapshot``) needs neither to be writable: it never takes a lock or writes."""
+    audit_flag = "--audit" if settings.audit_file is not None else "audit log (under --state-dir)"
+    shared = settings.state_url is not None  # PostgreSQL holds the audit records: no local log
+    if read_only:
+        if not shared:
+            readable_file(settings.resolved_audit_file, audit_flag, must_exist=False)
+        return
+    writable_dir(settings.state_dir, "--state-dir (MCP_AUTOSCALE_STATE_DIR)")
+    if not shared:
+        writable_file(settings.resolved_audit_file, audit_flag)
+
+
+def build_app(settings: Settings, *, twin: Twin | None = None, read_only: bool = False) -> AutoscaleApp:
+    """Build and validate everything; raise ``ConfigError`` with file/line/field on bad input.
+
+    ``read_only``: for commands that only read (``snapshot``): the audit log is opened without its lock
+    and nothing is created on disk."""
+    check_state_paths(settings, read_only=read_only)
     policy, policy_source = resolve_policy(settings)
     catalogue = load_catalogue(settings.price_catalogue)
     runbooks = merged_runbooks(settings.runbooks_dir)  # a broken team runbook stops start-up
     backend, twin = _build_backend(settings, twin, policy.visible_namespaces())
     signals = _build_signals(settings, twin)
-    store = open_store(settings)
+    store = open_store(settings, read_only=read_only)
     audit = store.audit
 
     def targets_for(pool: PoolState) -> SloTargets:
@@ -160,7 +185,9 @@ def build_app(settings: Settings, *, twin: Twin | None = None) -> AutoscaleApp:
             else None
         ),
     )
-    reconciled = gate.reconcile()
+    reconciled = [] if read_only else gate.reconcile()  # a reader never repairs: the next writer does
+    if not read_only:
+        audit.recent_applied(gate.clock() - HISTORY)  # parse the day's changes now, not on the first call
     log.info(
         "app.ready",
         backend=backend.name,

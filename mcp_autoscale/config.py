@@ -28,6 +28,12 @@ class Settings(BaseSettings):
     backend: Literal["sim", "kubernetes"] = "sim"
     kubeconfig: Path | None = None
     kube_context: str | None = None
+    clusters: dict[str, str] = Field(
+        default_factory=dict,
+        description="Several clusters: name -> kubeconfig context ('in-cluster' for the pod's own); "
+        "pools then carry the name as `cluster`",
+    )
+    default_cluster: str | None = Field(default=None, description="Cluster of a pool named without one")
     pool_selector: str = Field(
         default="mcp-autoscale/pool=true",
         description="Label selector that marks Deployments serving models",

@@ -133,20 +133,22 @@ def gate_timed(fn: Callable[..., R]) -> Callable[..., R]:
 
 
 def audited(fn: Callable[..., R]) -> Callable[..., R]:
-    """For ``Gate._record(self, action, verdict, ...)``, which appends the one audit record of a decision:
-    count the append (or its failure) and the verdict by decision and rule."""
+    """For ``Gate._record(self, action, verdict, status, ...)``, which appends one audit record: count the
+    append (or its failure), and the verdict by decision and rule once per decision (a write-ahead intent
+    record is an append, not a second decision)."""
 
     @functools.wraps(fn)
-    def inner(self: Any, action: Any, verdict: Any, *args: Any, **kwargs: Any) -> R:
+    def inner(self: Any, action: Any, verdict: Any, status: Any, *args: Any, **kwargs: Any) -> R:
         try:
-            result = fn(self, action, verdict, *args, **kwargs)
+            result = fn(self, action, verdict, status, *args, **kwargs)
         except Exception:
             AUDIT_FAILURES.inc()
             raise
         AUDIT_APPENDS.inc()
-        decision = str(getattr(verdict.decision, "value", verdict.decision))
-        for rule in verdict.rules or ["none"]:
-            VERDICTS.labels(decision=decision, rule=str(rule)).inc()
+        if str(getattr(status, "value", status)) != "intent":
+            decision = str(getattr(verdict.decision, "value", verdict.decision))
+            for rule in verdict.rules or ["none"]:
+                VERDICTS.labels(decision=decision, rule=str(rule)).inc()
         return result
 
     return inner

@@ -28,9 +28,25 @@ class PoolRef(BaseModel):
 
     namespace: str = Field(pattern=K8S_NAME, max_length=63)
     name: str = Field(pattern=K8S_NAME, max_length=253, description="Deployment name")
+    cluster: str | None = Field(
+        default=None,
+        pattern=K8S_NAME,
+        max_length=63,
+        description="Cluster name (several clusters); None: the only one",
+    )
 
     @property
     def key(self) -> str:
+        """``namespace/name``, or ``cluster:namespace/name`` on a several-cluster server."""
+        return (
+            f"{self.cluster}:{self.namespace}/{self.name}"
+            if self.cluster
+            else f"{self.namespace}/{self.name}"
+        )
+
+    @property
+    def local_key(self) -> str:
+        """``namespace/name`` whatever the cluster (what a Prometheus without a cluster label reports)."""
         return f"{self.namespace}/{self.name}"
 
     def __str__(self) -> str:
@@ -105,6 +121,7 @@ class NodePoolState(BaseModel):
 
     name: str
     gpu_type: str
+    cluster: str | None = Field(default=None, description="Cluster it lives in (several clusters)")
     instance_type: str | None = None
     capacity_type: Literal["on-demand", "spot"] = "on-demand"
     gpus_per_node: int = 1
@@ -194,6 +211,7 @@ class PoolSnapshot(BaseModel):
 
     namespace: str
     name: str
+    cluster: str | None = Field(default=None, description="Cluster (several clusters only)")
     model: str
     engine: str
     role: Role
@@ -242,12 +260,16 @@ class FleetSnapshot(BaseModel):
     node_pools: list[NodePoolState] = Field(default_factory=list)
     partial: bool = Field(default=False, description="True when some signals or sources failed")
     warnings: list[str] = Field(default_factory=list)
+    source_errors: list[str] = Field(
+        default_factory=list,
+        description="Sources that failed as a whole (signals, node pools): what they feed is not known",
+    )
     fleet_cost_per_hour: float | None = None
     queries: int = 0
 
     def pool(self, ref: PoolRef) -> PoolSnapshot | None:
         for p in self.pools:
-            if p.namespace == ref.namespace and p.name == ref.name:
+            if p.namespace == ref.namespace and p.name == ref.name and p.cluster == ref.cluster:
                 return p
         return None
 
@@ -284,6 +306,9 @@ class AutoscalerPatch(BaseModel):
 class GpuNodeRequest(BaseModel):
     kind: Literal[ActionKind.REQUEST_GPU_NODES] = ActionKind.REQUEST_GPU_NODES
     node_pool: str = Field(pattern=K8S_NAME, max_length=253)
+    cluster: str | None = Field(
+        default=None, pattern=K8S_NAME, max_length=63, description="Cluster of the node pool"
+    )
     gpus: int = Field(ge=1, le=1024, description="GPUs of headroom to pre-provision")
     method: Literal["auto", "limit", "balloon"] = "auto"
 
@@ -341,6 +366,8 @@ class ActionStatus(StrEnum):
     FAILED = "failed"
     PROPOSED_COMMIT = "proposed_commit"
     """GitOps execution: the change is a commit on a new branch; the cluster is unchanged until it merges."""
+    NO_CHANGE = "no_change"
+    """Allowed and sent, but the target already had the requested values: nothing changed (never 'applied')."""
     INTENT = "intent"
     """Write-ahead: fsynced before a cluster write; its outcome record (``intent_id``) follows the write."""
     RECONCILED = "reconciled"

@@ -118,6 +118,7 @@ FILTERS: dict[str, Callable[[PoolSnapshot], str]] = {
     "slo": status,
     "gpu_type": lambda p: p.gpu_type.casefold(),
     "owner": owner_kind,
+    "cluster": lambda p: p.cluster or "",
 }
 """Filter name -> the pool's value. A new filter (e.g. ``cluster``) is one line here plus the parameter."""
 

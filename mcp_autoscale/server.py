@@ -39,7 +39,8 @@ log = get_logger(__name__)
 INSTRUCTIONS = (
     "Outer-loop autoscaling for LLM inference on Kubernetes. Start with get_slo_snapshot (or list_pools). "
     "Every mutating tool (scale_deployment, patch_hpa, request_gpu_nodes) needs a rationale citing the data, "
-    "goes through a policy gate and is audited; prefer dry_run=true first. When an HPA or KEDA owns a pool's "
+    "and an explicit dry_run (required: true proposes, false applies if the policy allows), goes through a "
+    "policy gate and is audited; prefer dry_run=true first. When an HPA or KEDA owns a pool's "
     "replicas, change its bounds with patch_hpa instead of scaling the Deployment. Objects that Argo CD or "
     "Flux manage are changed as a Git commit when the policy says so (status proposed_commit); never "
     "work around a denial. Runbooks are resources under autoscale://runbooks/ (find_runbook searches them)."

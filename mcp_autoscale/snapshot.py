@@ -65,9 +65,19 @@ def judge_slo(
             breaches.append(f"{signal} {value:.3g} > {target:.3g}")
     if breaches:
         return SloStatus.BREACH, breaches
-    if any(signals.value(s) is None or s in signals.stale for s in required):
+    if any(signals.value(s) is None or s in signals.stale for s in required) and not idle(signals):
         return SloStatus.UNKNOWN, breaches
     return SloStatus.OK, breaches
+
+
+_IDLE_EVIDENCE: tuple[str, ...] = ("request_rps", "queue_depth", "running")
+_LATENCY: frozenset[str] = frozenset({"ttft_p50_s", "ttft_p90_s", "ttft_p99_s", "itl_p50_s", "itl_p90_s"})
+
+
+def idle(signals: PoolSignals) -> bool:
+    """Measured, fresh proof that nobody was served or waiting: no latency exists to miss its target.
+    Anything less (a missing or stale count, a queue with nothing finishing) is not idle but unknown."""
+    return all(signals.value(s) == 0.0 and s not in signals.stale for s in _IDLE_EVIDENCE)
 
 
 _NOT_APPLICABLE: dict[Role, frozenset[str]] = {
@@ -80,6 +90,8 @@ _NOT_APPLICABLE: dict[Role, frozenset[str]] = {
 def incomplete(signals: PoolSignals, role: Role) -> bool:
     """Missing or stale data the pool should have (a prefill pool's ITL is not missing, it does not exist)."""
     missing = set(signals.missing) - _NOT_APPLICABLE[role]
+    if idle(signals):
+        missing -= _LATENCY  # an idle pool has no latency to measure; that is not a gap in the data
     return bool(missing or signals.stale)
 
 
@@ -108,7 +120,7 @@ def build_snapshot(
     out: list[PoolSnapshot] = []
     partial = bool(report.errors) or bool(warnings)
     for pool in pools:
-        signals = report.pools.get(pool.ref.key)
+        signals = report.pools.get(pool.ref.key) or report.pools.get(pool.ref.local_key)
         if signals is None:
             signals = PoolSignals(missing={"*": f"no signals for {pool.ref.key} from {report.source}"})
         if incomplete(signals, pool.role):
@@ -120,6 +132,7 @@ def build_snapshot(
             PoolSnapshot(
                 namespace=pool.ref.namespace,
                 name=pool.ref.name,
+                cluster=pool.ref.cluster,
                 model=pool.model,
                 engine=pool.engine,
                 role=pool.role,
@@ -153,6 +166,10 @@ def build_snapshot(
         node_pools=list(node_pools),
         partial=partial,
         warnings=[*report.errors, *warnings],
+        source_errors=[
+            *(e if e.startswith(report.source) else f"{report.source}: {e}" for e in report.errors),
+            *warnings,
+        ],
         fleet_cost_per_hour=fleet_cost,
         queries=report.queries,
     )
@@ -200,12 +217,12 @@ class Snapshotter:
     def _visible(self, pool: PoolState) -> bool:
         return self.namespaces is None or pool.ref.namespace in self.namespaces
 
-    def _pools(self, namespace: str | None, name: str | None) -> list[PoolState]:
+    def _pools(self, namespace: str | None, name: str | None, cluster: str | None = None) -> list[PoolState]:
         """One pool by address when both parts are given (the gate's evidence: one read, not the fleet)."""
         if namespace is None or name is None:
             return self.backend.list_pools()
         try:
-            return [self.backend.get_pool(PoolRef(namespace=namespace, name=name))]
+            return [self.backend.get_pool(PoolRef(namespace=namespace, name=name, cluster=cluster))]
         except (NotFound, ValueError):
             return []
 
@@ -216,12 +233,19 @@ class Snapshotter:
         namespace: str | None = None,
         name: str | None = None,
         include_node_pools: bool = True,
+        cluster: str | None = None,
     ) -> FleetSnapshot:
         with self._consistency or nullcontext():
-            return self._take(namespace=namespace, name=name, include_node_pools=include_node_pools)
+            return self._take(
+                namespace=namespace, name=name, include_node_pools=include_node_pools, cluster=cluster
+            )
 
-    def _take(self, *, namespace: str | None, name: str | None, include_node_pools: bool) -> FleetSnapshot:
-        pools = [p for p in self._pools(namespace, name) if self._visible(p)]
+    def _take(
+        self, *, namespace: str | None, name: str | None, include_node_pools: bool, cluster: str | None = None
+    ) -> FleetSnapshot:
+        pools = [p for p in self._pools(namespace, name, cluster) if self._visible(p)]
+        if cluster is not None:
+            pools = [p for p in pools if p.ref.cluster == cluster]
         if namespace is not None:
             pools = [p for p in pools if p.ref.namespace == namespace]
         if name is not None:
@@ -233,6 +257,11 @@ class Snapshotter:
                 node_pools = self.backend.list_node_pools()
             except AutoscaleError as err:
                 warnings.append(f"node pools unavailable: {err}")
+        partial = getattr(
+            self.backend, "partial_warnings", None
+        )  # several clusters: the ones that did not answer
+        if callable(partial):
+            warnings.extend(w for w in partial() if w not in warnings)
         report = self.source.collect(pools)
         log.debug("snapshot", pools=len(pools), source=report.source, queries=report.queries)
         snap = build_snapshot(
@@ -245,11 +274,13 @@ class Snapshotter:
             now=self.clock(),
             warnings=warnings,
         )
-        if namespace is None and name is None:
+        if namespace is None and name is None and cluster is None:
             self._remember(snap)
         return snap
 
     def pool(self, ref: PoolRef) -> PoolSnapshot | None:
         """The compact snapshot of one pool (the evidence the gate stores with each decision)."""
-        snap = self.take(namespace=ref.namespace, name=ref.name, include_node_pools=False)
+        snap = self.take(
+            namespace=ref.namespace, name=ref.name, include_node_pools=False, cluster=ref.cluster
+        )
         return snap.pool(ref)

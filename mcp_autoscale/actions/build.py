@@ -78,6 +78,8 @@ def action_arguments(action: Action) -> dict[str, Any]:
     args: dict[str, Any] = {}
     if action.target is not None:
         args = {"namespace": action.target.namespace, "deployment": action.target.name}
+        if action.target.cluster:
+            args["cluster"] = action.target.cluster
     args.update(action.params.model_dump(mode="json", exclude={"kind"}, exclude_none=True))
     return args
 
@@ -120,7 +122,7 @@ def action_from_call(
             name = rest.pop("deployment", None) or rest.pop("name", None)
             if not ns or not name:
                 raise InvalidInput(f"{tool} needs 'namespace' and 'deployment' arguments")
-            target = PoolRef(namespace=ns, name=name)
+            target = PoolRef(namespace=ns, name=name, cluster=rest.pop("cluster", None))
         params: ActionParams
         if kind == ActionKind.SCALE_DEPLOYMENT:
             params = ScaleDeploymentParams.model_validate(rest)
@@ -149,7 +151,9 @@ def inverse_of(action: Action, pool: PoolState | None) -> dict[str, Any] | None:
     p = action.params
     if pool is None or action.target is None:
         return None
-    base = {"namespace": action.target.namespace, "deployment": action.target.name}
+    base: dict[str, Any] = {"namespace": action.target.namespace, "deployment": action.target.name}
+    if action.target.cluster:
+        base["cluster"] = action.target.cluster
     if isinstance(p, ScaleDeploymentParams):
         return {
             "tool": ActionKind.SCALE_DEPLOYMENT.value,

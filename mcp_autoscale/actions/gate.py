@@ -153,7 +153,7 @@ class Gate:
         if isinstance(action.params, GpuNodeRequest):
             name = action.params.node_pool
             for np_ in self.backend.list_node_pools():
-                if np_.name == name:
+                if np_.name == name and np_.cluster == action.params.cluster:
                     return None, np_
             known = ", ".join(n.name for n in self.backend.list_node_pools()) or "none"
             raise NotFound(f"node pool {name!r} not found (known: {known})")
@@ -488,6 +488,17 @@ class Gate:
             )
         return p
 
+    def _open_pending(self, proposal_id: str, digest: str | None = None) -> Proposal:
+        """A proposal nobody decided yet: a second approval is refused, not silently repeated."""
+        p = self._open(proposal_id, digest)
+        if p.status == ProposalStatus.APPROVED:
+            when = f" at {p.decided_at.isoformat(timespec='seconds')}" if p.decided_at else ""
+            raise InvalidInput(
+                f"proposal {p.id} is already approved by {p.decided_by or 'someone'}{when} and waits for the "
+                "process that owns the fleet to run it; nothing to do (`mcp-autoscale pending` shows it)"
+            )
+        return p
+
     def approve(
         self, proposal_id: str, approver: str, *, digest: str | None = None, groups: Sequence[str] = ()
     ) -> ActionResult:
@@ -499,10 +510,10 @@ class Gate:
         proposal for anything else is refused. Expired proposals cannot run (status EXPIRED). ``groups``
         are the approver's groups (from their token), checked against ``approver_groups``.
         """
-        p = self._open(proposal_id, digest)
+        p = self._open_pending(proposal_id, digest)
         self._check_approver(p, approver, groups)
         with self._hold(p.action):
-            p = self._open(proposal_id, digest)
+            p = self._open_pending(proposal_id, digest)
             now = self.clock()
             if now >= p.expires_at:
                 return self._expire(p, now)
@@ -512,10 +523,10 @@ class Gate:
     def approve_later(self, proposal_id: str, approver: str, *, digest: str | None = None) -> Proposal:
         """Record an approval without running it (status APPROVED); the process that owns the backend (the
         server, whose simulated fleet lives in memory) runs it with ``execute_approved()``."""
-        p = self._open(proposal_id, digest)
+        p = self._open_pending(proposal_id, digest)
         self._check_approver(p, approver)
         with self._hold(p.action):
-            p = self._open(proposal_id, digest)
+            p = self._open_pending(proposal_id, digest)
             now = self.clock()
             if now >= p.expires_at:
                 self._expire(p, now)
@@ -613,7 +624,12 @@ class Gate:
             proposal_id=p.id,
         )
         result.notes.extend(notes)
-        ok = result.status in (ActionStatus.APPLIED, ActionStatus.DRY_RUN, ActionStatus.PROPOSED_COMMIT)
+        ok = result.status in (
+            ActionStatus.APPLIED,
+            ActionStatus.DRY_RUN,
+            ActionStatus.PROPOSED_COMMIT,
+            ActionStatus.NO_CHANGE,
+        )
         return self._close(p, ProposalStatus.EXECUTED if ok else ProposalStatus.FAILED, result)
 
     def _close(self, p: Proposal, status: ProposalStatus, result: ActionResult) -> ActionResult:
@@ -800,13 +816,12 @@ class Gate:
             )
         target = target_label(action)
         if dry:
-            who = "the server runs with --dry-run" if self.settings.dry_run else "dry_run was requested"
             would = (
                 "would need human approval" if verdict.decision == Decision.NEEDS_APPROVAL else "allows it"
             )
             msg = (
-                f"Dry run ({who}), nothing changed: {target} would get {describe_changes(changes)}; "
-                f"the policy {would}. Call again with dry_run=false to apply."
+                f"Dry run ({self._dry_why(action)}), nothing changed: {target} would get "
+                f"{describe_changes(changes)}; the policy {would}. {self._dry_next(action)}"
             )
             dry_result = self._record(
                 action,
@@ -823,6 +838,23 @@ class Gate:
             )
             dry_result.notes.extend(self._backend_notes())
             return dry_result
+        if not any(c.before != c.after for c in changes):
+            # A no-op is not an action: no 'applied' record (cooldowns, budgets, rollbacks count those).
+            msg = f"No change: {target} already has what was asked; the cluster is unchanged."
+            return self._record(
+                action,
+                verdict,
+                ActionStatus.NO_CHANGE,
+                msg,
+                now=now,
+                evidence=evidence,
+                cost=cost,
+                changes=changes,
+                attempts=attempts,
+                approver=approver,
+                proposal_id=proposal_id,
+                intent_id=intent_id,
+            )
         msg = f"Applied: {target} {describe_changes(changes)}."
         if isinstance(action.params, ScaleDeploymentParams) and pool is not None and pool.cold_start_s:
             msg += " " + self._readiness_hint(pool, action.params.replicas)
@@ -855,6 +887,20 @@ class Gate:
         result.notes.extend(self._backend_notes())
         self._post_event(action, f"{msg} Rationale {quoted(action.rationale)}")
         return result
+
+    def _dry_why(self, action: Action) -> str:
+        return "the server runs in dry-run mode" if self.settings.dry_run else "dry_run was requested"
+
+    def _dry_next(self, action: Action) -> str:
+        """What applying takes. A dry-run server never applies: a retry would only repeat the proposal."""
+        if self.settings.dry_run:
+            asked = " although dry_run=false was sent" if not action.dry_run else ""
+            return (
+                f"This server is in dry-run mode{asked}: it never applies, and retrying (with any dry_run) "
+                "will not apply either. Do not retry: show the proposal to the user; a server started "
+                "without --dry-run can apply it."
+            )
+        return "Call again with dry_run=false to apply."
 
     def _readiness_hint(self, pool: PoolState, replicas: int) -> str:
         """When new replicas will serve: cold start, plus node provisioning if the node pool has no room."""
@@ -922,8 +968,8 @@ class Gate:
         what = describe_changes(out.changes[:-1])
         if dry:
             msg = (
-                f"Dry run, nothing committed: {target} would get {what}; "
-                f"a real call commits it on branch {out.branch}. The diff is in the notes."
+                f"Dry run ({self._dry_why(action)}), nothing committed: {target} would get {what}; "
+                f"a real call commits it on branch {out.branch}. The diff is in the notes. {self._dry_next(action)}"
             )
             status = ActionStatus.DRY_RUN
         else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -22,7 +23,12 @@ import anyio
 from mcp_autoscale import __version__
 from mcp_autoscale.agent.models import AgentReport, Iteration, Proposal
 from mcp_autoscale.agent.oauth import ClientCredentials, ClientCredentialsAuth
-from mcp_autoscale.agent.rules import pool_view, recommendation_proposals, rule_proposals
+from mcp_autoscale.agent.rules import (
+    override_notes,
+    pool_view,
+    recommendation_proposals,
+    rule_proposals,
+)
 from mcp_autoscale.logs import get_logger
 
 if TYPE_CHECKING:
@@ -151,6 +157,33 @@ async def call_all(
     return result, items
 
 
+MAX_CALLS_PER_PASS = 80
+"""Gated calls one pass makes beyond those for breaches (a 1,000-pool fleet can yield hundreds of
+recommendations; the rest wait for the next pass, in the planner's order: breach severity, then $)."""
+RATE_LIMIT_RETRIES = 5
+_RETRY_IN = re.compile(r"rate limited: .*Retry in ([0-9.]+) s")
+
+
+def cap_calls(proposals: list[Proposal]) -> tuple[list[Proposal], list[Proposal]]:
+    """Every call that addresses a breach, then the others in order up to ``MAX_CALLS_PER_PASS`` in all."""
+    breach = [p for p in proposals if p.addresses_breach]
+    others = [p for p in proposals if not p.addresses_breach]
+    room = max(0, MAX_CALLS_PER_PASS - len(breach))
+    return breach + others[:room], others[room:]
+
+
+async def call_with_retry(client: Any, tool: str, args: Mapping[str, Any]) -> Any:
+    """Call a tool; when the gate says the caller is rate limited, wait as long as it says and retry."""
+    result = await client.call_tool(tool, dict(args))
+    for _ in range(RATE_LIMIT_RETRIES):
+        match = _RETRY_IN.search(_text(result)) if result.is_error else None
+        if match is None:
+            return result
+        await anyio.sleep(min(float(match.group(1)) + 0.05, 5.0))
+        result = await client.call_tool(tool, dict(args))
+    return result
+
+
 async def run_iteration(client: Any, index: int, options: AgentOptions, run_id: str) -> Iteration:
     """One pass: snapshot, recommendations (or the agent's rules), gated calls."""
     it = Iteration(index=index, started_at=datetime.now(UTC))
@@ -167,6 +200,7 @@ async def run_iteration(client: Any, index: int, options: AgentOptions, run_id: 
     it.signal_source = data.get("signal_source")
     it.partial = bool(data.get("partial"))
     it.warnings = list(data.get("warnings") or [])
+    it.source_errors = list(data.get("source_errors") or [])
     it.fleet_cost_per_hour = data.get("fleet_cost_per_hour")
     it.pools = [pool_view(p) for p in all_pools]
 
@@ -181,10 +215,11 @@ async def run_iteration(client: Any, index: int, options: AgentOptions, run_id: 
             return it
         proposals, notes = recommendation_proposals(items, it.pools, options.dry_run)
         # A breach the planner leaves alone (e.g. "the fast loop will get there") still gets the agent's
-        # queue-first rule, so capacity being built is held; the planner's reasons stay in the notes.
+        # queue-first rule, so capacity being built is held; the report says who decided and why.
         covered = {p.pool for p in proposals if p.addresses_breach}
         uncovered = [v for v in it.pools if v.slo == "breach" and v.pool not in covered]
         extra, extra_notes = rule_proposals(uncovered, options.dry_run)
+        it.overrides = override_notes(items, extra)
         proposals += extra
         notes += extra_notes
     else:
@@ -192,9 +227,15 @@ async def run_iteration(client: Any, index: int, options: AgentOptions, run_id: 
         proposals, notes = rule_proposals(it.pools, options.dry_run)
     it.notes.extend(notes)
 
+    proposals, deferred = cap_calls(proposals)
+    if deferred:
+        it.notes.append(
+            f"{len(deferred)} more recommended calls (none for a breach) deferred to the next pass: at most "
+            f"{MAX_CALLS_PER_PASS} calls per pass, breaches first"
+        )
     for proposal in proposals:
         args = {**proposal.arguments, "idempotency_key": idempotency_key(run_id, proposal)}
-        result = await client.call_tool(proposal.tool, args)
+        result = await call_with_retry(client, proposal.tool, args)
         it.proposals.append(record_result(proposal, result))
         log.info(
             "agent.call", tool=proposal.tool, pool=proposal.pool, status=proposal.status, error=proposal.error

@@ -13,13 +13,14 @@ class ExitCode(IntEnum):
     """Exit codes a pipeline can gate on (documented in docs/agent.md)."""
 
     OK = 0
-    """Every SLO healthy, or every breach has an allowed (or dry-run) action."""
+    """Every SLO judged and healthy, or every breach has an allowed (or dry-run) action."""
     ERROR = 1
-    """The server failed to start or answer, or a tool call errored."""
+    """The server failed to start or answer, a tool call errored, or a source (signals, node pools) was
+    down: the agent could not see."""
     USAGE = 2
     """Bad command-line usage."""
     UNRESOLVED = 3
-    """At least one SLO breach has no allowed action (denied, pending approval, or none proposed)."""
+    """At least one SLO breach, or a pool whose SLO cannot be judged, has no allowed action."""
 
 
 ALLOWED_STATUSES = frozenset({"applied", "dry_run", "proposed_commit"})
@@ -96,9 +97,16 @@ class Iteration(BaseModel):
     signal_source: str | None = None
     partial: bool = False
     warnings: list[str] = Field(default_factory=list)
+    source_errors: list[str] = Field(
+        default_factory=list, description="Sources that were down (from the snapshot): the agent was blind"
+    )
     fleet_cost_per_hour: float | None = None
     pools: list[PoolView] = Field(default_factory=list)
     recommendation_source: Literal["recommend_scaling", "agent-rules"] | None = None
+    overrides: list[str] = Field(
+        default_factory=list,
+        description="Pools where the agent's rules acted although the planner proposed no change, and why",
+    )
     notes: list[str] = Field(default_factory=list, description="Why a breach got no action, and similar")
     proposals: list[Proposal] = Field(default_factory=list)
     errors: list[str] = Field(default_factory=list)
@@ -110,13 +118,31 @@ class Iteration(BaseModel):
     def breached(self) -> list[PoolView]:
         return [p for p in self.pools if p.slo == "breach"]
 
+    def unjudged(self) -> list[PoolView]:
+        """Pools whose SLO cannot be judged (signals missing or stale): never counted as healthy."""
+        return [p for p in self.pools if p.slo not in ("ok", "breach")]
+
     def unresolved(self) -> list[str]:
-        """Breached pools with no allowed (applied or dry-run) action that addresses the breach."""
+        """Breached or unjudged pools with no allowed (applied or dry-run) action that addresses them."""
         covered = {p.pool for p in self.proposals if p.addresses_breach and p.allowed}
-        return [p.pool for p in self.breached() if p.pool not in covered]
+        return [p.pool for p in [*self.breached(), *self.unjudged()] if p.pool not in covered]
+
+    def decided_by(self) -> str:
+        """Who chose the calls of this pass: the server's planner, the agent's own rules, or both."""
+        if self.recommendation_source == "agent-rules":
+            return "the agent's rules (the server has no recommend_scaling)"
+        if self.recommendation_source is None:
+            return "nobody (no decision was made)"
+        ruled = sorted({p.pool for p in self.proposals if p.source == "agent-rules"})
+        if not ruled:
+            return "the planner (recommend_scaling)"
+        return (
+            f"the planner (recommend_scaling), and the agent's rules for {', '.join(ruled)} "
+            "(where the planner proposed no change: see 'Who decided')"
+        )
 
     def exit_code(self) -> ExitCode:
-        if self.errors or any(p.error for p in self.proposals):
+        if self.errors or self.source_errors or any(p.error for p in self.proposals):
             return ExitCode.ERROR
         return ExitCode.UNRESOLVED if self.unresolved() else ExitCode.OK
 

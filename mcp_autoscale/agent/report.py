@@ -5,15 +5,35 @@ from __future__ import annotations
 from mcp_autoscale.agent.models import AgentReport, ExitCode, Iteration, PoolView, Proposal
 
 VERDICT_TEXT = {
-    ExitCode.OK: "OK: every SLO is healthy or every breach has an allowed action",
-    ExitCode.UNRESOLVED: "ATTENTION: SLO breaches with no allowed action (denied, pending approval or none)",
-    ExitCode.ERROR: "ERROR: the server or a tool call failed",
+    ExitCode.OK: "OK: every SLO was judged and is healthy, or every breach has an allowed action",
+    ExitCode.UNRESOLVED: (
+        "ATTENTION: SLO breaches or pools that cannot be judged, with no allowed action "
+        "(denied, pending approval or none)"
+    ),
+    ExitCode.ERROR: "ERROR: the agent could not see or act (a source was down, the server or a tool failed)",
     ExitCode.USAGE: "bad usage",
 }
 
 
+def headline(report: AgentReport) -> str:
+    """One line for a terminal or a log: the verdict and its first cause."""
+    code = ExitCode(report.exit_code)
+    causes = [*report.errors]
+    for it in report.iterations:
+        causes += [f"source down: {e}" for e in it.source_errors] + it.errors
+        causes += [f"{p.pool}: {p.error}" for p in it.proposals if p.error]
+    if code is ExitCode.UNRESOLVED and report.iterations:
+        causes.append("without an allowed action: " + ", ".join(report.iterations[-1].unresolved()))
+    return f"agent: exit {int(code)}, {VERDICT_TEXT[code]}" + (f" ({causes[0]})" if causes else "")
+
+
 def _f(value: float | None, fmt: str, unit: str = "") -> str:
     return "-" if value is None else f"{value:{fmt}}{unit}"
+
+
+def _objectives(signals: list[str]) -> list[str]:
+    """The SLO objectives among missing or stale signals (all of them when none is an objective)."""
+    return [s for s in signals if s in ("ttft_p90_s", "itl_p90_s", "*")] or signals
 
 
 def _cell(text: str) -> str:
@@ -94,11 +114,12 @@ def render_iteration(it: Iteration, title: str) -> list[str]:
         lines += [f"- error: {e}" for e in it.errors] + [f"- {n}" for n in it.notes]
         return lines
     source = f"{it.backend or '?'} backend, signals from {it.signal_source or '?'}"
-    decided = it.recommendation_source or "-"
-    lines.append(f"Snapshot taken {it.snapshot_taken_at or '-'} ({source}); decisions by {decided}.")
+    lines.append(f"Snapshot taken {it.snapshot_taken_at or '-'} ({source}); decisions by {it.decided_by()}.")
     if it.fleet_cost_per_hour is not None:
         lines[-1] += f" Fleet cost ${it.fleet_cost_per_hour:.2f}/h."
-    if it.partial:
+    if it.source_errors:
+        lines += ["", "**Source down, the agent was blind**: " + "; ".join(it.source_errors)]
+    elif it.partial:
         lines += ["", "**Partial snapshot**: " + "; ".join(it.warnings or ["some signals missing or stale"])]
     shown = pools_first(it.pools)
     lines += [
@@ -116,6 +137,19 @@ def render_iteration(it: Iteration, title: str) -> list[str]:
         lines.append("### Breaches")
         lines += [f"- `{p.pool}`: {'; '.join(p.breaches) or 'SLO breach'}" for p in breached]
         lines.append("")
+    unjudged = it.unjudged()
+    if unjudged:
+        lines.append("### SLO not judged (never counted as healthy)")
+        lines += [
+            f"- `{p.pool}`: objectives not measured ({', '.join(_objectives(p.missing)) or '-'}) "
+            f"or stale ({', '.join(_objectives(p.stale)) or '-'})"
+            for p in unjudged
+        ]
+        lines.append("")
+    if it.overrides:
+        lines.append("### Who decided")
+        lines += [f"- {o}" for o in it.overrides]
+        lines.append("")
     lines.append("### Proposed actions")
     if it.proposals:
         for n, p in enumerate(it.proposals, 1):
@@ -129,7 +163,7 @@ def render_iteration(it: Iteration, title: str) -> list[str]:
         lines.append("")
     unresolved = it.unresolved()
     if unresolved:
-        lines.append("### Breaches without an allowed action")
+        lines.append("### Breaches (or unjudged pools) without an allowed action")
         lines += [f"- `{u}`" for u in unresolved]
         lines.append("")
     if it.errors:

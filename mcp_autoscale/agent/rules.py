@@ -41,7 +41,7 @@ def pool_view(pool: Mapping[str, Any]) -> PoolView:
     replicas = pool.get("replicas") or {}
     owner = pool.get("owner") or None
     return PoolView(
-        pool=f"{pool['namespace']}/{pool['name']}",
+        pool=(f"{pool['cluster']}:" if pool.get("cluster") else "") + f"{pool['namespace']}/{pool['name']}",
         slo=str(pool.get("slo", "unknown")),
         breaches=list(pool.get("slo_breaches") or []),
         replicas_desired=int(replicas.get("desired", 0)),
@@ -158,9 +158,12 @@ def rule_proposals(views: Iterable[PoolView], dry_run: bool) -> tuple[list[Propo
 def _capacity_proposal(view: PoolView, target: int, why: str, dry_run: bool) -> Proposal:
     """Owned pool: raise the autoscaler's floor (and its ceiling only when every replica already serves at
     the ceiling); unowned pool: scale the Deployment. Each in a bounded step."""
-    namespace, name = view.pool.split("/", 1)
+    cluster, _, local = view.pool.rpartition(":")  # 'eu:chat/llama-8b' on a several-cluster server
+    namespace, name = local.split("/", 1)
     data = describe(view)
     args: dict[str, Any] = {"namespace": namespace, "deployment": name}
+    if cluster:
+        args["cluster"] = cluster
     if view.owner_kind is not None and view.owner_max is not None and view.owner_min is not None:
         new_min = max(min(target, view.owner_min + MAX_STEP), view.owner_min + 1)
         args["min_replicas"] = new_min
@@ -210,7 +213,8 @@ def _call_target(tool: str, arguments: Mapping[str, Any], fallback: str) -> str:
     if tool == "request_gpu_nodes" and arguments.get("node_pool"):
         return f"nodepool/{arguments['node_pool']}"
     if arguments.get("namespace") and arguments.get("deployment"):
-        return f"{arguments['namespace']}/{arguments['deployment']}"
+        where = f"{arguments['cluster']}:" if arguments.get("cluster") else ""
+        return f"{where}{arguments['namespace']}/{arguments['deployment']}"
     return fallback
 
 
@@ -231,7 +235,11 @@ def recommendation_proposals(
         tool_call = rec.get("tool_call")
         if action == "none" or not tool_call:
             if view is not None and view.slo == "breach":
-                notes.append(f"{pool}: planner proposes no action: {'; '.join(reasons) or 'no reason given'}")
+                effect = (rec.get("expected") or {}).get("slo")
+                said = f" ({effect})" if effect else ""
+                notes.append(
+                    f"{pool}: planner proposes no action{said}: {'; '.join(reasons) or 'no reason given'}"
+                )
             continue
         breach = view is not None and view.slo == "breach"
         data = describe(view) if view is not None else ""
@@ -267,3 +275,22 @@ def recommendation_proposals(
         if view.slo == "breach" and view.pool not in seen:
             notes.append(f"{view.pool}: breached but the planner returned no recommendation for it")
     return proposals, notes
+
+
+def override_notes(recommendations: Iterable[Mapping[str, Any]], rule_calls: Iterable[Proposal]) -> list[str]:
+    """Why the agent's rules acted on a pool the planner left alone: the two answer different questions."""
+    planner = {str(r.get("pool", "")): r for r in recommendations}
+    out = []
+    for call in rule_calls:
+        rec = planner.get(call.pool)
+        effect = str((rec or {}).get("expected", {}).get("slo") or "no recommendation for it")
+        change = ", ".join(
+            f"{k}={v}" for k, v in call.arguments.items() if k not in ("namespace", "deployment", "rationale")
+        )
+        out.append(
+            f"{call.pool}: the planner proposed no change ({effect}); the agent's queue-first rule "
+            f"proposes {call.tool}({change}). They differ because the planner sizes replicas to the load and "
+            "counts the capacity already ordered, while the rule acts on every capacity-bound breach "
+            "(queue or KV pressure) and holds capacity with a bound it moves itself."
+        )
+    return out

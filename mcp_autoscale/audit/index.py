@@ -204,16 +204,18 @@ class AuditIndex:
 
     # ---------------------------------------------------------------------------------------- reads
 
-    def counted_since(self, since: datetime) -> list[str]:
-        """Raw lines of changes made since ``since`` plus every intent without an outcome, oldest first."""
+    def counted_after(self, seq: int, since: datetime) -> list[str]:
+        """Lines of the changes made since ``since`` with a seq above ``seq``, oldest first."""
         with self._mutex:
-            db = self._conn()
-            rows = db.execute(
-                "SELECT seq, line FROM counted WHERE ts >= ? UNION ALL SELECT seq, line FROM intents "
-                "ORDER BY 1",
-                (since.timestamp(),),
-            ).fetchall()
-        return [str(line) for _, line in rows]
+            rows = (
+                self._conn()
+                .execute(
+                    "SELECT line FROM counted WHERE seq > ? AND ts >= ? ORDER BY seq",
+                    (seq, since.timestamp()),
+                )
+                .fetchall()
+            )
+        return [str(r[0]) for r in rows]
 
     def open_intents(self) -> list[str]:
         with self._mutex:

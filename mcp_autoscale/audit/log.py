@@ -26,12 +26,14 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
+from mcp_autoscale.audit.cache import DecisionWindow
 from mcp_autoscale.audit.index import AuditIndex
 from mcp_autoscale.errors import AuditUnavailable, NotFound
 from mcp_autoscale.logs import get_logger
@@ -41,6 +43,7 @@ log = get_logger(__name__)
 
 _UNHASHED = ("hash", "signature")
 CLOCK_SKEW = timedelta(hours=1)
+LOCK_TIMEOUT_S = 10.0
 
 
 def canonical_bytes(record: dict[str, Any]) -> bytes:
@@ -135,12 +138,15 @@ class AuditLog:
         """Open (or create) a log; ``recover=False`` for readers that must not touch the file."""
         self.path = Path(path)
         self.hmac_key = hmac_key or None
-        self._lock = FileLock(str(self.path) + ".lock")
+        # A timeout, never a hang: a lock that cannot be created (or is held) fails the call after it.
+        self._lock = FileLock(str(self.path) + ".lock", timeout=LOCK_TIMEOUT_S)
         self.index = AuditIndex(self.path)
+        self.window = DecisionWindow()
+        self._rebuilds_seen = 0
         self.recovered: Path | None = None
         if recover:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self._lock:
+            with self._locked():
                 self.recovered = self._recover()
                 self.index.sync()
 
@@ -148,6 +154,26 @@ class AuditLog:
     def where(self) -> str:
         """Where the records live, for operators (never shown to the model: it reveals paths)."""
         return str(self.path)
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The writers' file lock, given up after ``LOCK_TIMEOUT_S`` with a message instead of a hang."""
+        try:
+            self._lock.acquire()
+        except Timeout:
+            raise AuditUnavailable(
+                f"audit log {self.path}: lock {self._lock.lock_file} not acquired within "
+                f"{LOCK_TIMEOUT_S:g} s (another writer holds it, or the directory does not allow it)"
+            ) from None
+        except OSError as err:  # (after Timeout, itself an OSError) the lock file cannot be created
+            raise AuditUnavailable(
+                f"audit log {self.path}: cannot create its lock {self._lock.lock_file} "
+                f"({err.strerror or err}); use an audit log in a writable directory"
+            ) from None
+        try:
+            yield
+        finally:
+            self._lock.release()
 
     # ---------------------------------------------------------------------------------------------- write
 
@@ -201,7 +227,7 @@ class AuditLog:
 
     def _append(self, fields: dict[str, Any]) -> AuditRecord:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._lock:
+        with self._locked():
             aside = self._recover()
             if aside is not None:
                 self.recovered = aside
@@ -236,7 +262,7 @@ class AuditLog:
         """The index, caught up with the log (under the file lock only when it is behind)."""
         size = self.path.stat().st_size if self.path.exists() else 0
         if not self.index.fresh(size):
-            with self._lock:
+            with self._locked():
                 self.index.sync()
         return self.index
 
@@ -330,7 +356,11 @@ class AuditLog:
 
     def recent_applied(self, since: datetime) -> list[AuditRecord]:
         """Changes made since ``since`` plus every intent still without an outcome (what decisions count)."""
-        return [AuditRecord.model_validate_json(line) for line in self._fresh_index().counted_since(since)]
+        index = self._fresh_index()
+        if index.rebuilds != self._rebuilds_seen:  # rebuilt from the log: seqs may mean other records
+            self._rebuilds_seen = index.rebuilds
+            self.window.reset()
+        return self.window.records(since, index.counted_after, index.open_intents)
 
     def open_intents(self) -> list[AuditRecord]:
         """Intent records whose outcome was never written (a crash between the write and its record)."""

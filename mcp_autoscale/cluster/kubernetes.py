@@ -128,17 +128,24 @@ def load_api_client(settings: Settings) -> client.ApiClient:
         Path(os.environ["KUBECONFIG"]) if os.environ.get("KUBECONFIG") else None
     )
     default = Path.home() / ".kube" / "config"
+    use_file = kubeconfig is not None or default.exists()
+    if not use_file and not os.environ.get("KUBERNETES_SERVICE_HOST"):
+        raise ConfigError(
+            "no Kubernetes credentials: no kubeconfig (MCP_AUTOSCALE_KUBECONFIG and $KUBECONFIG are unset "
+            f"and {default} does not exist) and not running in a cluster (KUBERNETES_SERVICE_HOST is "
+            "unset). Fix: export KUBECONFIG=/path/to/kubeconfig (optionally --context NAME), run inside "
+            "the cluster with a service account, or use --backend sim"
+        )
     try:
-        if kubeconfig is not None or settings.kube_context or default.exists():
+        if use_file:
             path = str(kubeconfig) if kubeconfig is not None else None
             return config.new_client_from_config(config_file=path, context=settings.kube_context)
         cfg = client.Configuration()
         config.load_incluster_config(client_configuration=cfg)
         return client.ApiClient(cfg)
     except (config.ConfigException, OSError, KeyError, ValueError) as e:
-        where = f"kubeconfig {kubeconfig or default}" + (
-            f" context {settings.kube_context}" if settings.kube_context else ""
-        )
+        source = f"kubeconfig {kubeconfig or default}" if use_file else "in-cluster service account"
+        where = source + (f" context {settings.kube_context}" if settings.kube_context else "")
         # The exception text names files and fields, never secrets; keep only its first line.
         first_line = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ConfigError(f"cannot load Kubernetes credentials ({where}): {first_line}") from None

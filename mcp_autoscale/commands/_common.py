@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from mcp_autoscale.config import Settings
 from mcp_autoscale.errors import AutoscaleError, InvalidInput
+from mcp_autoscale.preflight import check_url, readable_file
 
 BackendOpt = Annotated[
     str | None,
@@ -35,7 +36,9 @@ RunbooksOpt = Annotated[
 ]
 ContextOpt = Annotated[str | None, typer.Option("--context", help="kubeconfig context (kubernetes backend).")]
 ScenarioOpt = Annotated[str | None, typer.Option("--scenario", help="Simulator scenario (sim backend).")]
-SeedOpt = Annotated[int | None, typer.Option("--seed", help="Simulator seed (sim backend).")]
+SeedOpt = Annotated[
+    int | None, typer.Option("--seed", help="Simulator seed (sim backend).", min=0, max=2**32 - 1)
+]
 ClockOpt = Annotated[
     str | None,
     typer.Option(
@@ -82,9 +85,25 @@ def build_settings(
             raise InvalidInput(f"--sim-clock must be 'wall' or 'manual', not {sim_clock!r}")
         overrides["sim_clock"] = sim_clock
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as err:
         raise InvalidInput(f"invalid settings: {err}") from err
+    check_settings(settings, prometheus_flag="--prometheus" if prometheus else None)
+    return settings
+
+
+def check_settings(settings: Settings, *, prometheus_flag: str | None = None) -> None:
+    """URLs and input files from options or ``MCP_AUTOSCALE_*``, checked before anything starts."""
+    if settings.prometheus_url:
+        check_url(settings.prometheus_url, prometheus_flag or "MCP_AUTOSCALE_PROMETHEUS_URL")
+    if settings.approval_webhook_url:
+        check_url(settings.approval_webhook_url, "MCP_AUTOSCALE_APPROVAL_WEBHOOK_URL")
+    if settings.policy_file is not None:
+        readable_file(settings.policy_file, "--policy")
+    if settings.price_catalogue is not None:
+        readable_file(settings.price_catalogue, "MCP_AUTOSCALE_PRICE_CATALOGUE")
+    if settings.kubeconfig is not None:
+        readable_file(settings.kubeconfig, "MCP_AUTOSCALE_KUBECONFIG")
 
 
 def fail(message: str, code: int = 1) -> None:

@@ -28,7 +28,9 @@ from mcp_autoscale.commands._common import (
     exit_on_error,
     fail,
 )
+from mcp_autoscale.errors import InvalidInput
 from mcp_autoscale.logs import configure_logging
+from mcp_autoscale.preflight import check_url, writable_file
 
 
 def serve_args(
@@ -63,6 +65,40 @@ def serve_args(
     if dry_run:
         args.append("--dry-run")
     return [*args, "--log-level", log_level]
+
+
+def preflight(
+    backend: str | None,
+    prometheus: str | None,
+    policy: Path | None,
+    audit: Path | None,
+    context: str | None,
+    scenario: str | None,
+    seed: int | None,
+    sim_clock: str | None,
+    url: str | None,
+    report: Path | None,
+    json_out: Path | None,
+) -> None:
+    """Everything the spawned server would refuse, refused here first with one line (exit 2), plus the
+    report paths: a run must not end in a traceback or a report that cannot be written."""
+    from mcp_autoscale.app import check_state_paths
+    from mcp_autoscale.sim.scenarios import check_scenario
+
+    if report is not None:
+        writable_file(report, "--report")
+    if json_out is not None:
+        writable_file(json_out, "--json")
+    if url is not None:
+        if not check_url(url, "--url").rstrip("/").endswith("/mcp"):
+            raise InvalidInput(
+                f"--url {url!r}: the MCP endpoint ends in /mcp, e.g. http://127.0.0.1:8765/mcp"
+            )
+        return  # a running server: its own paths and sources are its business
+    settings = build_settings(backend, prometheus, policy, audit, False, context, scenario, seed, sim_clock)
+    if settings.backend == "sim":
+        check_scenario(settings.sim_scenario)
+    check_state_paths(settings)
 
 
 def _write(path: Path, text: str) -> None:
@@ -110,7 +146,7 @@ def register(app: typer.Typer) -> None:
         ] = False,
         once: Annotated[bool, typer.Option("--once", help="One pass, then exit (for CI)")] = False,
         interval: Annotated[
-            float, typer.Option("--interval", min=1.0, help="Seconds between passes")
+            float, typer.Option("--interval", min=1.0, max=86400.0, help="Seconds between passes")
         ] = 300.0,
         max_iterations: Annotated[
             int | None,
@@ -141,6 +177,7 @@ def register(app: typer.Typer) -> None:
         """
         from mcp_autoscale.agent import AgentOptions, AgentReport, render_markdown, run_agent
         from mcp_autoscale.agent.oauth import ClientCredentials
+        from mcp_autoscale.agent.report import headline
 
         configure_logging(log_level)
         if apply and dry_run:
@@ -149,10 +186,10 @@ def register(app: typer.Typer) -> None:
             fail(f"--backend must be 'sim' or 'kubernetes', not {backend!r}", 2)
         if sim_clock is not None and sim_clock not in ("wall", "manual"):
             fail(f"--sim-clock must be 'wall' or 'manual', not {sim_clock!r}", 2)
-        if url is not None and not url.startswith(("http://", "https://")):
-            fail(f"--url must be an http(s) URL ending in /mcp, not {url!r}", 2)
-        if policy is not None and not policy.is_file():
-            fail(f"--policy {policy}: no such file", 2)
+        with exit_on_error():
+            preflight(
+                backend, prometheus, policy, audit, context, scenario, seed, sim_clock, url, report, json_out
+            )
         client_id = client_id or os.environ.get("MCP_AUTOSCALE_OAUTH_CLIENT_ID") or None
         secret_env = os.environ.get("MCP_AUTOSCALE_OAUTH_CLIENT_SECRET_FILE")
         client_secret_file = client_secret_file or (Path(secret_env) if secret_env else None)
@@ -195,4 +232,6 @@ def register(app: typer.Typer) -> None:
         result = anyio.run(run_agent, options, save)
         if not quiet:
             echo_out(render_markdown(result))
+        elif result.exit_code != 0:
+            typer.echo(headline(result), err=True)  # --quiet silences the report, never a failure
         raise typer.Exit(result.exit_code)

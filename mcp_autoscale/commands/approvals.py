@@ -20,7 +20,7 @@ from mcp_autoscale.commands._common import (
     echo_out,
     exit_on_error,
 )
-from mcp_autoscale.errors import Forbidden
+from mcp_autoscale.errors import Forbidden, InvalidInput, NotFound
 from mcp_autoscale.identity import os_user
 from mcp_autoscale.models import ActionResult, ActionStatus
 from mcp_autoscale.policy import Policy
@@ -64,6 +64,28 @@ def _gate(
     return build_app(settings).gate
 
 
+def _same_log(gate: Gate, proposal_id: str) -> None:
+    """Refuse to decide a proposal whose audit record is in another log: the decision would be recorded
+    where nobody who proposed it looks, and the chain of that proposal would be split in two."""
+    p = gate.proposals.get(proposal_id)
+    if p.audit_id is None:
+        return
+    try:
+        gate.audit.get(p.audit_id)
+    except NotFound:
+        raise InvalidInput(
+            f"proposal {p.id} was recorded in another audit log (its record {p.audit_id} is not in "
+            f"{gate.audit.where}): give --audit (or MCP_AUTOSCALE_AUDIT_FILE) the log of the server "
+            "that proposed it"
+        ) from None
+
+
+SIM_SERVER_OWNS = (
+    "the simulated fleet lives in memory in the server process that proposed or applied this, so this "
+    "command cannot reach it (a fresh simulator here would be another fleet)"
+)
+
+
 def _who(name: str | None, policy: Policy | None = None) -> str:
     """The approver: the operating-system user; with ``--as NAME``, NAME delegated by that user."""
     me = f"cli:{os_user()}"
@@ -95,6 +117,7 @@ def _exit_for(result: ActionResult) -> None:
         ActionStatus.REJECTED,
         ActionStatus.PENDING_APPROVAL,
         ActionStatus.PROPOSED_COMMIT,
+        ActionStatus.NO_CHANGE,
     )
     if result.status not in ok:
         raise typer.Exit(1)
@@ -139,7 +162,11 @@ def register(app: typer.Typer) -> None:
         who: AsOpt = None,
         digest: DigestOpt = None,
         defer: Annotated[
-            bool, typer.Option("--defer", help="Only record the approval; the running server executes it.")
+            bool,
+            typer.Option(
+                "--defer",
+                help="Only record the approval; a server sharing the state dir runs it at its next call.",
+            ),
         ] = False,
         backend: BackendOpt = None,
         policy: PolicyOpt = None,
@@ -152,15 +179,21 @@ def register(app: typer.Typer) -> None:
         """Approve a pending proposal; policy and data freshness are re-checked before it runs."""
         with exit_on_error():
             gate = _gate(backend, policy, audit, state_dir, context, dry_run)
-            if gate.settings.backend == "sim" and not defer:
-                # The simulated fleet lives inside the running server: record the approval, the server runs it.
-                echo_out(
-                    "sim backend: recording the approval; the running server executes it on its next call"
-                )
-                defer = True
-            if defer:
+            _same_log(gate, proposal_id)
+            sim = gate.settings.backend == "sim"
+            if sim or defer:
                 p = gate.approve_later(proposal_id, _who(who, gate.policy), digest=digest)
-                echo_out(f"{p.id} {p.status.value} by {p.decided_by}; the server runs it on its next call")
+                if p.status.value != "approved":
+                    echo_out(f"{p.id} {p.status.value}: {p.note or 'nothing will run'}")
+                    raise typer.Exit(1)
+                why = f"sim backend: {SIM_SERVER_OWNS}. " if sim and not defer else ""
+                echo_out(
+                    f"{p.id} approved by {p.decided_by}; nothing has changed yet. {why}A server that shares "
+                    f"this state dir ({gate.settings.state_dir}) runs it at its next tool call, re-checking "
+                    "the policy then; if none is running, it waits until "
+                    f"{p.expires_at.isoformat(timespec='seconds')} and then expires. `mcp-autoscale pending` "
+                    "shows it as approved until it runs."
+                )
                 return
             result = gate.approve(proposal_id, _who(who, gate.policy), digest=digest)
         _print(result, as_json)
@@ -181,7 +214,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Reject a pending proposal: nothing changes, the reason is audited."""
         with exit_on_error():
+            if not reason.strip():
+                raise InvalidInput("--reason is required: say why not (it is recorded in the audit log)")
             gate = _gate(backend, policy, audit, state_dir, context)
+            _same_log(gate, proposal_id)
             result = gate.reject(proposal_id, _who(who, gate.policy), reason, digest=digest)
         _print(result, as_json)
 
@@ -200,6 +236,15 @@ def register(app: typer.Typer) -> None:
         """Propose the inverse of an applied action through the same gate (policy, approval, audit)."""
         with exit_on_error():
             gate = _gate(backend, policy, audit, state_dir, context)
+            if gate.settings.backend == "sim":
+                raise InvalidInput(
+                    f"rollback {audit_id} on the sim backend: {SIM_SERVER_OWNS}. Ask that server instead: "
+                    f"call the rollback_action tool with audit_id={audit_id!r} (any MCP client)"
+                )
+            try:
+                gate.audit.get(audit_id)
+            except NotFound as err:
+                raise NotFound(f"{err} (is --audit the log of the server that applied it?)") from None
             result = gate.rollback(audit_id, rationale, caller=_who(None), dry_run=dry_run)
         _print(result, as_json)
         _exit_for(result)

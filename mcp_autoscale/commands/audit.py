@@ -16,9 +16,14 @@ from mcp_autoscale.audit.verify import verify_records
 from mcp_autoscale.commands._common import build_settings, echo_out, exit_on_error, fail
 from mcp_autoscale.config import Settings
 from mcp_autoscale.errors import InvalidInput, NotFound
-from mcp_autoscale.models import AuditRecord
+from mcp_autoscale.models import ActionKind, ActionStatus, AuditRecord, Decision
+from mcp_autoscale.preflight import readable_file
 from mcp_autoscale.state.base import AuditStore, StateStore
 from mcp_autoscale.untrusted import neutralise, quoted
+
+STATUSES = tuple(s.value for s in ActionStatus)
+VERDICTS = tuple(d.value for d in Decision)
+TOOLS = tuple(k.value for k in ActionKind)
 
 audit_app = typer.Typer(help="Verify and read the audit log.", no_args_is_help=True)
 
@@ -98,7 +103,7 @@ def verify(
             finally:
                 store.close()
         else:
-            file = file or build_settings().resolved_audit_file
+            file = readable_file(file, "FILE") if file is not None else build_settings().resolved_audit_file
             name = str(file)
             report = verify_file(file, key)
     echo_out(report.model_dump_json(indent=2) if as_json else report.summary(name))
@@ -165,6 +170,15 @@ def show(
 
     Reads from the end of the log: ``--limit`` and ``--since`` stop the reading early."""
     with exit_on_error():
+        if status is not None and status not in STATUSES:
+            raise InvalidInput(f"--status {status!r}: use one of {', '.join(STATUSES)}")
+        if decision is not None and decision not in VERDICTS:
+            raise InvalidInput(f"--verdict {decision!r}: use one of {', '.join(VERDICTS)}")
+        if tool is not None and tool not in TOOLS:
+            raise InvalidInput(f"--tool {tool!r}: use one of {', '.join(TOOLS)}")
+        since_ts = parse_since(since) if since else None
+        if file is not None:
+            readable_file(file, "--file")
         store = _shared_store() if file is None else None
         reader: AuditStore
         if store is not None:
@@ -173,12 +187,12 @@ def show(
             path = file or build_settings().resolved_audit_file
             if not path.exists():
                 fail(f"no audit log at {path}", 1)
-            reader = AuditLog(path, recover=False)
+            reader = AuditLog(readable_file(path, "audit log"), recover=False)
         records = reader.records(
             pool=pool,
             tool=tool,
             status=status,
-            since=parse_since(since) if since else None,
+            since=since_ts,
             limit=limit,
             intents=intents,
             decision=decision,

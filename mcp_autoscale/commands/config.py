@@ -10,7 +10,10 @@ from typing import Annotated
 
 import typer
 
-from mcp_autoscale.commands._common import echo_out
+from mcp_autoscale.commands._common import echo_out, exit_on_error
+from mcp_autoscale.errors import InvalidInput
+from mcp_autoscale.policy import load_policy
+from mcp_autoscale.preflight import check_url, readable_file
 
 
 def claude_desktop_entry(
@@ -40,6 +43,13 @@ def register(app: typer.Typer) -> None:
         prometheus: Annotated[str | None, typer.Option("--prometheus")] = None,
     ) -> None:
         """Print the JSON to merge into claude_desktop_config.json (dry run by default: review first)."""
+        with exit_on_error():
+            if backend not in ("sim", "kubernetes"):
+                raise InvalidInput(f"--backend must be 'sim' or 'kubernetes', not {backend!r}")
+            if policy is not None:
+                load_policy(readable_file(policy, "--policy"))  # a broken entry must not be printed
+            if prometheus is not None:
+                prometheus = check_url(prometheus, "--prometheus")
         command = shutil.which("mcp-autoscale") or str(Path(sys.executable).with_name("mcp-autoscale"))
         echo_out(
             json.dumps(claude_desktop_entry(name, backend, dry_run, policy, prometheus, command), indent=2)

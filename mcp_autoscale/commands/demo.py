@@ -15,7 +15,8 @@ from typing import Annotated, Any
 import anyio
 import typer
 
-from mcp_autoscale.commands._common import echo_out
+from mcp_autoscale.commands._common import echo_out, exit_on_error, fail
+from mcp_autoscale.preflight import writable_file
 
 DEMO_POOL = {"namespace": "chat", "deployment": "llama-8b"}
 
@@ -98,10 +99,13 @@ async def run_demo(audit: Path, scenario: str) -> int:
         recs = _result(await client.call_tool("recommend_scaling", DEMO_POOL))
         rec = recs["recommendations"][0] if recs.get("recommendations") else {}
         echo_out(f"  action: {rec.get('action')}   bottleneck: {rec.get('bottleneck')}")
-        for reason in rec.get("reasons", [])[:4]:
+        for reason in rec.get("reasons", [])[:6]:
             echo_out(f"  - {reason}")
         for diag in rec.get("diagnoses", [])[:2]:
             echo_out(f"  diagnosis: {diag['summary']}")
+        effect = (rec.get("expected") or {}).get("slo")
+        if effect:
+            echo_out(f"  expected: {effect}")
 
         signals, r = target["signals"], target["replicas"]
         evidence = (
@@ -111,15 +115,24 @@ async def run_demo(audit: Path, scenario: str) -> int:
         call = rec.get("tool_call")
         if call:
             name, args = call["tool"], {**call["arguments"], "dry_run": True}
+            title = f"4. The planner's proposal, as a dry run: {name}"
         else:  # capacity is already on its way: hold a higher floor so KEDA does not scale in after the burst
             name = "patch_hpa"
+            floor = min(owner["max_replicas"], owner["min_replicas"] + 4)
             args = {
                 **DEMO_POOL,
-                "min_replicas": min(owner["max_replicas"], owner["min_replicas"] + 4),
+                "min_replicas": floor,
                 "dry_run": True,
                 "rationale": f"{evidence}; hold a higher KEDA floor through the burst",
             }
-        _section(f"4. The proposal, as a dry run: {name}")
+            title = f"4. Not the planner's call: a dry run of {name} min_replicas {owner['min_replicas']} -> {floor}"
+            echo_out(
+                "\n  The planner proposes no call: the replicas it would add are already ordered. The agent's\n"
+                "  queue-first rule (mcp-autoscale agent) still acts on a capacity-bound breach: it raises the\n"
+                "  KEDA floor so the capacity being built is held until the queue drains. That is the call\n"
+                "  shown next, as a dry run."
+            )
+        _section(title)
         _show_action(_result(await client.call_tool(name, args)))
 
         _section("5. A careless call: scale the KEDA-owned Deployment directly to 40")
@@ -130,6 +143,7 @@ async def run_demo(audit: Path, scenario: str) -> int:
                     **DEMO_POOL,
                     "replicas": 40,
                     "rationale": "more is better",
+                    "dry_run": False,
                 },
             )
         )
@@ -146,6 +160,7 @@ async def run_demo(audit: Path, scenario: str) -> int:
                     "deployment": "granite-8b",
                     "replicas": 2,
                     "rationale": "demo: add a replica to the dev pool to show the cold start",
+                    "dry_run": False,
                 },
             )
         )
@@ -176,6 +191,22 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Run a scripted MCP session on the simulated fleet: snapshot, dry-run proposal, denial, audit."""
+        from mcp_autoscale.sim.scenarios import check_scenario
+
+        with exit_on_error():
+            check_scenario(scenario)
+            if audit is not None:
+                writable_file(audit, "--audit")
         path = audit or Path(tempfile.mkdtemp(prefix="mcp-autoscale-demo-")) / "audit.jsonl"
-        code = anyio.run(run_demo, path, scenario)
+        try:
+            code = anyio.run(run_demo, path, scenario)
+        except Exception as err:  # the server died or the session broke: one line, not an exception group
+            fail(f"demo failed: {_innermost(err)}", 1)
+            return
         raise typer.Exit(code)
+
+
+def _innermost(err: BaseException) -> str:
+    while isinstance(err, BaseExceptionGroup) and err.exceptions:
+        err = err.exceptions[0]
+    return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__

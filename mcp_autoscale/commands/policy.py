@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -31,24 +32,28 @@ policy_app = typer.Typer(
 )
 
 
-def _fleet_state(action: Action) -> tuple[PoolState | None, NodePoolState | None, str]:
-    """Current state from the simulated fleet, when the target exists there."""
-    try:
-        from mcp_autoscale.sim import Twin
-    except ImportError:
-        return None, None, "no fleet state"
+def _fleet_state(
+    action: Action,
+) -> tuple[PoolState | None, NodePoolState | None, PoolSignals | None, str]:
+    """Current state and signals (with their ages) from the simulated fleet, when the target exists there."""
+    from mcp_autoscale.sim import Twin
+
     twin = Twin()
     backend = twin.backend
-    try:
-        if action.target is not None:
-            return backend.get_pool(action.target), None, "simulated fleet"
-        name = getattr(action.params, "node_pool", None)
-        for np_ in backend.list_node_pools():
-            if np_.name == name:
-                return None, np_, "simulated fleet"
-    except NotFound:
-        pass
-    return None, None, "no fleet state"
+    if action.target is not None:
+        try:
+            pool = backend.get_pool(action.target)
+        except NotFound:
+            known = ", ".join(p.ref.key for p in backend.list_pools())
+            return None, None, None, f"{action.target.key} is not in the simulated fleet (pools: {known})"
+        signals = twin.signals.collect([pool]).pools.get(pool.ref.key)
+        return pool, None, signals, "simulated fleet"
+    name = getattr(action.params, "node_pool", None)
+    for np_ in backend.list_node_pools():
+        if np_.name == name:
+            return None, np_, None, "simulated fleet"
+    known = ", ".join(n.name for n in backend.list_node_pools())
+    return None, None, None, f"node pool {name} is not in the simulated fleet (node pools: {known})"
 
 
 def _synthetic_pool(action: Action, current: int, owner_min: int | None, owner_max: int | None) -> PoolState:
@@ -67,8 +72,20 @@ def _synthetic_pool(action: Action, current: int, owner_min: int | None, owner_m
     )  # fmt: skip
 
 
-def _snapshot(pool: PoolState, kv: float | None, queue: float | None, age: float | None) -> PoolSnapshot:
-    ages = {} if age is None else {"kv_usage": age, "queue_depth": age}
+def _snapshot(
+    pool: PoolState,
+    kv: float | None,
+    queue: float | None,
+    age: float | None,
+    measured: PoolSignals | None = None,
+) -> PoolSnapshot:
+    """The pool's signals: the simulated fleet's (values and ages) when known, overridden by the options."""
+    base = measured or PoolSignals()
+    kv = base.kv_usage if kv is None else kv
+    queue = base.queue_depth if queue is None else queue
+    ages = dict(base.age_s)
+    if age is not None:
+        ages = {k: age for k in ages} or {"kv_usage": age, "queue_depth": age}
     missing = {}
     if kv is None:
         missing["kv_usage"] = "not given (use --kv)"
@@ -139,13 +156,23 @@ def explain(
     tool: Annotated[str, typer.Option("--tool", help="scale_deployment | patch_hpa | request_gpu_nodes")],
     args: Annotated[str, typer.Option("--args", help="Tool arguments as JSON")] = "{}",
     current: Annotated[
-        int | None, typer.Option("--current", help="Current replicas (else: sim fleet)")
+        int | None, typer.Option("--current", help="Current replicas (else: sim fleet)", min=0)
     ] = None,
-    owner_min: Annotated[int | None, typer.Option("--owner-min", help="Current HPA minReplicas")] = None,
-    owner_max: Annotated[int | None, typer.Option("--owner-max", help="Current HPA maxReplicas")] = None,
-    kv: Annotated[float | None, typer.Option("--kv", help="KV-cache usage 0-1")] = None,
-    queue: Annotated[float | None, typer.Option("--queue", help="Waiting requests (pool total)")] = None,
-    age: Annotated[float | None, typer.Option("--age", help="Age of the newest signals, seconds")] = None,
+    owner_min: Annotated[
+        int | None, typer.Option("--owner-min", help="Current HPA minReplicas", min=0)
+    ] = None,
+    owner_max: Annotated[
+        int | None, typer.Option("--owner-max", help="Current HPA maxReplicas", min=1)
+    ] = None,
+    kv: Annotated[
+        float | None, typer.Option("--kv", help="KV-cache usage 0-1 (else: sim fleet)", min=0.0, max=1.0)
+    ] = None,
+    queue: Annotated[
+        float | None, typer.Option("--queue", help="Waiting requests, pool total (else: sim fleet)", min=0.0)
+    ] = None,
+    age: Annotated[
+        float | None, typer.Option("--age", help="Age of the signals, seconds (else: sim fleet)", min=0.0)
+    ] = None,
     cost: Annotated[float | None, typer.Option("--cost", help="USD/h the action adds")] = None,
     at: Annotated[str | None, typer.Option("--at", help="Evaluate at this ISO time (default: now)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
@@ -167,24 +194,30 @@ def explain(
             raise InvalidInput(f"--at {at!r} is not an ISO 8601 time") from None
         if now.tzinfo is None:
             now = now.replace(tzinfo=UTC)
+        for name, value in (("--kv", kv), ("--queue", queue), ("--age", age), ("--cost", cost)):
+            if value is not None and not math.isfinite(value):
+                raise InvalidInput(f"{name} must be a finite number, not {value}")
         action = action_from_call(tool, arguments, "policy explain", caller="cli:policy-explain", now=now)
-        pool, node_pool, origin = (None, None, "given")
+        pool, node_pool, measured, origin = (None, None, None, "given")
         if current is None and owner_min is None and owner_max is None:
-            pool, node_pool, origin = _fleet_state(action)
+            pool, node_pool, measured, origin = _fleet_state(action)
         elif action.target is not None:
             pool = _synthetic_pool(action, current if current is not None else 1, owner_min, owner_max)
         if cost is None and (pool is not None or node_pool is not None):
             from mcp_autoscale.cost import action_cost_delta, load_catalogue
 
             cost = action_cost_delta(action, pool, node_pool, load_catalogue(None))
-        snap = _snapshot(pool, kv, queue, age) if pool is not None else None
+        snap = _snapshot(pool, kv, queue, age, measured) if pool is not None else None
+        if snap is not None:
+            kv, queue = snap.signals.kv_usage, snap.signals.queue_depth
+            age = max(snap.signals.age_s.values()) if snap.signals.age_s else age
         ctx = PolicyContext(pool=pool, node_pool=node_pool, snapshot=snap, now=now, cost_delta_per_hour=cost)
         verdict = ownership_verdict(action, pool) or evaluate(policy, action, ctx)
         rows = trace(policy, action, ctx)
         ctx_line = (
             f"replicas {pool.desired_replicas if pool else '?'} ({origin}), "
-            f"kv {kv if kv is not None else '?'}, "
-            f"queue {queue if queue is not None else '?'}, data age {age if age is not None else '?'} s, "
+            f"kv {'?' if kv is None else f'{kv:.2f}'}, "
+            f"queue {'?' if queue is None else f'{queue:g}'}, data age {'?' if age is None else f'{age:g}'} s, "
             f"cost {'?' if cost is None else f'{cost:+.2f} $/h'}, at {now.isoformat(timespec='seconds')}"
         )
         if as_json:

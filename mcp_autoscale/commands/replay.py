@@ -3,6 +3,7 @@ and two oracles; ``--suite`` runs them all on the library of load shapes."""
 
 from __future__ import annotations
 
+import math
 import shlex
 import sys
 from pathlib import Path
@@ -12,6 +13,9 @@ import typer
 
 from mcp_autoscale.commands._common import build_settings, echo_out, exit_on_error, fail
 from mcp_autoscale.logs import configure_logging
+from mcp_autoscale.preflight import readable_file, writable_dir
+
+MAX_SYNTHETIC_S = 7 * 86400.0
 
 
 def register(app: typer.Typer) -> None:
@@ -76,6 +80,12 @@ def register(app: typer.Typer) -> None:
         from mcp_autoscale.replay.trace import write_trace
 
         configure_logging("warning")
+        with exit_on_error():  # every mode writes to --out and seeds the twin: refuse a bad one first
+            writable_dir(out, "--out")
+            if seed < 0:
+                raise InvalidInput(f"--seed must be >= 0, got {seed}")
+            if fleet is not None:
+                readable_file(fleet, "--fleet")
         if fleet is not None:
             if trace is not None or synthetic is not None or suite:
                 fail("--fleet replays the pools' own traces; give no TRACE, --synthetic or --suite", 2)
@@ -99,11 +109,20 @@ def register(app: typer.Typer) -> None:
                 )
             if not 60.0 <= interval <= 180.0:
                 raise InvalidInput(f"--interval must be within 60-180 s, got {interval:g}")
+            if not (math.isfinite(peak_rps) and 0.0 < peak_rps <= 10_000.0):
+                raise InvalidInput(f"--peak-rps must be a number in (0, 10000], got {peak_rps:g}")
+            if not (math.isfinite(start_hour) and 0.0 <= start_hour < 24.0):
+                raise InvalidInput(f"--start-hour must be within 0-24, got {start_hour:g}")
+            if not 1 <= workers <= 64:
+                raise InvalidInput(f"--workers must be within 1-64, got {workers}")
+            if trace is not None:
+                readable_file(trace, "TRACE.csv")
             settings = build_settings()
             if synthetic is not None:
-                tr = synthetic_trace(
-                    parse_duration(synthetic), seed, peak_rps=peak_rps, start_hour=start_hour
-                )
+                length = parse_duration(synthetic)
+                if length > MAX_SYNTHETIC_S:
+                    raise InvalidInput(f"--synthetic {synthetic!r}: at most 7d (a replay runs every step)")
+                tr = synthetic_trace(length, seed, peak_rps=peak_rps, start_hour=start_hour)
                 out.mkdir(parents=True, exist_ok=True)
                 write_trace(tr, out / "trace.csv")
             else:

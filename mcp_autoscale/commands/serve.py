@@ -21,9 +21,21 @@ from mcp_autoscale.commands._common import (
     exit_on_error,
     fail,
 )
+from mcp_autoscale.errors import InvalidInput
 from mcp_autoscale.logs import configure_logging, get_logger
 
 log = get_logger(__name__)
+
+
+def parse_clusters(values: list[str]) -> dict[str, str]:
+    """``["eu=kind-eu", "us=in-cluster"]`` -> ``{"eu": "kind-eu", "us": "in-cluster"}`` (order kept)."""
+    out: dict[str, str] = {}
+    for value in values:
+        name, sep, context = value.partition("=")
+        if not sep or not name or not context:
+            raise InvalidInput(f"--cluster {value!r}: expected NAME=CONTEXT (e.g. eu=prod-eu-context)")
+        out[name] = context
+    return out
 
 
 def register(app: typer.Typer) -> None:
@@ -39,6 +51,14 @@ def register(app: typer.Typer) -> None:
         seed: SeedOpt = None,
         sim_clock: ClockOpt = None,
         runbooks: RunbooksOpt = None,
+        cluster: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--cluster",
+                help="NAME=CONTEXT, repeatable: address pools on several clusters (kubeconfig contexts; "
+                "CONTEXT 'in-cluster' for the pod's own). The first is the default.",
+            ),
+        ] = None,
         transport: Annotated[
             str, typer.Option("--transport", help="stdio or http (streamable HTTP at /mcp)")
         ] = "stdio",
@@ -76,6 +96,7 @@ def register(app: typer.Typer) -> None:
                 sim_clock=sim_clock,
                 runbooks_dir=runbooks,
                 metrics_port=metrics_port,
+                clusters=parse_clusters(cluster) if cluster else None,
             )
             application = build_app(settings)
             if settings.metrics_port is not None:

@@ -69,9 +69,28 @@ def render_table(snap: FleetSnapshot) -> str:
     footer = f"\n{snap.backend} backend, signals from {snap.signal_source}, taken {snap.taken_at:%Y-%m-%d %H:%M:%S}Z"
     if snap.fleet_cost_per_hour is not None:
         footer += f", fleet ${snap.fleet_cost_per_hour:.2f}/h"
-    if snap.partial:
+    if snap.source_errors:
+        footer += "\nSOURCE DOWN: " + "; ".join(snap.source_errors)
+    elif snap.partial:
         footer += "\nPARTIAL: " + "; ".join(snap.warnings or ["some signals are missing or stale"])
+    unknown = [f"{p.namespace}/{p.name}" for p in snap.pools if p.slo.value == "unknown"]
+    if unknown:
+        footer += f"\nSLO NOT JUDGED (signals missing or stale): {', '.join(unknown)}"
     return "\n".join(lines) + footer
+
+
+EXIT_SOURCE_DOWN = 1
+EXIT_PARTIAL = 3
+
+
+def snapshot_exit_code(snap: FleetSnapshot) -> int:
+    """0 a complete answer; 1 a source failed as a whole (the table is blind where it feeds); 3 partial:
+    some signals missing or stale, or a pool whose SLO cannot be judged. Blind is never 0."""
+    if snap.source_errors:
+        return EXIT_SOURCE_DOWN
+    if snap.partial or any(p.slo.value == "unknown" for p in snap.pools):
+        return EXIT_PARTIAL
+    return 0
 
 
 def register(app: typer.Typer) -> None:
@@ -87,7 +106,11 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
         namespace: Annotated[str | None, typer.Option("--namespace", "-n")] = None,
     ) -> None:
-        """Print the current SLO snapshot."""
+        """Print the current SLO snapshot.
+
+        Exit 0: every pool judged on complete data; 1: a signal source (or the cluster's node pools) could
+        not be read; 3: partial (signals missing or stale, an SLO that cannot be judged); 2: bad usage.
+        """
         from mcp_autoscale.app import build_app
 
         configure_logging("warning")
@@ -95,6 +118,7 @@ def register(app: typer.Typer) -> None:
             settings = build_settings(
                 backend, prometheus, policy, audit, False, context, scenario, seed, sim_clock="manual"
             )
-            application = build_app(settings)
+            application = build_app(settings, read_only=True)
             snap = application.snapshotter.take(namespace=namespace)
         echo_out(snap.model_dump_json(indent=2) if as_json else render_table(snap))
+        raise typer.Exit(snapshot_exit_code(snap))

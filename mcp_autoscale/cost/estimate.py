@@ -289,7 +289,7 @@ def estimate(
     """
     months = catalogue.hours_per_month
     states = {p.ref.key: p for p in pools}
-    snaps = {f"{p.namespace}/{p.name}": p for p in snapshot.pools}
+    snaps = {(f"{p.cluster}:" if p.cluster else "") + f"{p.namespace}/{p.name}": p for p in snapshot.pools}
     warnings: list[str] = []
     keys = list(snaps) + [k for k in states if k not in snaps]
     out: list[PoolCost] = []

@@ -69,6 +69,11 @@ from mcp_autoscale.planner.seasonality import MinuteDemand, outlook
 History = Mapping[str, Sequence[PoolSample]]
 
 
+def pool_key(snap: PoolSnapshot) -> str:
+    """``namespace/name``, or ``cluster:namespace/name`` on a several-cluster server (as ``PoolRef.key``)."""
+    return f"{snap.cluster}:{snap.namespace}/{snap.name}" if snap.cluster else f"{snap.namespace}/{snap.name}"
+
+
 def samples_from_snapshots(snapshots: Sequence[FleetSnapshot]) -> dict[str, list[PoolSample]]:
     """Turn a series of fleet snapshots into per-pool history (``t_s`` = seconds since the first)."""
     out: dict[str, list[PoolSample]] = {}
@@ -78,7 +83,7 @@ def samples_from_snapshots(snapshots: Sequence[FleetSnapshot]) -> dict[str, list
     for snap in snapshots:
         t = (snap.taken_at - t0).total_seconds()
         for p in snap.pools:
-            out.setdefault(f"{p.namespace}/{p.name}", []).append(PoolSample.from_snapshot(p, t))
+            out.setdefault(pool_key(p), []).append(PoolSample.from_snapshot(p, t))
     return out
 
 
@@ -118,7 +123,7 @@ def _assess(
     node_pool: NodePoolState | None = None,
     minutes: MinuteDemand | None = None,
 ) -> _Assessment:
-    key = f"{snap.namespace}/{snap.name}"
+    key = pool_key(snap)
     s = snap.signals
     slo = snap.slo_targets
     cfg = config.model_copy(update={"slo": slo})
@@ -306,8 +311,8 @@ def _assess(
     thin = s.request_rps is not None and s.request_rps * 60.0 < cfg.min_requests_for_latency
     if breaches and thin:
         reasons.append(
-            f"latency p90 over ~{(s.request_rps or 0.0) * 60.0:.0f} requests/min: too few to act on "
-            "(a single long prompt; more replicas would not shorten it)"
+            f"latency p90 over ~{(s.request_rps or 0.0) * 60.0:.0f} requests/min: a few slow requests "
+            "(e.g. one long prompt), not a shortage of replicas; more replicas would not shorten them"
         )
     elif breaches and "cpu_bound" not in kinds:
         candidates.append(max(ready, desired) + (0 if desired > ready else 1))
@@ -517,8 +522,9 @@ def _recommend_one(
             action, state.model_copy(update={"desired_replicas": desired}), None, catalogue
         )
         rationale = _rationale(a, what, delta)
+        where = {"cluster": snap.cluster} if snap.cluster else {}  # several clusters: the call names it
         if isinstance(params, AutoscalerPatch):
-            args: dict[str, Any] = {"namespace": snap.namespace, "deployment": snap.name}
+            args: dict[str, Any] = {"namespace": snap.namespace, "deployment": snap.name, **where}
             args["min_replicas"] = params.min_replicas
             if params.max_replicas is not None:
                 args["max_replicas"] = params.max_replicas
@@ -530,6 +536,7 @@ def _recommend_one(
                 {
                     "namespace": snap.namespace,
                     "deployment": snap.name,
+                    **where,
                     "replicas": target,
                     "rationale": rationale,
                     "dry_run": True,
@@ -577,13 +584,7 @@ def _recommend_one(
     action_name = "none" if tool_call is None else tool_call.tool
     months = catalogue.hours_per_month
     if tool_call is None:
-        slo_text = (
-            "SLO holds at current size"
-            if not a.breaches
-            else "breach not fixable by replicas (see diagnoses)"
-        )
-        if a.breaches and "cpu_bound" not in {d.kind for d in a.diagnoses} and target > desired:
-            slo_text = "owner bounds already allow the target; the fast loop will get there"
+        slo_text = _no_action_effect(a, snap, target, desired)
     elif target > desired:
         slo_text = (
             f"capacity for the load forecast {a.horizon_s:.0f} s ahead; new replicas serve after ~"
@@ -615,6 +616,28 @@ def _recommend_one(
     )
 
 
+def _no_action_effect(a: _Assessment, snap: PoolSnapshot, target: int, desired: int) -> str:
+    """Why no call is recommended, in the words the reasons and diagnoses use (one story, issue 19)."""
+    if not a.breaches:
+        return "SLO holds at current size"
+    kinds = {d.kind for d in a.diagnoses}
+    if "cpu_bound" in kinds:
+        return "breach remains: CPU-bound, GPU replicas would not fix it (see diagnoses); a human should look"
+    if target > desired:
+        return "owner bounds already allow the target; the fast loop will get there"
+    ready = snap.replicas.get("ready", desired)
+    on_way = snap.replicas.get("starting", 0) + snap.replicas.get("pending", 0)
+    if desired > ready and on_way:
+        return (
+            f"capacity for {desired} replicas is already on its way ({on_way} starting or waiting for a "
+            f"node, {ready} serving): the breach should clear once they serve; no extra call needed"
+        )
+    thin = [r for r in a.reasons if "a few slow requests" in r]
+    if thin:
+        return "breach remains: too little traffic for replicas to matter (see reasons); a human should look"
+    return "breach remains: no replica change fits the bounds (see reasons); a human should look"
+
+
 def _index(
     snapshot: FleetSnapshot, pools: Sequence[PoolState], node_pools: Sequence[NodePoolState] | None
 ) -> tuple[dict[str, PoolState], dict[str, NodePoolState]]:
@@ -638,7 +661,7 @@ def recommend(
     states, nps = _index(snapshot, pools, node_pools)
     out: list[Recommendation] = []
     for snap in snapshot.pools:
-        key = f"{snap.namespace}/{snap.name}"
+        key = pool_key(snap)
         state = states.get(key) or snap.to_pool_state()
         node_pool = nps.get(snap.node_pool or state.node_pool or "")
         a = _assess(
@@ -659,7 +682,7 @@ def diagnose(
     states, _ = _index(snapshot, pools, None)
     found: list[Diagnosis] = list(dark_capacity_nodes(list(snapshot.node_pools), catalogue, cfg))
     for snap in snapshot.pools:
-        key = f"{snap.namespace}/{snap.name}"
+        key = pool_key(snap)
         state = states.get(key) or snap.to_pool_state()
         found.extend(_assess(snap, state, catalogue, None, cfg).diagnoses)
     return sorted(found, key=lambda d: -(d.usd_per_month or 0.0))

@@ -69,9 +69,17 @@ def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
+def _cluster(action: Action) -> str | None:
+    """The cluster an action addresses (several-cluster servers; None otherwise)."""
+    if isinstance(action.params, GpuNodeRequest):
+        return action.params.cluster
+    return action.target.cluster if action.target is not None else None
+
+
 def target_label(action: Action) -> str:
     if isinstance(action.params, GpuNodeRequest):
-        return f"nodepool/{action.params.node_pool}"
+        where = f"{action.params.cluster}:" if action.params.cluster else ""
+        return f"{where}nodepool/{action.params.node_pool}"
     return action.target.key if action.target is not None else "(no target)"
 
 
@@ -266,7 +274,13 @@ def _check_budget(chk: _RuleCheck, rule: Rule, ctx: PolicyContext, f: _Facts) ->
         return
     cost = _finite(ctx.cost_delta_per_hour)
     if cost is None:
-        chk.fail("cost of the action is unknown, cannot check the budget", "configure a price catalogue")
+        known = ctx.pool is not None or ctx.node_pool is not None
+        chk.fail(
+            "cost of the action is unknown, cannot check the budget",
+            "give a price for this GPU type in the price catalogue (MCP_AUTOSCALE_PRICE_CATALOGUE)"
+            if known
+            else f"{f.target} is not a known pool or node pool: check the name against get_slo_snapshot",
+        )
         return
     if b.max_added_usd_per_hour is not None and cost > b.max_added_usd_per_hour:
         chk.fail(
@@ -356,6 +370,7 @@ def evaluate(policy: Policy, action: Action, ctx: PolicyContext) -> Verdict:
             ref=ref,
             labels=labels,
             node_pool=node_pool,
+            cluster=_cluster(action),
             caller=action.caller,
             groups=action.caller_groups,
         )
@@ -429,6 +444,7 @@ def trace(policy: Policy, action: Action, ctx: PolicyContext) -> list[RuleTrace]
             ref=ref,
             labels=labels,
             node_pool=node_pool,
+            cluster=_cluster(action),
             caller=action.caller,
             groups=action.caller_groups,
         ):
@@ -448,7 +464,7 @@ def trace(policy: Policy, action: Action, ctx: PolicyContext) -> list[RuleTrace]
             if (
                 ref is not None
                 and m.pools
-                and not any(fnmatchcase(ref.key, g) or fnmatchcase(ref.name, g) for g in m.pools)
+                and not any(fnmatchcase(ref.local_key, g) or fnmatchcase(ref.name, g) for g in m.pools)
             ):
                 why.append(f"pool not in {m.pools}")
             if any(labels.get(k) != v for k, v in m.labels.items()):
@@ -459,6 +475,9 @@ def trace(policy: Policy, action: Action, ctx: PolicyContext) -> list[RuleTrace]
                 why.append(f"node pool not in {m.node_pools}")
             if ref is None and (m.namespaces or m.pools or m.labels):
                 why.append("rule is for pools, action is for a node pool")
+            where = _cluster(action)
+            if m.clusters and (where is None or not any(fnmatchcase(where, g) for g in m.clusters)):
+                why.append(f"cluster {where or '(none)'} not in {m.clusters}")
             out.append(RuleTrace(rule=r.name, status="not matched", detail="; ".join(why)))
         elif r.active is not None and not r.active.contains(ctx.now, policy.timezone):
             out.append(RuleTrace(rule=r.name, status="inactive", detail=f"outside {r.active.describe()}"))

@@ -56,6 +56,10 @@ class Match(_Strict):
     labels: dict[str, str] = Field(default_factory=dict, description="Deployment labels that must all equal")
     tools: list[ActionKind] = Field(default_factory=list, description="Mutating tools the rule covers")
     node_pools: list[str] = Field(default_factory=list, description="Node pool globs (request_gpu_nodes)")
+    clusters: list[str] = Field(
+        default_factory=list,
+        description="Cluster globs (a several-cluster server); a pool with no cluster never matches",
+    )
     callers: list[str] = Field(
         default_factory=list,
         description="Caller globs as the audit names them: 'oidc:ci-*', 'local:alice', 'http:token-*'",
@@ -71,11 +75,15 @@ class Match(_Strict):
         ref: PoolRef | None,
         labels: dict[str, str],
         node_pool: str | None,
+        cluster: str | None = None,
         caller: str | None = None,
         groups: Sequence[str] | None = None,
     ) -> bool:
         """``caller``/``groups`` None: unknown (e.g. choosing locks), which matches any caller condition."""
         if self.tools and tool not in self.tools:
+            return False
+        where = ref.cluster if ref is not None else cluster
+        if self.clusters and (where is None or not any(fnmatchcase(where, g) for g in self.clusters)):
             return False
         if self.callers and caller is not None and not any(fnmatchcase(caller, g) for g in self.callers):
             return False
@@ -85,7 +93,7 @@ class Match(_Strict):
             if self.namespaces and not any(fnmatchcase(ref.namespace, g) for g in self.namespaces):
                 return False
             if self.pools and not any(
-                fnmatchcase(ref.key, g) or fnmatchcase(ref.name, g) for g in self.pools
+                fnmatchcase(ref.local_key, g) or fnmatchcase(ref.name, g) for g in self.pools
             ):
                 return False
             if any(labels.get(k) != v for k, v in self.labels.items()):
@@ -99,6 +107,10 @@ class Match(_Strict):
     def matches_target(self, target: str, tool: str) -> bool:
         """Match an audit record (``target`` is 'ns/name' or 'nodepool/name'; labels are not recorded)."""
         if self.tools and tool not in {t.value for t in self.tools}:
+            return False
+        cluster, sep, local = target.partition(":")  # 'eu:chat/llama-8b' on a several-cluster server
+        cluster, target = (cluster, local) if sep else ("", target)
+        if self.clusters and not (cluster and any(fnmatchcase(cluster, g) for g in self.clusters)):
             return False
         head, _, tail = target.partition("/")
         if head == "nodepool":
@@ -344,7 +356,9 @@ class Policy(_Strict):
                 continue
             if m.namespaces and not any(fnmatchcase(ref.namespace, g) for g in m.namespaces):
                 continue
-            if m.pools and not any(fnmatchcase(ref.key, g) or fnmatchcase(ref.name, g) for g in m.pools):
+            if m.pools and not any(
+                fnmatchcase(ref.local_key, g) or fnmatchcase(ref.name, g) for g in m.pools
+            ):
                 continue
             return rule.slo
         return None

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel
 
@@ -23,7 +24,7 @@ from mcp_autoscale.models import SloTargets
 from mcp_autoscale.planner import PlannerConfig
 from mcp_autoscale.planner.fleet import FleetPolicy
 from mcp_autoscale.replay.evaluate import ReplayConfig, _arrivals_from, _Meter
-from mcp_autoscale.replay.fleet_spec import INSTANCES, FleetSpec, floor_of, scenario_of
+from mcp_autoscale.replay.fleet_spec import INSTANCES, FleetSpec, PoolEntry, floor_of, scenario_of
 from mcp_autoscale.replay.fleet_strategies import FleetPlanner, FleetStrategy, PerPool
 from mcp_autoscale.replay.strategies import CausalOracle, KedaOnly, KedaPlusPlanner, Oracle, Strategy
 from mcp_autoscale.replay.trace import Trace
@@ -37,12 +38,10 @@ class FleetConfig(ReplayConfig):
     fleet_utilisation: float = 0.9
     """The fleet planner's target utilisation for interactive pools (their burst headroom is pooled)."""
     fleet_policy: FleetPolicy = field(default_factory=FleetPolicy)
-    fleet_batch_utilisation: float = 0.9
-    fleet_batch_hold_s: float = 0.0
-    fleet_warm_min: int = 1
     fleet_warm_max_share: float = 0.25
-    """Warm GPUs per node pool: at least this many, at most this share of the node pool's limit."""
-    """Batch pools run hotter and give GPUs back at once (they catch up on their backlog instead)."""
+    """Pooled headroom per node pool: at most this share of the node pool's limit."""
+    fleet_reserve: Literal["batch", "warm"] = "batch"
+    """Where the pooled headroom is held: warm placeholder GPUs, or a batch pool's spare."""
 
 
 class FleetPoolResult(BaseModel):
@@ -162,33 +161,38 @@ def make_strategy(
     def max_rep(key: str) -> int:
         return spec.node_pool(entries[key].node_pool).limit_gpus
 
+    def planner_for(p: PoolEntry, utilisation: float, floor: int, sub: str) -> KedaPlusPlanner:
+        return KedaPlusPlanner(
+            catalogue,
+            cfg.slo,
+            interval_s=cfg.planner_interval_s,
+            sample_s=cfg.sample_s,
+            config=PlannerConfig(
+                target_utilisation=utilisation,
+                owner_max_band=cfg.planner_max_band,
+                floors={p.namespace: floor},
+            ),
+            audit_dir=cfg.audit_dir / sub / f"{p.namespace}-{p.name}" if cfg.audit_dir else None,
+        )
+
     if name == "fleet":
-        sizers: dict[str, CausalOracle] = {}
-        per_gpu: dict[str, float] = {}
-        for p in spec.pools:
-            c_in, c_out = known[p.ref.key]
-            tr = traces[p.ref.key]
-            inter = p.priority == "interactive"
-            sizers[p.ref.key] = CausalOracle(
-                tr,
-                c_in,
-                c_out,
-                floor=1,
-                utilisation=cfg.fleet_utilisation if inter else cfg.fleet_batch_utilisation,
-                hold_s=cfg.causal_hold_s if inter else cfg.fleet_batch_hold_s,
-                max_replicas=max_rep(p.ref.key),
+        inner = {
+            p.ref.key: planner_for(
+                p,
+                cfg.fleet_utilisation if p.priority == "interactive" else cfg.planner_utilisation,
+                floor_of(p),
+                "fleet",
             )
-            mean_out = float(tr.generated.sum()) / max(1, tr.requests)
-            per_gpu[p.ref.key] = c_out / max(1.0, mean_out)
+            for p in spec.pools
+        }
         return FleetPlanner(
             catalogue,
-            sizers,
-            per_gpu,
+            inner,
             sample_s=cfg.sample_s,
             interval_s=cfg.planner_interval_s,
             policy=cfg.fleet_policy,
-            warm_min=cfg.fleet_warm_min,
             warm_max_share=cfg.fleet_warm_max_share,
+            reserve=cfg.fleet_reserve,
             audit_dir=cfg.audit_dir / "fleet" if cfg.audit_dir else None,
         )
 
@@ -198,14 +202,7 @@ def make_strategy(
         if name == "keda":
             return KedaOnly()
         if name == "planner":
-            return KedaPlusPlanner(
-                catalogue,
-                cfg.slo,
-                interval_s=cfg.planner_interval_s,
-                sample_s=cfg.sample_s,
-                config=PlannerConfig(target_utilisation=cfg.planner_utilisation, floors={p.namespace: floor}),
-                audit_dir=cfg.audit_dir / "planner" / f"{p.namespace}-{p.name}" if cfg.audit_dir else None,
-            )
+            return planner_for(p, cfg.planner_utilisation, floor, "planner")
         c_in, c_out = known[ref_key]
         tr = traces[ref_key]
         if name == "causal":

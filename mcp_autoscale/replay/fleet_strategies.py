@@ -2,13 +2,12 @@
 
 - ``PerPool``: one single-pool strategy per pool (``keda``, ``planner``, ``causal``, ``oracle``), each blind
   to the others: every pool holds headroom for its own bursts.
-- ``FleetPlanner``: the same KEDA + planner per interactive pool, but at a higher target utilisation and
-  floor 1, because burst headroom is held once per node pool as warm placeholder GPUs (``request_gpu_nodes``
-  method ``balloon``) sized by ``planner.fleet.pooled_headroom`` on the pools' observed burst excess. When a
-  node pool's limit binds and an interactive pool queues, ``planner.fleet.allocate`` decides who yields:
-  batch pools are capped (``patch_hpa`` max) down to what drains their backlog within the policy's deadline,
-  and restored once the limit no longer binds. Every move is an ``Action`` through ``actions.Gate`` whose
-  rationale names the pools traded off and the $.
+- ``FleetPlanner``: the per-pool planner's sizing in every pool (its learned capacity, forecast and
+  hysteresis), with burst headroom held once per node pool instead of in every pool: interactive pools run
+  hotter (U 0.9 instead of 0.65), and the node pool's pooled reserve (``planner.fleet.pooled_headroom`` on the
+  interactive pools' combined burst excess) is a batch pool's spare or warm placeholder GPUs. When a node
+  pool's limit binds, ``planner.fleet.allocate`` decides who yields. Every fleet move is an ``Action``
+  through ``actions.Gate`` whose rationale names the pools traded off.
 """
 
 from __future__ import annotations
@@ -17,22 +16,19 @@ import math
 import tempfile
 from collections import Counter
 from collections.abc import Callable
-from datetime import timedelta
 from pathlib import Path
-
-import numpy as np
+from typing import Literal
 
 from mcp_autoscale.actions import Gate, action_from_call
 from mcp_autoscale.audit import AuditLog
 from mcp_autoscale.config import Settings
 from mcp_autoscale.cost.catalogue import PriceCatalogue
 from mcp_autoscale.cost.estimate import action_cost_delta
-from mcp_autoscale.models import ActionKind, ActionStatus, PoolRef
-from mcp_autoscale.planner import replicas_needed
+from mcp_autoscale.models import ActionKind, ActionStatus, PoolRef, PoolState
 from mcp_autoscale.planner.fleet import FleetPolicy, PoolClaim, allocate, burst_excess, pooled_headroom
 from mcp_autoscale.policy import Match, Policy, ReplicaBounds, Rule
-from mcp_autoscale.replay.fleet_spec import FleetSpec
-from mcp_autoscale.replay.strategies import ActionLog, CausalOracle, KedaPlusPlanner, Strategy
+from mcp_autoscale.replay.fleet_spec import FleetSpec, PoolEntry
+from mcp_autoscale.replay.strategies import ActionLog, KedaPlusPlanner, Strategy
 from mcp_autoscale.sim import Twin
 
 
@@ -119,50 +115,55 @@ def fleet_policy(spec: FleetSpec, forbid_node_pools: bool = False) -> Policy:
 
 
 class FleetPlanner(FleetStrategy):
-    """Sizes every pool of the fleet together, through the gate.
+    """The fleet planner on the per-pool planner's sizing: what the planner knows, plus the fleet view.
 
-    It knows what the causal oracle knows (each pool's true per-replica capacity and the load so far, no
-    foresight), so its edge over per-pool ``causal`` is the fleet view alone: interactive pools run at a
-    higher utilisation because burst headroom is held once per node pool as warm GPUs, and when a limit
-    binds the batch pools yield (down to what drains their backlog by the policy's deadline).
+    Every pool keeps the per-pool planner (``KedaPlusPlanner``: its learned capacity from breach evidence,
+    forecast, hysteresis and KEDA as the fast loop), so the fleet knows no more about a pool than the
+    planner does. What changes is where burst headroom is held: interactive pools run at a higher target
+    utilisation (same floors: at floor 1 the small pools lost TTFT minutes to every burst), and the node
+    pool holds one pooled reserve, the q-quantile of the interactive pools' summed burst excess within one
+    lead time (``planner.fleet.pooled_headroom`` on their desired replicas). It is a busy batch pool's
+    spare (its planner's floor raised: it works on its backlog with those GPUs and yields them through the
+    gate the moment an interactive pool grows) or, with no batch pool, warm placeholder GPUs. When the node
+    pool's limit binds, ``planner.fleet.allocate`` scales the givers (batch first) down to their grant. The
+    fleet's own moves go through one gate with rationales naming the pools; each pool's planner submits
+    through its own gate, as per pool.
     """
 
     name = "fleet"
-    label = "Fleet planner (pooled warm GPUs per node pool, batch yields to interactive)"
+    label = "Fleet planner (per-pool planner sizing, pooled headroom per node pool, batch yields)"
 
     def __init__(
         self,
         catalogue: PriceCatalogue,
-        sizers: dict[str, CausalOracle],
-        per_gpu_rps: dict[str, float],
+        inner: dict[str, KedaPlusPlanner],
         *,
         sample_s: float = 30.0,
         interval_s: float = 120.0,
         lead_s: float = 420.0,
         settle_s: float = 900.0,
-        warm_min: int = 1,
         warm_max_share: float = 0.25,
+        reserve: Literal["batch", "warm"] = "batch",
         policy: FleetPolicy | None = None,
         audit_dir: Path | None = None,
     ) -> None:
         super().__init__()
-        self.catalogue, self.sizers, self.per_gpu_rps = catalogue, sizers, per_gpu_rps
+        self.catalogue, self.inner, self.reserve = catalogue, inner, reserve
         self.period_s, self.interval_s, self.lead_s, self.settle_s = sample_s, interval_s, lead_s, settle_s
-        self.warm_min, self.warm_max_share = warm_min, warm_max_share
+        self.warm_max_share = warm_max_share
         self.policy = policy or FleetPolicy()
         self._audit_dir = audit_dir
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self.need: dict[str, list[float]] = {}
-        """GPUs each pool's load needs at full capacity (U = 1), per sample."""
         self.held: dict[str, list[float]] = {}
-        """GPUs each pool holds (desired replicas), per sample."""
+        """GPUs each pool's planner and KEDA want (desired replicas x GPUs per replica), per sample."""
         self.warm: dict[str, int] = {}
+        self.pooled: dict[str, int] = {}
         self.headroom_log: list[dict[str, object]] = []
         self.trades: list[str] = []
-        self.pooled: dict[str, int] = {}
-        """Pooled headroom per node pool (GPUs): warm placeholders, or a batch pool's spare."""
-        self._pooled_why: dict[str, str] = {}
         self._inter: dict[str, list[tuple[float, int]]] = {}
+        self._base_floor: dict[str, int] = {}
+        self._spare: dict[str, int] = {}
+        self._capped: dict[str, int | None] = {}
         self._next_plan = 0.0
 
     def setup(self, twin: Twin, spec: FleetSpec) -> None:
@@ -181,27 +182,24 @@ class FleetPlanner(FleetStrategy):
             clock=lambda: twin.now,
         )
         for p in spec.pools:
-            self.need[p.ref.key] = []
-            self.held[p.ref.key] = []
-            self._submit(
-                "patch_hpa",
-                {"namespace": p.namespace, "name": p.name, "paused": True},
-                f"the fleet planner sizes {p.ref.key} together with the other pools on {p.node_pool}",
-                0.0,
-                twin,
-            )
+            k = p.ref.key
+            self.inner[k].setup(twin, p.ref)
+            self.held[k] = []
+            self._base_floor[k] = self.inner[k].config.floor(p.namespace)
+            self._spare[k] = 0
+            self._capped[k] = None
         for n in spec.node_pools:
             self.warm[n.name] = 0
-            self.pooled[n.name] = self.warm_min
+            self.pooled[n.name] = 0
             self._inter[n.name] = []
-            if any(p.priority == "batch" for p in spec.pools if p.node_pool == n.name):
-                continue  # a batch pool's spare is the warm capacity
-            if self.warm_min > 0:
-                self._warm_to(
-                    twin, n.name, self.warm_min, "pooled warm capacity: the prior before any burst", 0.0
-                )
+        self._next = dict.fromkeys(self.inner, 0.0)
 
     def teardown(self) -> None:
+        for k, s in self.inner.items():
+            s.teardown()
+            self.actions.at_s.extend(s.actions.at_s)
+            self.actions.what.extend(f"{k}: {w}" for w in s.actions.what)
+            self.verdicts.update(s.verdicts)
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
@@ -211,123 +209,146 @@ class FleetPlanner(FleetStrategy):
         result = self._gate.submit(action)
         self.verdicts[result.status.value] += 1
         ok = result.status == ActionStatus.APPLIED
-        if ok and tool != "patch_hpa":
+        if ok:
             self.actions.add(t_s, f"{tool} {args}: {rationale}")
         return ok
 
-    def _warm_to(self, twin: Twin, node_pool: str, target: int, why: str, t_s: float) -> None:
-        add = target - self.warm[node_pool]
-        if add <= 0:
-            return
-        args: dict[str, object] = {"node_pool": node_pool, "gpus": add, "method": "balloon"}
-        if self._submit("request_gpu_nodes", args, why, t_s, twin):
-            self.warm[node_pool] = target
+    def _set_floor(self, key: str, floor: int) -> None:
+        s = self.inner[key]
+        ns = key.split("/", 1)[0]
+        if s.config.floors.get(ns) != floor:
+            s.config = s.config.model_copy(update={"floors": {**s.config.floors, ns: floor}})
 
     def step(self, twin: Twin, t_s: float) -> None:
-        backend = twin.backend
-        states = {p.ref.key: backend.get_pool(p.ref) for p in self.spec.pools}
-        for k, s in self.sizers.items():
-            gpr = states[k].gpus_per_replica
-            self.need[k].append(float(_need_at_capacity(s, t_s) * gpr))
-            self.held[k].append(float(states[k].desired_replicas * gpr))
+        states = {p.ref.key: twin.backend.get_pool(p.ref) for p in self.spec.pools}
+        for k, st in states.items():
+            self.held[k].append(float(st.desired_replicas * st.gpus_per_replica))
         if t_s + 1e-9 >= self._next_plan:
             self._next_plan = t_s + self.interval_s
-            self._size_warm(twin, t_s)
-        if t_s < min(s.window_s for s in self.sizers.values()):
-            return  # no load seen yet: an empty window is no evidence to scale in on
+            self._size_pooled(twin, t_s)
         for n in self.spec.node_pools:
-            pools = [p for p in self.spec.pools if p.node_pool == n.name]
-            targets = {p.ref.key: self.sizers[p.ref.key].target(t_s) for p in pools}
-            why: dict[str, str] = {}
-            batch = [p for p in pools if p.priority == "batch"]
-            if batch:
-                # the pooled headroom is the batch pool's spare: it works on its backlog and yields the
-                # moment an interactive pool grows (those GPUs are on Ready nodes: no provisioning wait)
-                inter = sum(targets[p.ref.key] for p in pools if p.priority == "interactive")
-                hist = self._inter[n.name]
-                hist.append((t_s, inter))
-                while hist and hist[0][0] < t_s - self.lead_s:
-                    hist.pop(0)
-                grown = inter - min(x for _, x in hist)
-                room = n.limit_gpus - sum(targets.values())
-                spare = max(0, min(self.pooled[n.name] - grown, room))
-                b = batch[0].ref.key
-                targets[b] += spare
-                if spare:
-                    why[b] = (
-                        f"{b} holds {spare} spare {n.gpu_type} as the pooled headroom of "
-                        f"{', '.join(p.ref.key for p in pools if p.priority == 'interactive')} "
-                        f"({self._pooled_why.get(n.name, 'prior')}); it yields them when they burst"
-                    )
-                elif grown > 0:
-                    why[b] = f"{b} yields its spare {n.gpu_type} to interactive pools that grew by {grown}"
-            if sum(targets.values()) > n.limit_gpus:
-                claims = []
-                for p in pools:
-                    g = twin.ground_truth(p.ref)
-                    claims.append(
-                        PoolClaim(
-                            key=p.ref.key,
-                            priority=p.priority,
-                            floor=1,
-                            gpus_now=states[p.ref.key].desired_replicas,
-                            want=targets[p.ref.key],
-                            backlog=g.queue_depth or 0.0,
-                            arrival_rps=_rps_now(self.sizers[p.ref.key], t_s),
-                            per_gpu_rps=self.per_gpu_rps[p.ref.key],
-                        )
-                    )
-                alloc = allocate(n.limit_gpus, claims, self.policy)
-                for tr in alloc.trades:
-                    line = tr.sentence(
-                        n.gpu_type,
-                        (twin.now + timedelta(seconds=tr.giver_drains_in_s)).strftime("%H:%M")
-                        if tr.giver_drains_in_s and math.isfinite(tr.giver_drains_in_s)
-                        else None,
-                    )
-                    why[tr.giver] = why[tr.taker] = f"{n.name} at its {n.limit_gpus}-GPU limit: {line}"
-                    self.trades.append(f"t={t_s / 60:.0f} min: {line}")
-                targets = {k: min(v, alloc.grants[k]) for k, v in targets.items()}
-            for p in pools:
-                k = p.ref.key
-                st = states[k]
-                target = max(1, targets[k])
-                if target == st.desired_replicas:
-                    continue
-                rationale = why.get(k) or (
-                    f"{k} needs {target} replicas for its load at U={self.sizers[k].u:g}; burst headroom is "
-                    f"pooled on {n.name} ({self.pooled[n.name]} GPU)"
-                )
-                self._submit(
-                    "scale_deployment",
-                    {"namespace": p.namespace, "name": p.name, "replicas": target},
-                    rationale,
-                    t_s,
-                    twin,
-                )
+            self._share(twin, n.name, n.limit_gpus, n.gpu_type, t_s, states)
+        for p in self.spec.pools:
+            k = p.ref.key
+            if t_s + 1e-9 >= self._next[k]:
+                self.inner[k].step(twin, p.ref, t_s)
+                self._next[k] = t_s + self.inner[k].period_s
 
-    def _size_warm(self, twin: Twin, t_s: float) -> None:
+    def _share(
+        self, twin: Twin, node_pool: str, limit: int, gpu_type: str, t_s: float, states: dict[str, PoolState]
+    ) -> None:
+        """The batch pool's spare is the pooled headroom: raised while the interactive pools are steady,
+        given back the moment they grow; when the limit binds, batch pools are capped by ``allocate``."""
+        pools = [p for p in self.spec.pools if p.node_pool == node_pool]
+        batch = [p for p in pools if p.priority == "batch"]
+        inter = [p for p in pools if p.priority == "interactive"]
+        want_inter = sum(states[p.ref.key].desired_replicas for p in inter)
+        used = sum(states[p.ref.key].desired_replicas for p in pools)
+        if used > limit:
+            self._allocate(twin, node_pool, limit, gpu_type, t_s, states, pools)
+        if self.reserve != "batch" or not batch:
+            return
+        hist = self._inter[node_pool]
+        hist.append((t_s, want_inter))
+        while hist and hist[0][0] < t_s - self.lead_s:
+            hist.pop(0)
+        grown = want_inter - min(x for _, x in hist)
+        b = batch[0].ref.key
+        spare_now = self._spare[b]
+        room = limit - used + spare_now
+        # an idle batch pool would hold the spare for nothing: then the interactive pools' own U covers
+        busy = self._rps(b) > 0.0 or self._queue(b) > 0.0
+        spare = max(0, min(self.pooled[node_pool] - grown, room)) if busy else 0
+        if spare != spare_now:
+            self._spare[b] = spare
+            self._set_floor(b, self._base_floor[b] + spare)
+            self.trades.append(
+                f"t={t_s / 60:.0f} min: {b} holds {spare} spare {gpu_type} as the pooled headroom of "
+                f"{', '.join(p.ref.key for p in inter)}" + (f" (they grew by {grown})" if grown > 0 else "")
+            )
+            if spare < spare_now:
+                # yield now: the batch pool's planner would release them only after its scale-in window
+                st = states[b]
+                target = max(self._base_floor[b], st.desired_replicas - (spare_now - spare))
+                if target < st.desired_replicas:
+                    self._submit(
+                        "scale_deployment",
+                        {"namespace": batch[0].namespace, "name": batch[0].name, "replicas": target},
+                        f"{b} yields {spare_now - spare} {gpu_type} of its pooled spare to "
+                        f"{', '.join(p.ref.key for p in inter)}, whose replicas grew by {grown} within "
+                        f"{self.lead_s:.0f} s",
+                        t_s,
+                        twin,
+                    )
+
+    def _allocate(
+        self,
+        twin: Twin,
+        node_pool: str,
+        limit: int,
+        gpu_type: str,
+        t_s: float,
+        states: dict[str, PoolState],
+        pools: list[PoolEntry],
+    ) -> None:
+        """The node pool's limit binds: ``allocate`` decides who yields (batch first, by breach cost)."""
+        claims = [
+            PoolClaim(
+                key=p.ref.key,
+                priority=p.priority,
+                floor=1,
+                gpus_now=states[p.ref.key].desired_replicas,
+                want=states[p.ref.key].desired_replicas,
+                backlog=self._queue(p.ref.key),
+                arrival_rps=self._rps(p.ref.key),
+                per_gpu_rps=self._per_replica_rps(p.ref.key, states[p.ref.key].ready_replicas),
+            )
+            for p in pools
+        ]
+        alloc = allocate(limit, claims, self.policy)
+        for tr in alloc.trades:
+            line = tr.sentence(gpu_type, None)
+            self.trades.append(f"t={t_s / 60:.0f} min: {line}")
+            giver = next(p for p in pools if p.ref.key == tr.giver)
+            self._submit(
+                "scale_deployment",
+                {"namespace": giver.namespace, "name": giver.name, "replicas": alloc.grants[tr.giver]},
+                f"{node_pool} at its {limit}-GPU limit: {line}",
+                t_s,
+                twin,
+            )
+
+    def _queue(self, key: str) -> float:
+        """Requests waiting, as the pool's planner last saw them."""
+        h = self.inner[key].history
+        return (h[-1].queue_depth or 0.0) if h else 0.0
+
+    def _rps(self, key: str) -> float:
+        """Finished requests/s the pool's planner last saw (its own history, what it learns from)."""
+        h = self.inner[key].history[-4:]
+        xs = [x.request_rps for x in h if x.request_rps is not None]
+        return sum(xs) / len(xs) if xs else 0.0
+
+    def _per_replica_rps(self, key: str, ready: int) -> float:
+        return max(1e-3, self._rps(key) / max(1, ready))
+
+    def _size_pooled(self, twin: Twin, t_s: float) -> None:
         lead = max(1, round(self.lead_s / self.period_s))
         skip = round(self.settle_s / self.period_s)  # the start-up ramp is no burst
         for n in self.spec.node_pools:
             pools = [p for p in self.spec.pools if p.node_pool == n.name and p.priority == "interactive"]
-            if not pools or min(len(self.need[p.ref.key]) for p in pools) < skip + 4 * lead:
+            if not pools or min(len(self.held[p.ref.key]) for p in pools) < skip + 4 * lead:
                 continue
-            excess = {
-                p.ref.key: burst_excess(self.need[p.ref.key][skip:], lead, self.held[p.ref.key][skip:])
-                for p in pools
-            }
+            excess = {p.ref.key: burst_excess(self.held[p.ref.key][skip:], lead) for p in pools}
             h = pooled_headroom(n.name, excess, self.policy.headroom_quantile)
+            target = min(h.pooled_gpus, math.floor(n.limit_gpus * self.warm_max_share))
             self.headroom_log.append(
                 {"t_s": t_s, "node_pool": n.name, "pooled": h.pooled_gpus, "per_pool": h.per_pool_gpus}
             )
-            target = min(h.pooled_gpus, math.floor(n.limit_gpus * self.warm_max_share))
-            self._pooled_why[n.name] = (
-                f"q{h.quantile:.2f} of their summed burst excess within {self.lead_s:.0f} s: "
-                f"{h.pooled_gpus} GPU against {h.sum_per_pool} held pool by pool"
-            )
-            self.pooled[n.name] = max(self.warm_min, target)
-            if any(p.priority == "batch" for p in self.spec.pools if p.node_pool == n.name):
+            self.pooled[n.name] = target
+            if self.reserve == "batch" and any(
+                p.priority == "batch" for p in self.spec.pools if p.node_pool == n.name
+            ):
                 continue
             self._warm_to(
                 twin,
@@ -339,16 +360,10 @@ class FleetPlanner(FleetStrategy):
                 t_s,
             )
 
-
-def _need_at_capacity(sizer: CausalOracle, t_s: float) -> int:
-    """Replicas the load of the sizer's window needs at full capacity (where the SLO starts to break)."""
-    lo, hi = np.searchsorted(sizer.t, [t_s - sizer.window_s, t_s])
-    r_in = float(sizer.cum_in[hi] - sizer.cum_in[lo]) / sizer.window_s
-    r_out = float(sizer.cum_out[hi] - sizer.cum_out[lo]) / sizer.window_s
-    return replicas_needed(r_in, r_out, sizer.c_in, sizer.c_out, 1.0, 0)
-
-
-def _rps_now(sizer: CausalOracle, t_s: float) -> float:
-    """Requests/s over the sizer's window (the load so far, as the causal oracle sees it)."""
-    lo, hi = np.searchsorted(sizer.t, [t_s - sizer.window_s, t_s])
-    return float(hi - lo) / sizer.window_s
+    def _warm_to(self, twin: Twin, node_pool: str, target: int, why: str, t_s: float) -> None:
+        add = target - self.warm[node_pool]
+        if add <= 0:
+            return
+        args: dict[str, object] = {"node_pool": node_pool, "gpus": add, "method": "balloon"}
+        if self._submit("request_gpu_nodes", args, why, t_s, twin):
+            self.warm[node_pool] = target

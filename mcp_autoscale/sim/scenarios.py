@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from mcp_autoscale.errors import InvalidInput
 from mcp_autoscale.models import AutoscalerKind, PoolRef, Role
 
 
@@ -256,3 +257,10 @@ from mcp_autoscale.sim.fleet import fleet_scenario  # noqa: E402  (the generator
 
 for _n in (10, 100, 1000):
     SCENARIOS[f"fleet-{_n}"] = fleet_scenario(_n)
+
+
+def check_scenario(name: str, option: str = "--scenario") -> str:
+    """A known scenario name, or ``InvalidInput`` listing them (checked before a server is spawned)."""
+    if name not in SCENARIOS:
+        raise InvalidInput(f"{option} {name!r}: unknown scenario; known: {', '.join(sorted(SCENARIOS))}")
+    return name

@@ -17,8 +17,10 @@ from mcp_autoscale.state.base import StoreCheck
 class FileStateStore:
     """State under one directory, shared by the processes of one host."""
 
-    def __init__(self, audit_file: Path, state_dir: Path, hmac_key: bytes | None = None) -> None:
-        self.audit = AuditLog(audit_file, hmac_key=hmac_key)
+    def __init__(
+        self, audit_file: Path, state_dir: Path, hmac_key: bytes | None = None, *, recover: bool = True
+    ) -> None:
+        self.audit = AuditLog(audit_file, hmac_key=hmac_key, recover=recover)
         self.proposals = ProposalStore(Path(state_dir) / "proposals")
         self.lock: PoolLock | None = None
 

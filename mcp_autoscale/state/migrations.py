@@ -32,7 +32,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             counts          boolean NOT NULL,
             line            text NOT NULL
         );
-        CREATE INDEX audit_records_counted_ts ON audit_records (ts) WHERE counts;
+        CREATE INDEX audit_records_counted ON audit_records (seq) WHERE counts;
         CREATE INDEX audit_records_idempotency ON audit_records (idempotency_key, caller, seq)
             WHERE idempotency_key IS NOT NULL;
         CREATE INDEX audit_records_target ON audit_records (target, seq);

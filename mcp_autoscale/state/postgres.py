@@ -26,6 +26,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from mcp_autoscale.approvals import Proposal
+from mcp_autoscale.audit.cache import DecisionWindow
 from mcp_autoscale.audit.log import seal
 from mcp_autoscale.errors import AuditUnavailable, Conflict, InvalidInput, NotFound
 from mcp_autoscale.logs import get_logger
@@ -76,6 +77,7 @@ class PgAudit:
         self.pool = pool
         self._where = where
         self.hmac_key = hmac_key or None
+        self.window = DecisionWindow()
 
     @property
     def where(self) -> str:
@@ -149,18 +151,21 @@ class PgAudit:
         return [AuditRecord.model_validate_json(line) for line in reversed(lines)]
 
     def recent_applied(self, since: datetime) -> list[AuditRecord]:
-        lines = self._lines(
-            "SELECT seq, line FROM audit_records WHERE counts AND ts >= %s UNION ALL "
-            "SELECT r.seq, r.line FROM audit_records r JOIN audit_open_intents o ON o.id = r.id ORDER BY 1",
-            (since,),
-        )
-        return [AuditRecord.model_validate_json(line) for line in lines]
+        return self.window.records(since, self._counted_after, self._open_intent_lines)
 
-    def open_intents(self) -> list[AuditRecord]:
-        lines = self._lines(
+    def _counted_after(self, seq: int, since: datetime) -> list[str]:
+        return self._lines(
+            "SELECT seq, line FROM audit_records WHERE counts AND seq > %s AND ts >= %s ORDER BY seq",
+            (seq, since),
+        )
+
+    def _open_intent_lines(self) -> list[str]:
+        return self._lines(
             "SELECT r.seq, r.line FROM audit_records r JOIN audit_open_intents o ON o.id = r.id ORDER BY 1"
         )
-        return [AuditRecord.model_validate_json(line) for line in lines]
+
+    def open_intents(self) -> list[AuditRecord]:
+        return [AuditRecord.model_validate_json(line) for line in self._open_intent_lines()]
 
     def get(self, audit_id: str) -> AuditRecord:
         lines = self._lines("SELECT line FROM audit_records WHERE id = %s", (audit_id,))

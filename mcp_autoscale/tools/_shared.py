@@ -34,6 +34,15 @@ Cursor = Annotated[
 DEFAULT_PAGE = DEFAULT_LIMIT
 RECOMMEND_PAGE = 10
 """Recommendations carry reasons, diagnoses and the exact call (~400 tokens each): fewer per page."""
+OptCluster = Annotated[
+    str | None,
+    Field(
+        default=None,
+        pattern=K8S_NAME,
+        max_length=63,
+        description="Cluster name",
+    ),
+]
 Rationale = Annotated[
     str,
     Field(
@@ -42,7 +51,13 @@ Rationale = Annotated[
         description="Why, citing the data (required; recorded in the audit log)",
     ),
 ]
-DryRun = Annotated[bool, Field(description="Validate and record a proposal without changing anything")]
+DryRun = Annotated[
+    bool,
+    Field(
+        description="Required, no default (explicit intent): true validates and records a proposal without "
+        "changing anything; false applies the change if the policy allows it"
+    ),
+]
 IdempotencyKey = Annotated[
     str | None,
     Field(default=None, max_length=128, description="Retries with the same key act at most once"),
@@ -80,6 +95,20 @@ def compact_result(model: BaseModel) -> CallToolResult:
     return CallToolResult(
         content=[TextContent(type="text", text=compact_text(data))], structured_content=data
     )
+
+
+def resolve_cluster(backend: object, cluster: str | None) -> str | None:
+    """The cluster an action addresses: explicit on a several-cluster server (its default when not given),
+    None on a single-cluster one (where naming a cluster is an error)."""
+    clusters = getattr(backend, "clusters", None)
+    if not isinstance(clusters, dict):
+        if cluster is not None:
+            raise ToolError(f"not found: cluster {cluster!r}: this server addresses a single cluster")
+        return None
+    name = cluster or str(getattr(backend, "default", ""))
+    if name not in clusters:
+        raise ToolError(f"not found: cluster {name!r} (clusters: {', '.join(sorted(clusters))})")
+    return name
 
 
 def tool_error(err: AutoscaleError) -> ToolError:

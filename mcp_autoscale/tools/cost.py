@@ -13,6 +13,7 @@ from mcp_autoscale.cost import CostEstimate, WhatIf, estimate
 from mcp_autoscale.cost.estimate import PoolCost
 from mcp_autoscale.errors import AutoscaleError, InvalidInput
 from mcp_autoscale.paging import active_filters, paginate, query_digest, select
+from mcp_autoscale.planner.recommend import pool_key
 from mcp_autoscale.tools._shared import (
     DEFAULT_PAGE,
     Cursor,
@@ -42,7 +43,7 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         if filters and not pools:
             shown = ", ".join(f"{k}={v}" for k, v in filters.items())
             raise InvalidInput(f"no pool matches {shown}")
-        keys = {f"{p.namespace}/{p.name}" for p in pools}
+        keys = {pool_key(p) for p in pools}
         states = [p for p in app.backend.list_pools() if p.ref.key in keys]
         result = estimate(snap.model_copy(update={"pools": pools}), states, app.catalogue, what_if)
         ranked = sorted(result.pools, key=lambda c: (-(c.usd_per_hour or 0.0), c.pool))

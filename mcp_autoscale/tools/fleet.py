@@ -26,6 +26,7 @@ from mcp_autoscale.tools._shared import (
     Cursor,
     GpuType,
     Limit,
+    OptCluster,
     OptDeployment,
     OptNamespace,
     Owner,
@@ -50,6 +51,7 @@ class SnapshotPage(FleetSnapshot):
 class PoolSummary(BaseModel):
     namespace: str
     deployment: str
+    cluster: str | None = Field(default=None, description="Cluster (servers with several)")
     model: str
     role: str
     gpu: str = Field(description="GPUs per replica x type, e.g. '4x H100'")
@@ -78,6 +80,7 @@ def pool_summary(p: PoolSnapshot) -> PoolSummary:
     return PoolSummary(
         namespace=p.namespace,
         deployment=p.name,
+        cluster=p.cluster,
         model=p.model,
         role=p.role.value,
         gpu=f"{p.gpus_per_replica}x {p.gpu_type}",
@@ -96,6 +99,7 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
                 namespace=filters.get("namespace"),
                 name=filters.get("deployment"),
                 include_node_pools=include_node_pools,
+                cluster=filters.get("cluster"),
             )
             pools = by_attention(select(snap.pools, filters))
             header = snap.model_copy(update={"pools": [], "warnings": cap_warnings(snap.warnings)})
@@ -116,6 +120,7 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         slo: Slo = None,
         gpu_type: GpuType = None,
         owner: Owner = None,
+        cluster: OptCluster = None,
         limit: Limit = DEFAULT_PAGE,
         cursor: Cursor = None,
         include_node_pools: bool = True,
@@ -127,7 +132,12 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         data age ('*' = all signals). Missing signals say why (never zero)."""
         try:
             filters = active_filters(
-                namespace=namespace, deployment=deployment, slo=slo, gpu_type=gpu_type, owner=owner
+                namespace=namespace,
+                deployment=deployment,
+                slo=slo,
+                gpu_type=gpu_type,
+                owner=owner,
+                cluster=cluster,
             )
         except AutoscaleError as err:
             raise tool_error(err) from None
@@ -153,6 +163,7 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         slo: Slo = None,
         gpu_type: GpuType = None,
         owner: Owner = None,
+        cluster: OptCluster = None,
         limit: Limit = DEFAULT_PAGE,
         cursor: Cursor = None,
     ) -> Annotated[CallToolResult, PoolList]:
@@ -160,7 +171,12 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         first, with a fleet summary; next_cursor pages on."""
         try:
             filters = active_filters(
-                namespace=namespace, deployment=deployment, slo=slo, gpu_type=gpu_type, owner=owner
+                namespace=namespace,
+                deployment=deployment,
+                slo=slo,
+                gpu_type=gpu_type,
+                owner=owner,
+                cluster=cluster,
             )
         except AutoscaleError as err:
             raise tool_error(err) from None

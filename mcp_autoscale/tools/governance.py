@@ -97,7 +97,7 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
             str, Field(min_length=3, max_length=64, description="Audit id of an applied action")
         ],
         rationale: Rationale,
-        dry_run: DryRun = False,
+        dry_run: DryRun,
         ctx: Context | None = None,
     ) -> ActionResult:
         """Propose the inverse of an applied action (stored in its audit record) through the same gate:

@@ -33,9 +33,11 @@ from mcp_autoscale.tools._shared import (
     DryRun,
     IdempotencyKey,
     Namespace,
+    OptCluster,
     Rationale,
     as_tool_result,
     mutating,
+    resolve_cluster,
     tool_error,
 )
 from mcp_autoscale.web.scopes import WRITE
@@ -111,14 +113,15 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         deployment: str,
         replicas: int,
         rationale: str,
-        dry_run: bool = False,
+        dry_run: bool = True,
         idempotency_key: str | None = None,
+        cluster: str | None = None,
     ) -> Ask:
         return ask(
             ctx,
             lambda caller: build(
                 ActionKind.SCALE_DEPLOYMENT,
-                PoolRef(namespace=namespace, name=deployment),
+                PoolRef(namespace=namespace, name=deployment, cluster=resolve_cluster(app.backend, cluster)),
                 ScaleDeploymentParams(replicas=replicas),
                 rationale,
                 dry_run,
@@ -137,8 +140,9 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         scale_down_stabilization_s: int | None = None,
         scale_up_stabilization_s: int | None = None,
         paused: bool | None = None,
-        dry_run: bool = False,
+        dry_run: bool = True,
         idempotency_key: str | None = None,
+        cluster: str | None = None,
     ) -> Ask:
         patch = AutoscalerPatch(
             min_replicas=min_replicas,
@@ -151,7 +155,7 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
             ctx,
             lambda caller: build(
                 ActionKind.PATCH_HPA,
-                PoolRef(namespace=namespace, name=deployment),
+                PoolRef(namespace=namespace, name=deployment, cluster=resolve_cluster(app.backend, cluster)),
                 patch,
                 rationale,
                 dry_run,
@@ -166,15 +170,21 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         gpus: int,
         rationale: str,
         method: str = "auto",
-        dry_run: bool = False,
+        dry_run: bool = True,
         idempotency_key: str | None = None,
+        cluster: str | None = None,
     ) -> Ask:
         return ask(
             ctx,
             lambda caller: build(
                 ActionKind.REQUEST_GPU_NODES,
                 None,
-                GpuNodeRequest(node_pool=node_pool, gpus=gpus, method=method),
+                GpuNodeRequest(
+                    node_pool=node_pool,
+                    gpus=gpus,
+                    method=method,
+                    cluster=resolve_cluster(app.backend, cluster),
+                ),
                 rationale,
                 dry_run,
                 caller,
@@ -189,8 +199,9 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         replicas: Replicas,
         rationale: Rationale,
         approval: Annotated[Answer, Resolve(ask_scale)],
-        dry_run: DryRun = False,
+        dry_run: DryRun,
         idempotency_key: IdempotencyKey = None,
+        cluster: OptCluster = None,
         ctx: Context | None = None,
     ) -> ActionResult:
         """Set a pool's replicas (scale subresource). Refused when an HPA/KEDA owns the replicas: change
@@ -198,7 +209,7 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         return submit(
             app,
             ActionKind.SCALE_DEPLOYMENT,
-            PoolRef(namespace=namespace, name=deployment),
+            PoolRef(namespace=namespace, name=deployment, cluster=resolve_cluster(app.backend, cluster)),
             ScaleDeploymentParams(replicas=replicas),
             rationale,
             dry_run,
@@ -213,6 +224,7 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         deployment: Deployment,
         rationale: Rationale,
         approval: Annotated[Answer, Resolve(ask_patch)],
+        dry_run: DryRun,
         min_replicas: OptReplicas = None,
         max_replicas: Annotated[int | None, Field(default=None, ge=1, le=1000)] = None,
         scale_down_stabilization_s: OptSeconds = None,
@@ -220,8 +232,8 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         paused: Annotated[
             bool | None, Field(default=None, description="KEDA only: pause autoscaling")
         ] = None,
-        dry_run: DryRun = False,
         idempotency_key: IdempotencyKey = None,
+        cluster: OptCluster = None,
         ctx: Context | None = None,
     ) -> ActionResult:
         """Change the min/max replicas or scale behaviour of the autoscaler owning a pool. For KEDA the
@@ -240,7 +252,7 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         return submit(
             app,
             ActionKind.PATCH_HPA,
-            PoolRef(namespace=namespace, name=deployment),
+            PoolRef(namespace=namespace, name=deployment, cluster=resolve_cluster(app.backend, cluster)),
             patch,
             rationale,
             dry_run,
@@ -255,14 +267,15 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         gpus: Annotated[int, Field(ge=1, le=1024, description="GPUs of headroom to add")],
         rationale: Rationale,
         approval: Annotated[Answer, Resolve(ask_gpus)],
+        dry_run: DryRun,
         method: Annotated[
             Literal["auto", "limit", "balloon"],
             Field(
                 description="limit: raise the NodePool GPU limit; balloon: placeholder pods; auto: as needed"
             ),
         ] = "auto",
-        dry_run: DryRun = False,
         idempotency_key: IdempotencyKey = None,
+        cluster: OptCluster = None,
         ctx: Context | None = None,
     ) -> ActionResult:
         """Get GPU capacity ahead of demand (nodes take minutes). Policy-gated (GPU and $ budgets), audited."""
@@ -270,7 +283,9 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
             app,
             ActionKind.REQUEST_GPU_NODES,
             None,
-            GpuNodeRequest(node_pool=node_pool, gpus=gpus, method=method),
+            GpuNodeRequest(
+                node_pool=node_pool, gpus=gpus, method=method, cluster=resolve_cluster(app.backend, cluster)
+            ),
             rationale,
             dry_run,
             idempotency_key,

@@ -28,6 +28,7 @@ from mcp_autoscale.planner import (
     samples_from_snapshots,
 )
 from mcp_autoscale.planner.fleet_trades import FleetTrade, fleet_trades, pooled_headroom_note
+from mcp_autoscale.planner.recommend import pool_key
 from mcp_autoscale.tools._shared import (
     RECOMMEND_PAGE,
     Cursor,
@@ -79,13 +80,13 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         if filters and not wanted:
             shown = ", ".join(f"{k}={v}" for k, v in filters.items())
             raise tool_error(NotFound(f"no pool matches {shown}"))
-        keys = {f"{p.namespace}/{p.name}" for p in wanted}
+        keys = {pool_key(p) for p in wanted}
         all_states = app.backend.list_pools()
         states = [s for s in all_states if s.ref.key in keys]
         history = samples_from_snapshots(app.snapshotter.history())
         scoped = fleet.model_copy(update={"pools": wanted})
         recs = recommend(scoped, states, fleet.node_pools, app.catalogue, history)
-        by_key = {f"{p.namespace}/{p.name}": p for p in wanted}
+        by_key = {pool_key(p): p for p in wanted}
         recs.sort(key=lambda r: action_key(r, by_key.get(r.pool)))
         diags = dark_capacity_nodes(list(fleet.node_pools), app.catalogue, PlannerConfig())
         if filters:

@@ -81,6 +81,12 @@ def test_ttft_breach_is_named_and_the_floor_is_raised_as_a_dry_run(tmp_path: Pat
     assert main["tool"] == "patch_hpa" and main["arguments"]["dry_run"] is True
     assert main["arguments"]["min_replicas"] > pool["owner_min"]
     assert main["status"] == "dry_run" and main["decision"] == "allow"
+    # one story (issue 19): the header names who decided, and the report says why the two differ
+    assert main["source"] == "agent-rules"  # the planner waits for the 12 replicas already ordered
+    assert "decisions by the planner (recommend_scaling), and the agent's rules for chat/llama-8b" in md
+    who = md.split("### Who decided", 1)[1].split("###", 1)[0]
+    assert "the planner proposed no change (capacity for 16 replicas is already on its way" in who
+    assert "They differ because" in who and "not fixable" not in md
     # the rationale cites the data it was built from
     for figure in (
         f"TTFT p90 {pool['ttft_p90_s']:.2f} s",
@@ -127,10 +133,21 @@ def test_read_only_policy_denies_every_action_exit_3(tmp_path: Path) -> None:
     assert code == 3, md
     [it] = js["iterations"]
     assert it["proposals"] and {p["status"] for p in it["proposals"]} == {"denied"}
-    assert "chat/llama-8b" in md.split("### Breaches without an allowed action", 1)[1]
+    assert "chat/llama-8b" in md.split("### Breaches (or unjudged pools) without an allowed action", 1)[1]
     denied = audit_records(audit)
     assert denied and {r["status"] for r in denied} == {"denied"}
     assert {r["id"] for r in denied} == {p["audit_id"] for p in it["proposals"]}
+
+
+def test_blind_agent_is_never_green(tmp_path: Path) -> None:
+    """Prometheus down: every SLO is unknown; the agent exits 1 and names the source (issue 19)."""
+    code, md, js = agent(tmp_path, "--prometheus", f"http://127.0.0.1:{free_port()}")
+    [it] = js["iterations"]
+    assert code == 1 and js["exit_code"] == 1, md
+    assert {p["slo"] for p in it["pools"]} == {"unknown"}
+    assert it["source_errors"] and "prometheus unreachable" in it["source_errors"][0]
+    assert "exit 1" in md and "Source down, the agent was blind**: prometheus unreachable" in md
+    assert "### SLO not judged (never counted as healthy)" in md
 
 
 def test_unreachable_server_exits_1(tmp_path: Path) -> None:

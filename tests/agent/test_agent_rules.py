@@ -17,6 +17,7 @@ from mcp_autoscale.agent import (
     rule_proposals,
 )
 from mcp_autoscale.agent.models import AgentReport
+from mcp_autoscale.agent.report import headline
 
 
 def snapshot_pool(
@@ -186,6 +187,23 @@ def test_exit_codes() -> None:
     assert report.final_exit_code() is ExitCode.ERROR  # no iteration ran at all
 
 
+def test_blind_is_never_ok() -> None:
+    """Issue 19: a pool whose SLO cannot be judged is never healthy (3); a source down is an error (1)."""
+    unknown = pool_view({**snapshot_pool("dev", "granite-8b", breach=False), "slo": "unknown"})
+    it = Iteration(index=1, started_at=datetime.now(UTC), pools=[unknown])
+    assert it.unjudged() == [unknown] and it.unresolved() == ["dev/granite-8b"]
+    assert it.exit_code() is ExitCode.UNRESOLVED
+    it.source_errors = ["prometheus unreachable: connection refused"]
+    assert it.exit_code() is ExitCode.ERROR
+    report = AgentReport(version="t", started_at=datetime.now(UTC), server="s", mode="dry-run")
+    report.iterations.append(it)
+    report.exit_code = report.final_exit_code()
+    md = render_markdown(report)
+    assert "exit 1" in md and "**Source down, the agent was blind**: prometheus unreachable" in md
+    assert "### SLO not judged (never counted as healthy)\n- `dev/granite-8b`" in md
+    assert headline(report).startswith("agent: exit 1") and "prometheus unreachable" in headline(report)
+
+
 def test_markdown_shows_breach_action_verdict_and_unresolved() -> None:
     report = AgentReport(version="t", started_at=datetime.now(UTC), server="s", mode="dry-run")
     it = _iteration("denied")
@@ -196,4 +214,4 @@ def test_markdown_shows_breach_action_verdict_and_unresolved() -> None:
     assert "exit 3" in md and "**BREACH**" in md
     assert "**patch_hpa** on `chat/llama-8b`" in md and "-> **denied**" in md
     assert "policy reason: rule 'tools': patch_hpa not allowed" in md
-    assert "### Breaches without an allowed action\n- `chat/llama-8b`" in md
+    assert "### Breaches (or unjudged pools) without an allowed action\n- `chat/llama-8b`" in md

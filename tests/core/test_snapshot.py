@@ -41,6 +41,18 @@ NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
         (PoolSignals(ttft_p90_s=3.0), Role.PREFILL, SloStatus.BREACH, 1),
         (PoolSignals(itl_p90_s=0.3), Role.DECODE, SloStatus.BREACH, 1),
         (PoolSignals(), Role.PREFILL, SloStatus.UNKNOWN, 0),
+        # idle, proven by fresh zero counts: no latency exists to miss a target (issue 19)
+        (PoolSignals(request_rps=0.0, queue_depth=0.0, running=0.0), Role.UNIFIED, SloStatus.OK, 0),
+        # requests waiting but none finishing: not idle, blind on latency -> never ok
+        (PoolSignals(request_rps=0.0, queue_depth=4.0, running=0.0), Role.UNIFIED, SloStatus.UNKNOWN, 0),
+        # a stale or missing count proves nothing
+        (
+            PoolSignals(request_rps=0.0, queue_depth=0.0, running=0.0, stale=["queue_depth"]),
+            Role.UNIFIED,
+            SloStatus.UNKNOWN,
+            0,
+        ),
+        (PoolSignals(request_rps=0.0, queue_depth=0.0), Role.UNIFIED, SloStatus.UNKNOWN, 0),
     ],
 )
 def test_judge_slo(signals: PoolSignals, role: Role, status: SloStatus, n_breaches: int) -> None:

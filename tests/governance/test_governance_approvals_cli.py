@@ -137,10 +137,33 @@ def test_rollback_from_the_terminal(env: dict[str, str]) -> None:
         )
     )
     assert up.status == ActionStatus.APPLIED
-    res = runner.invoke(cli, ["rollback", up.audit_id or "", "--rationale", "test over", "--dry-run"])
-    assert res.exit_code == 0, res.output
-    assert res.stdout.startswith("dry_run:") and "dev/granite-8b" in res.stdout
+    before = Path(env["MCP_AUTOSCALE_AUDIT_FILE"]).read_text()
+    # The simulated fleet that was changed lives in that app (a server's memory): a fresh simulator in
+    # the CLI is another fleet, so the CLI refuses instead of "applying" a no-op there (issue 19).
+    for extra in ([], ["--dry-run"]):
+        res = runner.invoke(cli, ["rollback", up.audit_id or "", "--rationale", "test over", *extra])
+        assert res.exit_code == 2, res.output
+        assert "sim backend" in res.stderr and "rollback_action" in res.stderr and up.audit_id in res.stderr
+    assert Path(env["MCP_AUTOSCALE_AUDIT_FILE"]).read_text() == before  # nothing recorded
+    # the server that owns the fleet does it, through the same gate
+    back = gate.rollback(up.audit_id or "", "test over", caller="cli:test", dry_run=False)
+    assert back.status == ActionStatus.APPLIED and "2 -> 1" in back.message
+    # and a no-op is never recorded as applied
+    again = gate.rollback(up.audit_id or "", "test over", caller="cli:test", dry_run=False)
+    assert again.status == ActionStatus.NO_CHANGE and "the cluster is unchanged" in again.message
     last = Path(env["MCP_AUTOSCALE_AUDIT_FILE"]).read_text().splitlines()[-1]
-    assert f"test over (rollback of {up.audit_id})" in last and '"replicas":1' in last
-    missing = runner.invoke(cli, ["rollback", "aud-nope", "--rationale", "x"])
-    assert missing.exit_code == 1 and "no audit record" in missing.stderr
+    assert '"status":"no_change"' in last and '"inverse":null' in last
+
+
+def test_second_approve_and_another_audit_log_are_refused(env: dict[str, str], tmp_path: Path) -> None:
+    runner = CliRunner(env=env)
+    pid = propose(env)
+    other = runner.invoke(cli, ["approve", pid, "--as", "erin", "--audit", str(tmp_path / "other.jsonl")])
+    assert other.exit_code == 2 and "another audit log" in other.stderr and "--audit" in other.stderr
+    first = runner.invoke(cli, ["approve", pid, "--as", "erin"])
+    assert first.exit_code == 0 and "nothing has changed yet" in first.stdout
+    assert "the running server executes it" not in first.stdout and "if none is running" in first.stdout
+    second = runner.invoke(cli, ["approve", pid, "--as", "frank"])
+    assert second.exit_code == 2 and "already approved by cli:erin" in second.stderr
+    rejected = runner.invoke(cli, ["reject", pid, "--reason", "x", "--audit", str(tmp_path / "b.jsonl")])
+    assert rejected.exit_code == 2 and "another audit log" in rejected.stderr

@@ -65,13 +65,20 @@ def entry(i: int, **over: Any) -> dict[str, Any]:
     return base | over
 
 
-def test_decisions_read_the_index_not_the_log(big: Path, counting: type[Counting]) -> None:
-    log = AuditLog(big)  # first open: builds the index once
+def test_decisions_read_the_index_not_the_log(big: Path, counting: type[Counting], tmp_path: Path) -> None:
+    copy = tmp_path / "audit.jsonl"  # this test appends: leave the shared log as it is
+    copy.write_bytes(big.read_bytes())
+    (tmp_path / "audit.jsonl.head").write_bytes((big.parent / "audit.jsonl.head").read_bytes())
+    log = AuditLog(copy)  # first open: builds the index once
     counting.parsed = 0
     recent = log.recent_applied(END - timedelta(days=1, seconds=-1))
     assert len(recent) == N // 2 // 50 and all(r.status == ActionStatus.APPLIED for r in recent)
-    assert counting.parsed == len(recent)  # only what decisions count is parsed, never the dry runs
-    counting.parsed = 0
+    assert log.window.parsed == len(recent)  # only what decisions count is parsed, never the dry runs
+    assert log.recent_applied(END - timedelta(days=1, seconds=-1)) == recent
+    assert log.window.parsed == len(recent)  # and each only once per process
+    mine = log.append(**entry(N + 1))
+    assert log.recent_applied(END - timedelta(days=1, seconds=-1))[-1] == mine
+    assert log.window.parsed == len(recent) + 1  # the next call parses only the new record
     hit = log.find_idempotent("key-100")
     assert hit is not None and hit.seq == 100
     assert log.get("aud-000007-synth").seq == 7

@@ -69,6 +69,23 @@ def test_policy_explain_names_the_deciding_rule(tmp_path: Path) -> None:
     assert "0.80 > 0.75" in out["verdict"]["reasons"][0]
 
 
+def test_policy_explain_reads_the_simulated_fleet_and_refuses_impossible_signals() -> None:
+    """Issue 19: a harmless call is judged on the sim fleet's signals and their ages, not denied for want
+    of them; impossible --kv/--queue/--age are usage errors; an unknown pool is named as such."""
+    prod = str(REPO / "policies" / "production.yaml")
+    base = ["policy", "explain", prod, "--tool", "scale_deployment"]
+    ok = runner.invoke(app, [*base, "--args", '{"namespace":"batch","deployment":"qwen-7b","replicas":3}'])
+    assert ok.exit_code == 0, ok.output
+    assert "decision: ALLOW" in ok.stdout and "carry no age" not in ok.stdout
+    assert "data age 0 s" in ok.stdout and "(simulated fleet)" in ok.stdout
+    for flag, value in (("--kv", "1.7"), ("--queue", "-5"), ("--age", "-10"), ("--kv", "nan")):
+        res = runner.invoke(app, [*base, "--args", "{}", flag, value])
+        assert res.exit_code == 2 and flag in res.output, (flag, value, res.output)
+    unknown = runner.invoke(app, [*base, "--args", '{"namespace":"batch","deployment":"nope","replicas":3}'])
+    assert "batch/nope is not in the simulated fleet" in unknown.stdout
+    assert "price catalogue" not in unknown.stdout and "is not a known pool" in unknown.stdout
+
+
 def test_policy_explain_bad_args_exit_2(tmp_path: Path) -> None:
     res = runner.invoke(
         app,

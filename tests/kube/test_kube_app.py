@@ -75,7 +75,13 @@ async def test_actions_flow_through_the_gate_to_the_api_server(
 
         real = await c.call_tool(
             "scale_deployment",
-            {"namespace": "batch", "deployment": "qwen-7b", "replicas": 3, "rationale": "queue 8"},
+            {
+                "namespace": "batch",
+                "deployment": "qwen-7b",
+                "replicas": 3,
+                "rationale": "queue 8",
+                "dry_run": False,
+            },
         )
         assert real.structured_content["status"] == "applied", real.content  # type: ignore[index]
         assert emu.get("apps/v1", "deployments", "qwen-7b", "batch")["spec"]["replicas"] == 3  # type: ignore[index]
@@ -83,14 +89,26 @@ async def test_actions_flow_through_the_gate_to_the_api_server(
 
         owned = await c.call_tool(
             "scale_deployment",
-            {"namespace": "chat", "deployment": "llama-8b", "replicas": 6, "rationale": "x"},
+            {
+                "namespace": "chat",
+                "deployment": "llama-8b",
+                "replicas": 6,
+                "rationale": "x",
+                "dry_run": False,
+            },
         )
         assert owned.structured_content["status"] == "denied"  # type: ignore[index]
 
         emu.clear_log()
         patched = await c.call_tool(
             "patch_hpa",
-            {"namespace": "chat", "deployment": "llama-8b", "max_replicas": 20, "rationale": "pinned"},
+            {
+                "namespace": "chat",
+                "deployment": "llama-8b",
+                "max_replicas": 20,
+                "rationale": "pinned",
+                "dry_run": False,
+            },
         )
         assert patched.structured_content["status"] == "applied", patched.content  # type: ignore[index]
         assert emu.requests("PATCH", r"/scaledobjects/llama-8b$")
@@ -112,7 +130,13 @@ async def test_a_concurrent_writer_is_retried_and_audited(emu: Emulator, kube_ap
     async with Client(create_server(app)) as c:
         r = await c.call_tool(
             "scale_deployment",
-            {"namespace": "batch", "deployment": "qwen-7b", "replicas": 3, "rationale": "queue"},
+            {
+                "namespace": "batch",
+                "deployment": "qwen-7b",
+                "replicas": 3,
+                "rationale": "queue",
+                "dry_run": False,
+            },
         )
     assert r.structured_content["status"] == "applied", r.content  # type: ignore[index]
     record = json.loads(kube_app_settings.resolved_audit_file.read_text().splitlines()[-1])
@@ -136,7 +160,13 @@ async def test_policy_is_rechecked_against_what_a_concurrent_writer_left(
         # 2 -> 5 is within max_step 4 as decided; from the live 10 it would be a step of 5: refused
         r = await c.call_tool(
             "scale_deployment",
-            {"namespace": "batch", "deployment": "qwen-7b", "replicas": 5, "rationale": "x"},
+            {
+                "namespace": "batch",
+                "deployment": "qwen-7b",
+                "replicas": 5,
+                "rationale": "x",
+                "dry_run": False,
+            },
         )
     assert r.is_error and "re-check" in r.content[0].text  # type: ignore[union-attr]
     assert emu.get("apps/v1", "deployments", "qwen-7b", "batch")["spec"]["replicas"] == 10  # not overwritten

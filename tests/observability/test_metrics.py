@@ -38,7 +38,7 @@ from mcp_autoscale import metrics
 from mcp_autoscale.app import build_app
 from mcp_autoscale.cluster.kubernetes import KubernetesBackend
 from mcp_autoscale.config import Settings
-from mcp_autoscale.errors import BackendUnavailable, Forbidden
+from mcp_autoscale.errors import AuditUnavailable, BackendUnavailable, Forbidden
 from mcp_autoscale.models import PoolRef
 from mcp_autoscale.server import create_server
 from mcp_autoscale.signals.prometheus import PrometheusSource
@@ -87,7 +87,9 @@ async def test_tool_calls_verdicts_gate_and_snapshot_are_counted(
             "scale_deployment", {**DEV, "replicas": 900, "rationale": "m", "dry_run": True}
         )
         assert far.structured_content["status"] == "denied"  # type: ignore[index]
-        bad = await c.call_tool("scale_deployment", {**DEV, "replicas": -3, "rationale": "m"})
+        bad = await c.call_tool(
+            "scale_deployment", {**DEV, "replicas": -3, "rationale": "m", "dry_run": False}
+        )
         assert bad.is_error
         missing = await c.call_tool("explain_pool", {"namespace": "dev", "deployment": "nope"})
         assert missing.is_error
@@ -130,9 +132,7 @@ def test_audit_append_failure_is_counted(make_settings: Callable[..., Settings],
     from mcp_autoscale.actions.build import action_from_call
 
     action = action_from_call("scale_deployment", {**DEV, "replicas": 2}, "m", dry_run=True)
-    from mcp_autoscale.errors import AuditUnavailable
-
-    with pytest.raises(AuditUnavailable):  # write-ahead: no intent record, no write
+    with pytest.raises(AuditUnavailable):  # fail closed: no record, no decision
         app.gate.submit(action)
     assert delta("mcp_autoscale_audit_append_failures_total") == 1
     assert delta("mcp_autoscale_audit_appends_total") == 0

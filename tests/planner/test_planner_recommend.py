@@ -581,6 +581,8 @@ def test_capacity_on_its_way_is_reported_not_doubled() -> None:
     # tokens need 6, WVA needs 7, the breach +1: all below the 16 KEDA already asked for
     assert rec.action == "none" and rec.replicas_target == 16
     assert any("10 replicas starting" in r and "already on its way" in r for r in rec.reasons)
+    # one story (issue 19): the expected effect says the same, never "not fixable by replicas"
+    assert "already on its way" in rec.expected.slo and "not fixable" not in rec.expected.slo
 
 
 def test_thin_breach_is_not_acted_on() -> None:
@@ -597,7 +599,9 @@ def test_thin_breach_is_not_acted_on() -> None:
         request_rps=0.3,
     )
     (rec,) = recommend(fleet(thin), [state(thin)], None, CAT, config=CFG)
-    assert rec.action == "none" and any("too few to act on" in r for r in rec.reasons)
+    assert rec.action == "none" and any("not a shortage of replicas" in r for r in rec.reasons)
+    # one story (issue 19): the breach is real and stays; nothing claims it is too small to matter
+    assert rec.expected.slo.startswith("breach remains") and "a human should look" in rec.expected.slo
     busy = thin.model_copy(
         update={"signals": thin.signals.model_copy(update={"request_rps": 2.0, "running": 8})}
     )

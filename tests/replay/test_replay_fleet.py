@@ -66,8 +66,10 @@ def test_fleet_replay_cli_writes_every_strategy_and_pool(tmp_path: Path) -> None
     fleet = next(r for r in data["results"] if r["name"] == "fleet")
     assert fleet["verdicts"].get("applied", 0) > 0  # its moves went through the gate
     assert "denied" not in fleet["verdicts"]
-    audit = (out / "gate" / "fleet" / "fleet-audit.jsonl").read_text().splitlines()
-    assert any('"scale_deployment"' in line for line in audit)
+    # every pool is sized by its planner through the gate (the fleet's own moves audit next to them)
+    audits = sorted((out / "gate" / "fleet").rglob("*audit.jsonl"))
+    assert {a.parent.name for a in audits} <= {"fleet", "chat-assistant", "batch-summarise"}
+    assert any('"patch_hpa"' in line for a in audits for line in a.read_text().splitlines())
     assert (out / "report.md").read_text().startswith("# Fleet replay")
     assert (out / "nodes.png").stat().st_size > 0 and (out / "tradeoff.png").stat().st_size > 0
 

@@ -43,6 +43,7 @@ def args(replicas: int, key: str | None = "k-1", rationale: str = "queue 9/repli
         "deployment": "granite-8b",
         "replicas": replicas,
         "rationale": rationale,
+        "dry_run": False,
     }
     if key:
         out["idempotency_key"] = key

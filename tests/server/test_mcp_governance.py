@@ -54,6 +54,7 @@ def scale_args(replicas: int) -> dict[str, Any]:
         "deployment": "granite-8b",
         "replicas": replicas,
         "rationale": "queue 9/replica",
+        "dry_run": False,
     }
 
 
@@ -174,9 +175,13 @@ async def test_rollback_restores_the_previous_replicas(make_settings: Callable[.
         r = await c.call_tool("scale_deployment", {**scale_args(3), "rationale": "try 3"})
         audit_id = r.structured_content["audit_id"]  # type: ignore[index]
         assert app.backend.get_pool(DEV).desired_replicas == 3
-        back = await c.call_tool("rollback_action", {"audit_id": audit_id, "rationale": "3 did not help"})
+        back = await c.call_tool(
+            "rollback_action", {"audit_id": audit_id, "rationale": "3 did not help", "dry_run": False}
+        )
         assert back.structured_content["status"] == "applied", back.content  # type: ignore[index]
-        missing = await c.call_tool("rollback_action", {"audit_id": "aud-nope", "rationale": "x"})
+        missing = await c.call_tool(
+            "rollback_action", {"audit_id": "aud-nope", "rationale": "x", "dry_run": False}
+        )
         assert missing.is_error
     assert app.backend.get_pool(DEV).desired_replicas == 1
     assert (

@@ -49,7 +49,9 @@ async def test_lists_the_five_tools_with_schemas_and_annotations(client: Client)
         assert ann is not None and ann.destructive_hint is True and ann.read_only_hint is False
         props = tools[name].input_schema["properties"]
         assert "rationale" in tools[name].input_schema["required"]
-        assert "dry_run" in props
+        # explicit intent to mutate: no default, so leaving it out never applies (docs/security.md)
+        assert "dry_run" in tools[name].input_schema["required"], name
+        assert "default" not in props["dry_run"], name
     for name in tools.keys() - MUTATING - {"advance_simulation"}:
         ann = tools[name].annotations
         assert ann is not None and ann.read_only_hint is True, name
@@ -86,7 +88,13 @@ async def test_scale_applies_and_is_audited(client: Client, app: AutoscaleApp) -
     before = app.backend.get_pool(ref).desired_replicas
     r = await client.call_tool(
         "scale_deployment",
-        {"namespace": "dev", "deployment": "granite-8b", "replicas": before + 1, "rationale": "queue 12 > 5"},
+        {
+            "namespace": "dev",
+            "deployment": "granite-8b",
+            "replicas": before + 1,
+            "rationale": "queue 12 > 5",
+            "dry_run": False,
+        },
     )
     assert not r.is_error, r.content
     res = r.structured_content
@@ -122,7 +130,7 @@ async def test_scaling_a_keda_owned_pool_is_refused_with_the_alternative(
 ) -> None:
     r = await client.call_tool(
         "scale_deployment",
-        {"namespace": "chat", "deployment": "llama-8b", "replicas": 6, "rationale": "ttft"},
+        {"namespace": "chat", "deployment": "llama-8b", "replicas": 6, "rationale": "ttft", "dry_run": False},
     )
     assert not r.is_error
     res = r.structured_content
@@ -143,6 +151,7 @@ async def test_patch_hpa_on_keda_pool_changes_scaledobject_bounds(client: Client
             "deployment": "llama-8b",
             "min_replicas": old.min_replicas + 1,
             "rationale": "burst",
+            "dry_run": False,
         },
     )
     res = r.structured_content
@@ -154,7 +163,7 @@ async def test_patch_hpa_on_keda_pool_changes_scaledobject_bounds(client: Client
 async def test_out_of_bounds_is_denied_with_reasons(client: Client, app: AutoscaleApp) -> None:
     r = await client.call_tool(
         "scale_deployment",
-        {"namespace": "dev", "deployment": "granite-8b", "replicas": 900, "rationale": "x"},
+        {"namespace": "dev", "deployment": "granite-8b", "replicas": 900, "rationale": "x", "dry_run": False},
     )
     res = r.structured_content
     assert res["status"] == "denied" and res["verdict"]["reasons"]  # type: ignore[index]
@@ -173,7 +182,13 @@ async def test_non_allowlisted_namespace_is_denied(
     async with Client(create_server(app)) as c:
         r = await c.call_tool(
             "scale_deployment",
-            {"namespace": "batch", "deployment": "qwen-7b", "replicas": 3, "rationale": "x"},
+            {
+                "namespace": "batch",
+                "deployment": "qwen-7b",
+                "replicas": 3,
+                "rationale": "x",
+                "dry_run": False,
+            },
         )
     assert r.structured_content["status"] == "denied"  # type: ignore[index]
 
@@ -184,37 +199,79 @@ async def test_non_allowlisted_namespace_is_denied(
         ("scale_deployment", {"namespace": "dev", "deployment": "granite-8b", "replicas": 2}, "rationale"),
         (
             "scale_deployment",
-            {"namespace": "dev", "deployment": "granite-8b", "replicas": 2, "rationale": "  "},
+            {
+                "namespace": "dev",
+                "deployment": "granite-8b",
+                "replicas": 2,
+                "rationale": "  ",
+                "dry_run": False,
+            },
             "rationale",
         ),
         (
             "scale_deployment",
-            {"namespace": "dev", "deployment": "granite-8b", "replicas": -1, "rationale": "x"},
+            {
+                "namespace": "dev",
+                "deployment": "granite-8b",
+                "replicas": -1,
+                "rationale": "x",
+                "dry_run": False,
+            },
             "replicas",
         ),
         (
             "scale_deployment",
-            {"namespace": "dev", "deployment": "granite-8b", "replicas": 10**9, "rationale": "x"},
+            {
+                "namespace": "dev",
+                "deployment": "granite-8b",
+                "replicas": 10**9,
+                "rationale": "x",
+                "dry_run": False,
+            },
             "replicas",
         ),
         (
             "scale_deployment",
-            {"namespace": "dev", "deployment": "granite-8b", "replicas": "many", "rationale": "x"},
+            {
+                "namespace": "dev",
+                "deployment": "granite-8b",
+                "replicas": "many",
+                "rationale": "x",
+                "dry_run": False,
+            },
             "replicas",
         ),
         (
             "scale_deployment",
-            {"namespace": "dev", "deployment": "nope-9b", "replicas": 2, "rationale": "x"},
+            {"namespace": "dev", "deployment": "nope-9b", "replicas": 2, "rationale": "x", "dry_run": False},
             "nope-9b",
         ),
         (
             "scale_deployment",
-            {"namespace": "Bad NS!", "deployment": "x", "replicas": 2, "rationale": "x"},
+            {"namespace": "Bad NS!", "deployment": "x", "replicas": 2, "rationale": "x", "dry_run": False},
             "namespace",
         ),
-        ("request_gpu_nodes", {"node_pool": "gpu-h100", "gpus": 0, "rationale": "x"}, "gpus"),
-        ("request_gpu_nodes", {"node_pool": "no-such-pool", "gpus": 1, "rationale": "x"}, "no-such-pool"),
-        ("patch_hpa", {"namespace": "chat", "deployment": "llama-8b", "rationale": "x"}, "nothing to change"),
+        (
+            "request_gpu_nodes",
+            {"node_pool": "gpu-h100", "gpus": 0, "rationale": "x", "dry_run": False},
+            "gpus",
+        ),
+        (
+            "request_gpu_nodes",
+            {"node_pool": "no-such-pool", "gpus": 1, "rationale": "x", "dry_run": False},
+            "no-such-pool",
+        ),
+        (
+            "patch_hpa",
+            {"namespace": "chat", "deployment": "llama-8b", "rationale": "x", "dry_run": False},
+            "nothing to change",
+        ),
+        (
+            "scale_deployment",
+            {"namespace": "dev", "deployment": "granite-8b", "replicas": 2, "rationale": "x"},
+            "dry_run",
+        ),
+        ("rollback_action", {"audit_id": "aud-000001", "rationale": "x"}, "dry_run"),
     ],
 )
 async def test_bad_input_is_a_tool_error_and_the_server_keeps_serving(
@@ -267,10 +324,20 @@ async def test_server_wide_dry_run_turns_allowed_calls_into_proposals(
     async with Client(create_server(app)) as c:
         r = await c.call_tool(
             "scale_deployment",
-            {"namespace": "dev", "deployment": "granite-8b", "replicas": before + 1, "rationale": "x"},
+            {
+                "namespace": "dev",
+                "deployment": "granite-8b",
+                "replicas": before + 1,
+                "rationale": "x",
+                "dry_run": False,
+            },
         )
     assert r.structured_content["status"] == "dry_run"  # type: ignore[index]
     assert app.backend.get_pool(ref).desired_replicas == before
+    # issue 19: the answer must not invite the retry loop it cannot satisfy
+    message = r.structured_content["message"]  # type: ignore[index]
+    assert "dry-run mode" in message and "will not apply" in message and "Do not retry" in message
+    assert "Call again with dry_run=false" not in message
 
 
 async def test_scaling_takes_effect_after_cold_start(client: Client, app: AutoscaleApp) -> None:
@@ -283,6 +350,7 @@ async def test_scaling_takes_effect_after_cold_start(client: Client, app: Autosc
             "deployment": "granite-8b",
             "replicas": pool.desired_replicas + 1,
             "rationale": "x",
+            "dry_run": False,
         },
     )
     assert r.structured_content["status"] == "applied"  # type: ignore[index]
@@ -295,7 +363,13 @@ async def test_every_mutating_call_is_audited(client: Client, app: AutoscaleApp)
     calls = [
         (
             "scale_deployment",
-            {"namespace": "dev", "deployment": "granite-8b", "replicas": 2, "rationale": "a"},
+            {
+                "namespace": "dev",
+                "deployment": "granite-8b",
+                "replicas": 2,
+                "rationale": "a",
+                "dry_run": False,
+            },
         ),
         (
             "scale_deployment",
@@ -309,9 +383,24 @@ async def test_every_mutating_call_is_audited(client: Client, app: AutoscaleApp)
         ),
         (
             "scale_deployment",
-            {"namespace": "chat", "deployment": "llama-8b", "replicas": 3, "rationale": "c"},
+            {
+                "namespace": "chat",
+                "deployment": "llama-8b",
+                "replicas": 3,
+                "rationale": "c",
+                "dry_run": False,
+            },
         ),
-        ("patch_hpa", {"namespace": "chat", "deployment": "llama-8b", "max_replicas": 14, "rationale": "d"}),
+        (
+            "patch_hpa",
+            {
+                "namespace": "chat",
+                "deployment": "llama-8b",
+                "max_replicas": 14,
+                "rationale": "d",
+                "dry_run": False,
+            },
+        ),
         ("request_gpu_nodes", {"node_pool": "gpu-l4", "gpus": 1, "rationale": "e", "dry_run": True}),
     ]
     for tool, args in calls:
@@ -386,7 +475,8 @@ async def test_progress_is_reported_on_slow_calls(client: Client) -> None:
 async def test_applied_scale_says_when_a_new_node_is_needed_first(client: Client) -> None:
     # dev/granite-8b's A10G node pool has no free GPU: the new replica waits for a node, then cold-starts
     r = await client.call_tool(
-        "scale_deployment", {"namespace": "dev", "deployment": "granite-8b", "replicas": 2, "rationale": "x"}
+        "scale_deployment",
+        {"namespace": "dev", "deployment": "granite-8b", "replicas": 2, "rationale": "x", "dry_run": False},
     )
     message = r.structured_content["message"]  # type: ignore[index]
     assert "new node comes first" in message and "gpu-a10g" in message

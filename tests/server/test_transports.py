@@ -133,7 +133,13 @@ async def test_stdio_end_to_end(tmp_path: Path, mode: str) -> None:
         assert r.structured_content["status"] == "dry_run"  # type: ignore[index]
         bad = await c.call_tool(
             "scale_deployment",
-            {"namespace": "dev", "deployment": "granite-8b", "replicas": -3, "rationale": "x"},
+            {
+                "namespace": "dev",
+                "deployment": "granite-8b",
+                "replicas": -3,
+                "rationale": "x",
+                "dry_run": False,
+            },
         )
         assert bad.is_error
         res = await c.read_resource("autoscale://audit/recent")

@@ -208,7 +208,7 @@ def test_two_replicas_one_unbroken_chain(cluster: dict[str, Any]) -> None:
 def test_one_idempotency_key_applies_once(cluster: dict[str, Any]) -> None:
     a, b = cluster["servers"]
     call = ("scale_deployment", {"namespace": "batch", "deployment": "qwen-7b", "replicas": 3,
-                                 "rationale": "once", "idempotency_key": "the-one-key"})  # fmt: skip
+                                 "rationale": "once", "idempotency_key": "the-one-key", "dry_run": False})  # fmt: skip
 
     async def both() -> list[Outcome]:
         out: list[Outcome] = []
@@ -233,8 +233,8 @@ def test_one_idempotency_key_applies_once(cluster: dict[str, Any]) -> None:
 def test_a_budget_shared_by_two_replicas_cannot_be_exceeded(cluster: dict[str, Any]) -> None:
     a, b = cluster["servers"]
     asks = {
-        a: [("request_gpu_nodes", {"node_pool": "gpu-l4", "gpus": 1, "rationale": f"l4 {i}"}) for i in range(6)],
-        b: [("request_gpu_nodes", {"node_pool": "gpu-a10g", "gpus": 2, "rationale": f"a10g {i}"}) for i in range(6)],
+        a: [("request_gpu_nodes", {"node_pool": "gpu-l4", "gpus": 1, "rationale": f"l4 {i}", "dry_run": False}) for i in range(6)],
+        b: [("request_gpu_nodes", {"node_pool": "gpu-a10g", "gpus": 2, "rationale": f"a10g {i}", "dry_run": False}) for i in range(6)],
     }  # fmt: skip
 
     async def both() -> list[Outcome]:

@@ -1,0 +1,64 @@
+"""The fleet strategy on the per-pool planner: each pool keeps the planner's sizing; a busy batch pool holds
+the pooled headroom as spare and yields it through the gate when the interactive pools grow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mcp_autoscale.planner import PoolSample
+from mcp_autoscale.replay.fleet import FleetConfig, make_strategy
+from mcp_autoscale.replay.fleet_spec import load_fleet, scenario_of
+from mcp_autoscale.replay.fleet_strategies import FleetPlanner
+from mcp_autoscale.replay.strategies import KedaPlusPlanner
+from mcp_autoscale.sim import Twin
+
+FLEET = """
+duration: 10m
+node_pools:
+  - {name: gpu-l4, gpu_type: L4, limit_gpus: 12}
+pools:
+  - {namespace: chat, name: assistant, node_pool: gpu-l4, priority: interactive,
+     trace: {synthetic: step, seed: 2, scale: 0.2}}
+  - {namespace: batch, name: summarise, node_pool: gpu-l4, priority: batch,
+     trace: {synthetic: onoff, seed: 3, scale: 0.2}}
+"""
+
+
+def test_busy_batch_pool_holds_the_pooled_spare_and_yields_it_when_interactive_grows(tmp_path: Path) -> None:
+    path = tmp_path / "FLEET.yaml"
+    path.write_text(FLEET)
+    spec, traces = load_fleet(path)
+    cfg = FleetConfig(fleet_reserve="batch", audit_dir=tmp_path / "gate")
+    fleet = make_strategy("fleet", spec, traces, cfg, {})
+    assert isinstance(fleet, FleetPlanner)
+    # every pool is sized by the per-pool planner (its learned capacity), interactive pools hotter
+    assert all(isinstance(s, KedaPlusPlanner) for s in fleet.inner.values())
+    assert fleet.inner["chat/assistant"].config.target_utilisation == cfg.fleet_utilisation
+    assert fleet.inner["batch/summarise"].config.target_utilisation == cfg.planner_utilisation
+    twin = Twin(scenario_of(spec), 7)
+    fleet.setup(twin, spec)
+    try:
+        b, chat, batch = "batch/summarise", spec.pools[0].ref, spec.pools[1].ref
+        states = {p.ref.key: twin.backend.get_pool(p.ref) for p in spec.pools}
+        fleet.pooled["gpu-l4"] = 2
+        # an idle batch pool holds no spare: it would be billed for nothing
+        fleet._share(twin, "gpu-l4", 12, "L4", 0.0, states)
+        assert fleet._spare[b] == 0 and fleet.inner[b].config.floors["batch"] == 1
+        # busy: it holds the pooled headroom as spare (its planner's floor goes up by it)
+        fleet.inner[b].history.append(PoolSample(t_s=30.0, ready_replicas=1, request_rps=1.0))
+        fleet._share(twin, "gpu-l4", 12, "L4", 30.0, states)
+        assert fleet._spare[b] == 2 and fleet.inner[b].config.floors["batch"] == 3
+        twin.pin_replicas(batch, 3)
+        # the interactive pool grows by 2 within the lead time: the batch pool yields both at once
+        states = {p.ref.key: twin.backend.get_pool(p.ref) for p in spec.pools}
+        states[chat.key] = states[chat.key].model_copy(
+            update={"desired_replicas": states[chat.key].desired_replicas + 2}
+        )
+        fleet._share(twin, "gpu-l4", 12, "L4", 60.0, states)
+        assert fleet._spare[b] == 0 and fleet.inner[b].config.floors["batch"] == 1
+        assert twin.backend.get_pool(batch).desired_replicas == 1
+        audit = (tmp_path / "gate" / "fleet" / "fleet-audit.jsonl").read_text()
+        assert "yields 2 L4 of its pooled spare to chat/assistant" in audit
+        assert fleet.verdicts["applied"] >= 1 and "denied" not in fleet.verdicts
+    finally:
+        fleet.teardown()
