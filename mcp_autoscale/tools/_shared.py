@@ -24,9 +24,9 @@ OptNamespace = Annotated[str | None, Field(default=None, max_length=63, descript
 OptDeployment = Annotated[str | None, Field(default=None, max_length=253, description="Only this Deployment")]
 """Filters only compare names (a malformed one matches no pool), so they carry no pattern: tools/list is in
 the model's context on every turn."""
-Slo = Annotated[SloFilter | None, Field(default=None, description="Only pools with this SLO status")]
-GpuType = Annotated[str | None, Field(default=None, max_length=32, description="Only this GPU type")]
-Owner = Annotated[OwnerFilter | None, Field(default=None, description="Only pools this autoscaler owns")]
+Slo = Annotated[SloFilter | None, Field(default=None, description="SLO status")]
+GpuType = Annotated[str | None, Field(default=None, max_length=32, description="GPU type")]
+Owner = Annotated[OwnerFilter | None, Field(default=None, description="Owning autoscaler")]
 Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT, description="Items per page")]
 Cursor = Annotated[
     str | None, Field(default=None, max_length=200, description="next_cursor of the previous page")

@@ -32,8 +32,8 @@ from mcp_autoscale.tools.fleet import cap_warnings
 class CostPage(CostEstimate):
     """Fleet totals over every matching pool; ``pools`` is one page of them, biggest spenders first."""
 
-    total_pools: int = Field(default=0, description="Pools matching the filters")
-    next_cursor: str | None = Field(default=None, description="Pass as cursor for the next page")
+    total_pools: int = 0
+    next_cursor: str | None = None
 
 
 def register(server: MCPServer, app: AutoscaleApp) -> None:
@@ -62,7 +62,7 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
             Field(
                 default=None,
                 max_length=32,
-                description="Filter by GPU type; with namespace+deployment: the what-if GPU (L4, L40S, H100)",
+                description="Filter; with namespace+deployment: what-if GPU",
             ),
         ] = None,
         capacity_type: Annotated[

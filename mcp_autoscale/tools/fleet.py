@@ -43,8 +43,8 @@ MAX_WARNINGS = 10
 class SnapshotPage(FleetSnapshot):
     """A fleet snapshot, bounded: the summary of every matching pool and one page of them, attention first."""
 
-    total_pools: int = Field(description="Pools matching the filters (every page together lists them once)")
-    next_cursor: str | None = Field(default=None, description="Pass as cursor for the next page; none = last")
+    total_pools: int
+    next_cursor: str | None = None
     summary: FleetSummary
 
 
@@ -62,8 +62,8 @@ class PoolSummary(BaseModel):
 
 class PoolList(BaseModel):
     pools: list[PoolSummary]
-    total_pools: int = Field(description="Pools matching the filters")
-    next_cursor: str | None = Field(default=None, description="Pass as cursor for the next page")
+    total_pools: int
+    next_cursor: str | None = None
     summary: FleetSummary
 
 
@@ -126,10 +126,9 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         include_node_pools: bool = True,
         ctx: Context | None = None,
     ) -> Annotated[CallToolResult, SnapshotPage]:
-        """Fleet summary (pools by SLO status, GPU, owner; $/h; stale/missing) and up to `limit` pools,
-        most urgent first (breach, at risk, stale/missing signals, idle spend, ok); next_cursor pages on.
-        Per pool: TTFT/ITL p50/p90 (s), KV 0-1, queue, tokens/s, preemptions/min, replicas, owner, SLO, $/h,
-        data age ('*' = all signals). Missing signals say why (never zero)."""
+        """Fleet summary, then up to `limit` pools, most urgent first (breach, at risk, stale/missing, idle
+        spend); next_cursor pages on. Per pool: TTFT/ITL p50/p90 (s), KV 0-1, queue, tokens/s, preemptions,
+        replicas, owner, SLO, $/h, data age. Missing signals say why (never zero)."""
         try:
             filters = active_filters(
                 namespace=namespace,
@@ -167,8 +166,8 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         limit: Limit = DEFAULT_PAGE,
         cursor: Cursor = None,
     ) -> Annotated[CallToolResult, PoolList]:
-        """Model pools the server can act on (GPU, replicas, owning autoscaler, SLO status), most urgent
-        first, with a fleet summary; next_cursor pages on."""
+        """Pools (GPU, replicas, owning autoscaler, SLO status), most urgent first, with a fleet summary;
+        next_cursor pages on."""
         try:
             filters = active_filters(
                 namespace=namespace,

@@ -49,9 +49,7 @@ from mcp_autoscale.tools.fleet import cap_warnings
 
 
 class Recommendations(BaseModel):
-    recommendations: list[Recommendation] = Field(
-        description="One per pool, actions first (breach severity, then $); tool_call is the call to make"
-    )
+    recommendations: list[Recommendation] = Field(description="Actions first; tool_call is the call to make")
     diagnoses: list[Diagnosis] = Field(
         default_factory=list,
         description="Node-pool findings (idle GPUs); pool findings are on each recommendation",
@@ -62,9 +60,9 @@ class Recommendations(BaseModel):
         "first), each with its tool calls in order",
     )
     data_warnings: list[str] = Field(default_factory=list)
-    total_pools: int = Field(default=0, description="Pools matching the filters")
-    actions: int = Field(default=0, description="Recommendations that are not 'none' (all pages)")
-    next_cursor: str | None = Field(default=None, description="Pass as cursor for the next page")
+    total_pools: int = 0
+    actions: int = Field(default=0, description="Not 'none', all pages")
+    next_cursor: str | None = None
 
 
 def action_key(rec: Recommendation, pool: PoolSnapshot | None) -> tuple[int, int, float, float, str]:
