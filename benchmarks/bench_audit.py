@@ -122,7 +122,7 @@ def main() -> None:
     pools = [p for p in app.backend.list_pools() if p.autoscaler is None]
     audit_ms, call_ms, sync_ms = [], [], []
     for i in range(args.calls):
-        pool = pools[i % len(pools)]
+        pool = app.backend.get_pool(pools[i % len(pools)].ref)  # fresh: a repeat of the last ask is a no-op
         action = action_from_call(
             "scale_deployment",
             {
