@@ -110,7 +110,7 @@ def test_discovery_namespace_allowlist_and_pods(fleet: Emulator, api_client: cli
             "nodeName": "n1",
             "containers": [{"name": "vllm", "ports": [{"name": "http", "containerPort": 8000}]}],
         },
-        "status": {"podIP": "10.0.0.7", "conditions": [{"type": "Ready", "status": "True"}]},
+        "status": {"podIP": "127.0.0.7", "conditions": [{"type": "Ready", "status": "True"}]},
     }
     pending = {
         "apiVersion": "v1",
@@ -125,7 +125,7 @@ def test_discovery_namespace_allowlist_and_pods(fleet: Emulator, api_client: cli
     backend = KubernetesBackend(Settings(), api_client, namespaces=["chat"])
     pools = {p.ref.key: p for p in backend.list_pools()}
     assert sorted(pools) == ["chat/llama-70b-decode", "chat/llama-70b-prefill", "chat/llama-8b"]
-    assert pools["chat/llama-8b"].metrics_urls == ["http://10.0.0.7:8000/metrics"]
+    assert pools["chat/llama-8b"].metrics_urls == ["http://127.0.0.7:8000/metrics"]
     assert (pools["chat/llama-8b"].pending_replicas, pools["chat/llama-8b"].starting_replicas) == (1, 0)
     paths = {r.path for r in fleet.requests("GET")}
     assert "/apis/apps/v1/namespaces/chat/deployments" in paths
