@@ -342,23 +342,28 @@ def _round(x: float | None, nd: int = 4) -> float | None:
     return None if x is None else round(x, nd)
 
 
-def measure_capacity(
-    cfg: ReplayConfig, prompt_mean: float, output_mean: float, replicas: int = 4
+def bisect_capacity(
+    make_twin: Callable[[], Twin],
+    ref: PoolRef,
+    slo: SloTargets,
+    prompt_mean: float,
+    output_mean: float,
+    replicas: int = 4,
 ) -> tuple[float, float]:
-    """The twin's true per-replica capacity for this request shape: the highest request rate per replica
-    at which TTFT p90 and ITL p90 stay within SLO in every minute of a 10-minute steady run (bisection,
-    KEDA paused). Returns (prompt tokens/s, output tokens/s) per replica."""
+    """The highest request rate per replica at which TTFT p90 and ITL p90 stay within SLO in every minute
+    of a 10-minute steady run on ``replicas`` pinned replicas of ``ref`` (bisection on fresh twins).
+    Returns (prompt tokens/s, output tokens/s) per replica."""
 
     def holds(rps_per_replica: float) -> bool:
-        twin = _quiet_twin(cfg.seed, cfg.tick_s)
-        twin.pin_replicas(POOL, replicas)
+        twin = make_twin()
+        twin.pin_replicas(ref, replicas)
         rate = rps_per_replica * replicas
-        twin.set_arrivals(POOL, lambda _now, _dt: ArrivalStep(rate, prompt_mean, output_mean))
+        twin.set_arrivals(ref, lambda _now, _dt: ArrivalStep(rate, prompt_mean, output_mean))
         twin.advance(300.0)
         for _ in range(10):
             twin.advance(60.0)
-            g = twin.ground_truth(POOL)
-            if (g.ttft_p90_s or 0.0) > cfg.slo.ttft_p90_s or (g.itl_p90_s or 0.0) > cfg.slo.itl_p90_s:
+            g = twin.ground_truth(ref)
+            if (g.ttft_p90_s or 0.0) > slo.ttft_p90_s or (g.itl_p90_s or 0.0) > slo.itl_p90_s:
                 return False
         return True
 
@@ -370,6 +375,15 @@ def measure_capacity(
         else:
             hi = mid
     return lo * prompt_mean, lo * output_mean
+
+
+def measure_capacity(
+    cfg: ReplayConfig, prompt_mean: float, output_mean: float, replicas: int = 4
+) -> tuple[float, float]:
+    """The twin's true per-replica capacity of the replayed pool for this request shape (KEDA paused)."""
+    return bisect_capacity(
+        lambda: _quiet_twin(cfg.seed, cfg.tick_s), POOL, cfg.slo, prompt_mean, output_mean, replicas
+    )
 
 
 def _job(args: tuple[str, Trace, ReplayConfig, dict[str, object]]) -> StrategyResult:

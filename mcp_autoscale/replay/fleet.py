@@ -23,12 +23,12 @@ from mcp_autoscale.cost import load_catalogue
 from mcp_autoscale.models import SloTargets
 from mcp_autoscale.planner import PlannerConfig
 from mcp_autoscale.planner.fleet import FleetPolicy
-from mcp_autoscale.replay.evaluate import ReplayConfig, _arrivals_from, _Meter
+from mcp_autoscale.replay.evaluate import ReplayConfig, _arrivals_from, _Meter, bisect_capacity
 from mcp_autoscale.replay.fleet_spec import INSTANCES, FleetSpec, PoolEntry, floor_of, scenario_of
 from mcp_autoscale.replay.fleet_strategies import FleetPlanner, FleetStrategy, PerPool
 from mcp_autoscale.replay.strategies import CausalOracle, KedaOnly, KedaPlusPlanner, Oracle, Strategy
 from mcp_autoscale.replay.trace import Trace
-from mcp_autoscale.sim import ArrivalStep, Twin, TwinStep
+from mcp_autoscale.sim import Twin, TwinStep
 
 FLEET_STRATEGIES = ("keda", "planner", "causal", "fleet", "oracle")
 
@@ -119,27 +119,7 @@ def probe_capacity(spec: FleetSpec, key: str, tr: Trace, cfg: FleetConfig) -> tu
     scenario = scenario_of(spec, only=key)
     (ref,) = [p.ref for p in spec.pools if p.ref.key == key]
 
-    def holds(rps_per_replica: float) -> bool:
-        twin = Twin(scenario, cfg.seed, tick_s=cfg.tick_s)
-        twin.pin_replicas(ref, 4)
-        rate = rps_per_replica * 4
-        twin.set_arrivals(ref, lambda _now, _dt: ArrivalStep(rate, p_mean, o_mean))
-        twin.advance(300.0)
-        for _ in range(10):
-            twin.advance(60.0)
-            g = twin.ground_truth(ref)
-            if (g.ttft_p90_s or 0.0) > cfg.slo.ttft_p90_s or (g.itl_p90_s or 0.0) > cfg.slo.itl_p90_s:
-                return False
-        return True
-
-    lo, hi = 0.05, 8.0
-    for _ in range(9):
-        mid = math.sqrt(lo * hi)
-        if holds(mid):
-            lo = mid
-        else:
-            hi = mid
-    return lo * p_mean, lo * o_mean
+    return bisect_capacity(lambda: Twin(scenario, cfg.seed, tick_s=cfg.tick_s), ref, cfg.slo, p_mean, o_mean)
 
 
 def _lead_s(twin: Twin) -> float:
