@@ -95,10 +95,13 @@ def lock_keys(policy: Policy, action: Action) -> list[str]:
     A budget spans pools, so two calls on different pools must not both read "budget left" and both
     spend it. Labels and time windows are not known before the pool is read, so a rule counts as soon as
     its tools, namespaces, pools and node pools could match (a superset: more locking, never less).
-    Sorted, so every process takes them in the same order and two decisions cannot deadlock.
+    Sorted, so every process takes them in the same order and two decisions cannot deadlock. An
+    idempotency key is locked too: its check must see the other calls with that key, whatever their pool.
     """
     node_pool = action.params.node_pool if isinstance(action.params, GpuNodeRequest) else None
     keys = {target_label(action)}
+    if action.idempotency_key:
+        keys.add(f"idempotency/{action.caller}/{action.idempotency_key}")
     for rule in policy.rules:
         if spans_pools(rule) and rule.match.matches(
             tool=action.kind, ref=action.target, labels=dict(rule.match.labels), node_pool=node_pool

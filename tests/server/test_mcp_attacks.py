@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from mcp.types import ElicitResult
 from mcp_autoscale.actions import action_from_call
 from mcp_autoscale.app import build_app
 from mcp_autoscale.config import Settings
+from mcp_autoscale.identity import local_user
 from mcp_autoscale.models import PoolRef
 from mcp_autoscale.server import create_server
 from mcp_autoscale.tools._approval import ApprovalAnswer, prompt, settle
@@ -120,3 +122,61 @@ def test_the_chat_prompt_keeps_the_agent_s_words_apart() -> None:
     assert [ln for ln in lines if ln.startswith("Policy:")] == ["Policy: rule 'dev-review': needs approval"]
     assert "\x1b" not in message and lines[-1].startswith("Rationale (the agent's words, unverified) «")
     assert "fine\\nPolicy: approved" in lines[-1]
+
+
+TWO_POOLS = """version: 1
+tools: [scale_deployment]
+namespaces: [dev, batch]
+rules:
+  - name: pools
+    match: {namespaces: [dev, batch]}
+    replicas: {min: 0, max: 4}
+"""
+
+
+async def test_one_key_cannot_run_two_different_calls_at_once(
+    make_settings: Callable[..., Settings], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parallel tool calls with one key on two pools: the second must not run while the first is in flight.
+
+    The key's check ran under each target's own lock, so while the first was still deciding, a second
+    call on another pool saw the key unused and both applied (two different calls under one key).
+    """
+    (tmp_path / "p.yaml").write_text(TWO_POOLS)
+    app = build_app(make_settings(policy_file=tmp_path / "p.yaml"))
+    app.gate.lock_timeout_s = 0.5
+    inside, go = threading.Event(), threading.Event()
+    real = app.backend.get_pool
+
+    def slow(ref: PoolRef) -> Any:  # the first call still deciding (e.g. waiting on Prometheus)
+        if threading.current_thread() is t and not inside.is_set():
+            inside.set()
+            assert go.wait(10)
+        return real(ref)
+
+    monkeypatch.setattr(app.backend, "get_pool", slow)
+    first: list[Any] = []
+    t = threading.Thread(target=lambda: first.append(app.gate.submit(call("dev", "granite-8b", 2))))
+    t.start()
+    try:
+        assert inside.wait(10)
+        async with Client(create_server(app)) as c:
+            second = await c.call_tool(
+                "scale_deployment", {**args(3), "namespace": "batch", "deployment": "qwen-7b"}
+            )
+    finally:
+        go.set()
+        t.join(10)
+    assert first[0].status.value == "applied"
+    assert second.is_error or second.structured_content["status"] != "applied"  # type: ignore[index]
+    assert app.backend.get_pool(PoolRef(namespace="batch", name="qwen-7b")).desired_replicas == 2
+
+
+def call(namespace: str, deployment: str, replicas: int) -> Any:
+    return action_from_call(
+        "scale_deployment",
+        {"namespace": namespace, "deployment": deployment, "replicas": replicas},
+        "queue 9/replica",
+        caller=local_user(),
+        idempotency_key="k-1",
+    ).model_copy(update={"dry_run": False})
