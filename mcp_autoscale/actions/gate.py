@@ -349,11 +349,17 @@ class Gate:
         return self._execute(action, verdict, pool, dry=dry, now=now, evidence=evidence, cost=cost)
 
     def approval_channels(self, verdict: Verdict) -> list[str]:
-        """Channels every deciding rule accepts; a human at the CLI when the rules disagree."""
+        """Channels every deciding rule accepts; a human at the CLI when the rules disagree. Never the chat
+        under four eyes: a chat confirmation is the proposer's own, so asking there could only be refused."""
         specs = [r.approval for n in verdict.rules if (r := self.policy.rule(n)) is not None and r.approval]
         if not specs:
             return ["cli"]
-        common = [c for c in ("elicitation", "cli") if all(c in s.via for s in specs)]
+        four_eyes = any(s.four_eyes for s in specs)
+        common = [
+            c
+            for c in ("elicitation", "cli")
+            if all(c in s.via for s in specs) and not (four_eyes and c == "elicitation")
+        ]
         return common or ["cli"]
 
     def elicitation_allowed(self, verdict: Verdict) -> bool:
@@ -454,6 +460,10 @@ class Gate:
     def _check_approver(self, p: Proposal, approver: str, groups: Sequence[str] = ()) -> None:
         if not approver.strip():
             raise InvalidInput("approver is required (who approves this action?)")
+        if p.four_eyes and principal(p.action.caller) in principals(approver):
+            raise Forbidden(
+                f"four eyes: {p.action.caller} proposed {p.id} and may not approve it; another person must"
+            )
         channel = channel_of(approver)
         if channel not in p.via:
             raise Forbidden(
@@ -461,10 +471,6 @@ class Gate:
                 "is not enough for it (ask a human to run `mcp-autoscale approve` in a terminal)"
             )
         name = approver_name(approver)
-        if p.four_eyes and principal(p.action.caller) in principals(approver):
-            raise Forbidden(
-                f"four eyes: {p.action.caller} proposed {p.id} and may not approve it; another person must"
-            )
         if not (p.approvers or p.approver_groups):
             return
         if name in p.approvers or approver in p.approvers or set(groups) & set(p.approver_groups):

@@ -180,3 +180,31 @@ def call(namespace: str, deployment: str, replicas: int) -> Any:
         caller=local_user(),
         idempotency_key="k-1",
     ).model_copy(update={"dry_run": False})
+
+
+FOUR_EYES = POLICY.replace(
+    "approval: {via: [elicitation, cli], ttl_s: 600}", "approval: {via: [elicitation, cli], four_eyes: true}"
+)
+
+
+async def test_four_eyes_never_asks_the_proposer_in_the_chat(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """Under four eyes the chat user is the proposer: asking them would show a prompt whose "yes" is
+    refused. The proposal waits for another person at the CLI, and says so."""
+    (tmp_path / "p.yaml").write_text(FOUR_EYES)
+    app = build_app(make_settings(policy_file=tmp_path / "p.yaml"))
+    asked: list[str] = []
+
+    async def on_elicit(context: Any, params: Any) -> ElicitResult:
+        asked.append(params.message)
+        return ElicitResult(action="accept", content={"approve": True})
+
+    async with Client(create_server(app), mode="legacy", elicitation_callback=on_elicit) as c:
+        result = await c.call_tool("scale_deployment", args(3))
+    assert not result.is_error, result.content
+    assert result.structured_content["status"] == "pending_approval"  # type: ignore[index]
+    assert asked == []
+    (proposal,) = app.gate.pending()
+    assert proposal.via == ["cli"] and proposal.four_eyes
+    assert app.backend.get_pool(DEV).desired_replicas == 1
