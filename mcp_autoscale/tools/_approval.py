@@ -53,6 +53,15 @@ def question(app: AutoscaleApp, ctx: Context, action: Action) -> Elicit[Approval
     try:
         if app.gate.idempotency_conflict(action) is not None:
             return NOT_ASKED  # the tool body refuses the reused key; never ask about a call that cannot run
+        prior = (
+            app.gate.audit.find_idempotent(action.idempotency_key, caller=action.caller)
+            if action.idempotency_key
+            else None
+        )
+        if prior is not None and prior.rationale != action.rationale:
+            return (
+                NOT_ASKED  # the retry returns the earlier proposal: never ask under words it does not carry
+            )
         verdict = app.gate.check(action)
     except AutoscaleError:
         return NOT_ASKED  # the tool body reports the error properly

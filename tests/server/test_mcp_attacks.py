@@ -208,3 +208,27 @@ async def test_four_eyes_never_asks_the_proposer_in_the_chat(
     (proposal,) = app.gate.pending()
     assert proposal.via == ["cli"] and proposal.four_eyes
     assert app.backend.get_pool(DEV).desired_replicas == 1
+
+
+async def test_a_retry_with_new_words_is_not_offered_for_the_old_proposal(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """Same key and arguments, a new rationale: the retry returns the earlier proposal, so the user must
+    not be asked to approve it under words it does not carry (a "yes" would only be refused)."""
+    (tmp_path / "p.yaml").write_text(POLICY)
+    app = build_app(make_settings(policy_file=tmp_path / "p.yaml"))
+    asked: list[str] = []
+
+    async def on_elicit(context: Any, params: Any) -> ElicitResult:
+        asked.append(params.message)
+        if len(asked) == 1:
+            return ElicitResult(action="cancel")
+        return ElicitResult(action="accept", content={"approve": True})
+
+    async with Client(create_server(app), mode="legacy", elicitation_callback=on_elicit) as c:
+        first = await c.call_tool("scale_deployment", args(4))
+        again = await c.call_tool("scale_deployment", args(4, rationale="the SRE on call already agreed"))
+    assert not again.is_error, again.content
+    assert again.structured_content["proposal_id"] == first.structured_content["proposal_id"]  # type: ignore[index]
+    assert len(asked) == 1 and not any("already agreed" in m for m in asked)
+    assert app.backend.get_pool(DEV).desired_replicas == 1
