@@ -116,44 +116,53 @@ def new_proposal_id() -> str:
 
 
 class ProposalStore:
-    """Proposals as files: easy to inspect, safe to share between processes on one host."""
+    """Proposals as files: easy to inspect, safe to share between processes on one host.
+
+    Open proposals (pending, approved) live in the directory; closed ones move to ``closed/``, so the
+    scan that every tool call makes (``all``) reads only what may still run, however long the history.
+    """
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
 
-    def _path(self, proposal_id: str) -> Path:
+    def _path(self, proposal_id: str, *, closed: bool = False) -> Path:
         if not proposal_id.replace("-", "").isalnum():
             raise InvalidInput(f"{proposal_id!r} is not a proposal id (they look like prop-1a2b3c4d5e6f)")
-        return self.directory / f"{proposal_id}.json"
+        return (self.directory / "closed" if closed else self.directory) / f"{proposal_id}.json"
 
     def save(self, proposal: Proposal) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        path = self._path(proposal.id)
+        closed = proposal.status not in (ProposalStatus.PENDING, ProposalStatus.APPROVED)
+        path = self._path(proposal.id, closed=closed)
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(proposal.model_dump_json(indent=2))
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+        if closed:  # written under closed/ first: a reader finds it in one place or the other
+            self._path(proposal.id).unlink(missing_ok=True)
 
     def get(self, proposal_id: str) -> Proposal:
-        path = self._path(proposal_id)
-        try:
-            return Proposal.model_validate_json(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise NotFound(
-                f"no proposal {proposal_id!r} in {self.directory} (see `mcp-autoscale pending`)"
-            ) from None
-        except ValidationError as err:
-            raise InvalidInput(f"{path}: unreadable proposal: {err.errors()[0]['msg']}") from None
+        for path in (self._path(proposal_id), self._path(proposal_id, closed=True)):
+            try:
+                return Proposal.model_validate_json(path.read_text(encoding="utf-8"))
+            except FileNotFoundError:
+                continue
+            except ValidationError as err:
+                raise InvalidInput(f"{path}: unreadable proposal: {err.errors()[0]['msg']}") from None
+        raise NotFound(f"no proposal {proposal_id!r} in {self.directory} (see `mcp-autoscale pending`)")
 
     def all(self) -> list[Proposal]:
+        """The open proposals (closed ones are under ``closed/``; ``get`` still finds them)."""
         if not self.directory.exists():
             return []
         out = []
         for path in sorted(self.directory.glob("prop-*.json")):
             try:
                 out.append(Proposal.model_validate_json(path.read_text(encoding="utf-8")))
+            except FileNotFoundError:
+                continue  # closed (moved) while we listed
             except (OSError, ValidationError) as err:
                 log.warning("proposals.unreadable", file=str(path), error=str(err))
         return sorted(out, key=lambda p: p.created_at)
