@@ -239,7 +239,9 @@ class PgProposals:
 
     def all(self) -> list[Proposal]:
         with unavailable(self.where), self.pool.connection() as conn:
-            rows = conn.execute("SELECT body::text FROM proposals ORDER BY created_at").fetchall()
+            rows = conn.execute(  # open ones only: every tool call scans them, closed ones pile up
+                "SELECT body::text FROM proposals WHERE status IN ('pending', 'approved') ORDER BY created_at"
+            ).fetchall()
         return [Proposal.model_validate_json(r[0]) for r in rows]
 
 

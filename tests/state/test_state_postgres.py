@@ -188,6 +188,8 @@ def test_pending_approve_reject_on_the_state_url(pg_url: str, tmp_path: Path) ->
     [ran] = build_app(settings).run_approved()  # the server (on any replica) runs it
     assert ran.status == ActionStatus.APPLIED
     assert "no pending proposals" in runner.invoke(cli, ["pending"]).stdout
+    assert gate.proposals.all() == []  # closed ones leave the scan every tool call makes
+    assert gate.proposals.get(ids[0]).status.value == "rejected"  # still readable by id
     statuses = [r.status for r in gate.audit.records()]
     assert statuses == [
         ActionStatus.PENDING_APPROVAL, ActionStatus.PENDING_APPROVAL, ActionStatus.REJECTED, ActionStatus.APPLIED
