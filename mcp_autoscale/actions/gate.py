@@ -967,6 +967,12 @@ class Gate:
             "now": now, "evidence": evidence, "cost": cost, "approver": approver, "proposal_id": proposal_id,
             "audit_id": audit_id,
         }  # fmt: skip
+        if not dry:  # write ahead: a commit is a write the GitOps controller will apply
+            extra["intent_id"] = self._record(
+                action, verdict, ActionStatus.INTENT,
+                f"Intent: about to commit a change to {target_label(action)} to Git; the outcome record follows.",
+                now=now, evidence=evidence, cost=cost, approver=approver, proposal_id=proposal_id,
+            ).audit_id  # fmt: skip
         try:
             node_pool = self._resolve(action)[1] if isinstance(action.params, GpuNodeRequest) else None
             out = self.gitops.execute(action, verdict, pool, node_pool, audit_id=audit_id, dry_run=dry)

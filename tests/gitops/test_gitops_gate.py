@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from gitops_fakes import LLAMA_8B, NODEPOOLS, Fleet, git, repo_state
 
 from mcp_autoscale.actions import Gate, new_action
 from mcp_autoscale.audit.verify import verify_file
+from mcp_autoscale.errors import AuditUnavailable
 from mcp_autoscale.models import (
     Action,
     ActionKind,
@@ -380,3 +384,33 @@ def test_one_open_proposal_per_target(
     git(repo, "branch", "-D", branch)  # the pull request was closed
     third = gate.submit(patch(28))
     assert third.status == ActionStatus.PROPOSED_COMMIT, third.message
+
+
+def test_a_commit_is_written_ahead_and_no_intent_means_no_commit(
+    repo: Path,
+    fleet: Fleet,
+    make_gate: Callable[[Policy], Gate],
+    policy_for: Callable[..., Policy],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A Git commit is a write the controller will apply: an intent record comes first, as for the API."""
+    gate = make_gate(policy_for("gitops"))
+    before = repo_state(repo)
+    real = os.write
+
+    def full_disk_for_intents(fd: int, data: bytes) -> int:
+        if b'"status":"intent"' in bytes(data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd, data)
+
+    monkeypatch.setattr("mcp_autoscale.audit.log.os.write", full_disk_for_intents)
+    with pytest.raises(AuditUnavailable):
+        gate.submit(patch(24))
+    assert repo_state(repo) == before  # nothing committed
+    monkeypatch.undo()
+
+    result = gate.submit(patch(24))
+    assert result.status == ActionStatus.PROPOSED_COMMIT, result.message
+    intent, outcome = gate.audit.records(intents=True)[-2:]
+    assert intent.status == ActionStatus.INTENT and outcome.id == result.audit_id
+    assert outcome.intent_id == intent.id and gate.audit.open_intents() == []
