@@ -30,9 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "kube"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
 
 from emulator import Emulator
+from http_helpers import free_port, wait_healthy
 from kube_objects import KEDA_CRD, NODEPOOL_CRD, default_fleet
 from signals_helpers import poll, start_prometheus, stop_prometheus
-from test_transports import free_port, serve_args, wait_healthy
+from test_transports import serve_args
 
 from mcp_autoscale import metrics
 from mcp_autoscale.app import build_app

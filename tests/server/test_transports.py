@@ -3,28 +3,21 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import httpx2
 import pytest
+from http_helpers import free_port, wait_healthy
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
 pytestmark = pytest.mark.anyio
 
 FIVE_TOOLS = {"get_slo_snapshot", "patch_hpa", "scale_deployment", "request_gpu_nodes", "estimate_cost"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def serve_args(tmp_path: Path, *extra: str) -> list[str]:
@@ -40,20 +33,6 @@ def serve_args(tmp_path: Path, *extra: str) -> list[str]:
         "warning",
         *extra,
     ]
-
-
-def wait_healthy(url: str, proc: subprocess.Popen[bytes], deadline_s: float = 30.0) -> None:
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited early: {proc.stderr.read().decode() if proc.stderr else ''}")
-        try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)  # polling interval while waiting for start-up, not a timing assumption
-    raise AssertionError(f"server not healthy at {url} within {deadline_s}s")
 
 
 @pytest.fixture
