@@ -129,17 +129,14 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         """Fleet summary, then up to `limit` pools, most urgent first (breach, at risk, stale/missing, idle
         spend); next_cursor pages on. Per pool: TTFT/ITL p50/p90 (s), KV 0-1, queue, tokens/s, preemptions,
         replicas, owner, SLO, $/h, data age. Missing signals say why (never zero)."""
-        try:
-            filters = active_filters(
-                namespace=namespace,
-                deployment=deployment,
-                slo=slo,
-                gpu_type=gpu_type,
-                owner=owner,
-                cluster=cluster,
-            )
-        except AutoscaleError as err:
-            raise tool_error(err) from None
+        filters = active_filters(  # fixed keyword names: an unknown one is a bug, not bad input
+            namespace=namespace,
+            deployment=deployment,
+            slo=slo,
+            gpu_type=gpu_type,
+            owner=owner,
+            cluster=cluster,
+        )
         progress = Progress(ctx, 2)
         await progress.run("running approved proposals", app.run_approved)
         header, summary, pools, total, nxt = await progress.run(
@@ -168,17 +165,14 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
     ) -> Annotated[CallToolResult, PoolList]:
         """Pools (GPU, replicas, owning autoscaler, SLO status), most urgent first, with a fleet summary;
         next_cursor pages on."""
-        try:
-            filters = active_filters(
-                namespace=namespace,
-                deployment=deployment,
-                slo=slo,
-                gpu_type=gpu_type,
-                owner=owner,
-                cluster=cluster,
-            )
-        except AutoscaleError as err:
-            raise tool_error(err) from None
+        filters = active_filters(  # fixed keyword names: an unknown one is a bug, not bad input
+            namespace=namespace,
+            deployment=deployment,
+            slo=slo,
+            gpu_type=gpu_type,
+            owner=owner,
+            cluster=cluster,
+        )
         _, summary, pools, total, nxt = fleet_page("list_pools", filters, limit, cursor, False)
         out = PoolList(
             pools=[pool_summary(p) for p in pools], total_pools=total, next_cursor=nxt, summary=summary

@@ -115,12 +115,9 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         """Per pool: the recommended action (none / patch_hpa / scale_deployment / request_gpu_nodes), reasons,
         expected effect on SLO and $, and the exact tool call to make (dry_run=true). Never fights an owner.
         Actions first, by breach severity then $; next_cursor pages on."""
-        try:
-            filters = active_filters(
-                namespace=namespace, deployment=deployment, slo=slo, gpu_type=gpu_type, owner=owner
-            )
-        except AutoscaleError as err:
-            raise tool_error(err) from None
+        filters = active_filters(  # fixed keyword names: an unknown one is a bug, not bad input
+            namespace=namespace, deployment=deployment, slo=slo, gpu_type=gpu_type, owner=owner
+        )
         progress = Progress(ctx, 2)
         query = query_digest("recommend_scaling", filters)
         fleet: FleetSnapshot | None = None
