@@ -58,7 +58,12 @@ def demand_rates(
     per_request = tokens_per_request(history)
     out: list[tuple[float, float | None, float | None]] = []
     backlog_t: float | None = None
-    for i, h in enumerate(history):
+    # a backlog more than two rate windows before the window changes nothing: start the scan after it
+    start = len(history)
+    while start > 0 and history[start - 1].t_s >= last_t - window_s - 2.0 * signal_window_s:
+        start -= 1
+    for i in range(start, len(history)):
+        h = history[i]
         if h.queue_depth is not None and h.queue_depth > queue_per_replica * max(1, h.ready_replicas):
             backlog_t = h.t_s
         if h.t_s < last_t - window_s:

@@ -170,6 +170,12 @@ def breach_bound(
     (a lone long prompt is no evidence). The bound is a low quantile (``breach_quantile``) of those loads,
     once ``breach_min_samples`` of them exist: where the knee of the latency curve begins, not its average.
     """
+    return breach_bound_of(breaches(samples, slo, config), config)
+
+
+def breaches(samples: Sequence[PoolSample], slo: SloTargets, config: PlannerConfig) -> list[PoolSample]:
+    """The samples ``breach_bound`` counts as breaches, in time order. Whether a sample counts depends only
+    on it and the samples of the two rate windows before it (``planner.evidence`` relies on this)."""
     bad = []
     # a TTFT breach within two rate windows of a backlog is the backlog's wait (the p90 still holds the
     # queued requests while the pool drains them at a moderate per-replica load), not the pool's limit
@@ -192,6 +198,11 @@ def breach_bound(
                 continue
         if (ttft_bad or itl_bad) and _steady(samples, times, s, config.signal_window_s):
             bad.append(s)
+    return bad
+
+
+def breach_bound_of(bad: Sequence[PoolSample], config: PlannerConfig) -> tuple[float | None, float | None]:
+    """``breach_bound`` from its breach samples (``breaches``)."""
     if len(bad) < config.breach_min_samples:
         return None, None
     # a saturated pool (requests queued) serves at its throughput ceiling, past the knee: it bounds C
@@ -249,8 +260,9 @@ def resolve_capacity(
     if gpu is not None:
         est_in, est_out, note = estimate_capacity(model, gpu, gpus_per_replica, config.slo, config)
     if history:
-        l_in, l_out, _lower = learn_capacity(history, config.slo, config)
-        b_in, b_out = breach_bound(history, config.slo, config)
+        from mcp_autoscale.planner.evidence import capacity_evidence  # it imports this module
+
+        (l_in, l_out, _lower), (b_in, b_out) = capacity_evidence(history, config.slo, config)
         if l_in is not None or l_out is not None or b_in is not None or b_out is not None:
             c_in, src_in = _evidence(l_in, b_in, est_in)
             c_out, src_out = _evidence(l_out, b_out, est_out)

@@ -105,22 +105,22 @@ def detect_period(
     if max_lag < min_lag or n < 3:
         return None
     acf = autocorrelation(arr, min(n - 1, max_lag + 1))
-    cands: list[tuple[int, float]] = []
-    running_min = math.inf
-    for k in range(1, max_lag + 1):
-        running_min = min(running_min, float(acf[k]))
-        if k < min_lag:
-            continue
-        a = float(acf[k])
-        if a >= min_acf and a >= acf[k - 1] and a >= acf[k + 1] and a - running_min >= min_prominence:
-            cands.append((k, a))
-    if not cands:
+    # lags min_lag..max_lag at once (the same comparisons as one lag at a time, in numpy)
+    lo = max(1, min_lag)
+    running_min = np.minimum.accumulate(acf[1 : max_lag + 1])[lo - 1 :]
+    a = acf[lo : max_lag + 1]
+    peak = (
+        (a >= min_acf)
+        & (a >= acf[lo - 1 : max_lag])
+        & (a >= acf[lo + 1 : max_lag + 2])
+        & (a - running_min >= min_prominence)
+    )
+    cands = np.flatnonzero(peak)
+    if not len(cands):
         return None
-    best = max(a for _, a in cands)
-    for k, a in cands:
-        if a >= 0.9 * best:
-            return k, a
-    return None
+    best = float(np.max(a[cands]))
+    first = cands[a[cands] >= 0.9 * best][0]
+    return int(first) + lo, float(a[first])
 
 
 def _seasonal_profile(x: np.ndarray, period: int, ahead: int, cycles: int, jitter: int) -> list[float]:
@@ -150,6 +150,17 @@ def _naive_error(x: np.ndarray, period: int, recent: int, cycles: int, jitter: i
     now = len(x)
     errs = 0.0
     total = 0.0
+    span = 2 * jitter + 1
+    if now - recent - cycles * period - jitter >= 0 and period > jitter and recent > 0 and cycles > 0:
+        # every minute has all its cycles, each a whole window: gather them at once
+        ts = np.arange(now - recent, now)
+        wins = np.lib.stride_tricks.sliding_window_view(x, span)
+        starts = ts[:, None] - np.arange(1, cycles + 1)[None, :] * period - jitter
+        closest = np.min(np.abs(wins[starts] - x[ts][:, None, None]), axis=2)
+        for t, med in zip(ts.tolist(), np.median(closest, axis=1).tolist(), strict=True):
+            errs += med
+            total += float(x[t])
+        return errs / total if total > 0 else None
     for t in range(now - recent, now):
         per_cycle = []
         for c in range(1, cycles + 1):

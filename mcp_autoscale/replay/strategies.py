@@ -36,6 +36,7 @@ from mcp_autoscale.cost.estimate import action_cost_delta, pool_cost_per_hour
 from mcp_autoscale.models import ActionKind, ActionStatus, PoolRef, PoolSnapshot, SloTargets
 from mcp_autoscale.planner import PlannerConfig, PoolSample, recommend, replicas_needed
 from mcp_autoscale.planner.backlog import arrival_rates, tokens_per_request
+from mcp_autoscale.planner.evidence import SampleHistory
 from mcp_autoscale.planner.seasonality import MinuteDemand
 from mcp_autoscale.policy import Match, Policy, ReplicaBounds, Rule
 from mcp_autoscale.replay.trace import Trace
@@ -128,7 +129,8 @@ class KedaPlusPlanner(Strategy):
         self.config = (config or PlannerConfig()).model_copy(
             update={"slo": slo, "control_interval_s": interval_s}
         )
-        self.history: list[PoolSample] = []
+        self.history = SampleHistory()
+        """Samples, oldest first; a ``SampleHistory`` keeps the capacity evidence up to date."""
         self.history_len = history_len
         self.scale_out_every_sample = scale_out_every_sample
         self._next_plan = 0.0
@@ -180,12 +182,16 @@ class KedaPlusPlanner(Strategy):
     def _record_minute(self) -> None:
         """The last minute's demand: served tokens corrected by the queue's change (growth adds the
         arrivals not served, a drain takes off what was served from the backlog)."""
-        cutoff = self.history[-1].t_s - 60.0
-        per_request = tokens_per_request(self.history)
+        hist = self.history
+        cutoff = hist[-1].t_s - 60.0
+        per_request = tokens_per_request(hist)
+        first = len(hist)
+        while first > 1 and hist[first - 1].t_s > cutoff:  # the last minute's samples (time order)
+            first -= 1
         pairs = [
-            arrival_rates(prev, cur, per_request)
-            for prev, cur in zip(self.history, self.history[1:], strict=False)
-            if cur.t_s > cutoff
+            arrival_rates(hist[i - 1], hist[i], per_request)
+            for i in range(first, len(hist))
+            if hist[i].t_s > cutoff
         ]
         ins = [a for a, _ in pairs if a is not None]
         outs = [b for _, b in pairs if b is not None]
