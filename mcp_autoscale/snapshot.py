@@ -28,6 +28,7 @@ from mcp_autoscale.models import (
     SloStatus,
     SloTargets,
 )
+from mcp_autoscale.planner.minute_history import MinuteHistory
 from mcp_autoscale.signals.base import SignalSource
 
 log = get_logger(__name__)
@@ -197,6 +198,8 @@ class Snapshotter:
         self.namespaces = list(namespaces) if namespaces else None
         self.clock = clock or (lambda: datetime.now(UTC))
         self._history: deque[FleetSnapshot] = deque(maxlen=history_size)
+        self.minutes = MinuteHistory()
+        """Per-pool demand per minute from every fleet snapshot kept (the planner's periodic model)."""
         self._consistency = consistency
         """Held across one snapshot's reads (the twin's lock): pools, node pools and signals of one instant."""
 
@@ -205,6 +208,7 @@ class Snapshotter:
         return list(self._history)
 
     def _remember(self, snap: FleetSnapshot) -> None:
+        self.minutes.observe(snap)
         if self._history and (snap.taken_at - self._history[-1].taken_at).total_seconds() < 1.0:
             self._history[-1] = snap  # same moment, e.g. two tools in one turn: keep the newest only
         else:

@@ -259,10 +259,10 @@ class ServingPool:
             if isinstance(arrivals, ArrivalStep):
                 self._poisson(t0, dt, arrivals.rps, arrivals.prompt_tokens, arrivals.output_tokens)
             else:
+                append = self.queue.append
                 for r in arrivals:
-                    self.queue.append(
-                        Request(t0 + r.offset_s, max(1, r.prompt_tokens), max(1, r.output_tokens))
-                    )
+                    pt, ot = r.prompt_tokens, r.output_tokens
+                    append(Request(t0 + r.offset_s, pt if pt > 1 else 1, ot if ot > 1 else 1))
             return
         if self.burst_rate > 0 and t0 >= self._burst_until and self._unif.next() < self.burst_rate * dt:
             self._burst_until = t0 + self.w.burst_duration_s * (0.5 + self._unif.next())
@@ -312,14 +312,14 @@ class ServingPool:
         kv_limit = kv_cap * (1.0 - self.kv_watermark)
         kv = self.kv_used()
         pod_i = self._seq
-        while self.queue and used < budget:
-            req = self.queue[0]
-            need = req.prompt - self._head_done if self.role is not Role.DECODE else 0.0
-            if (
-                self.role is not Role.PREFILL
-                and self.n_run > 0
-                and (kv + req.prompt > kv_limit or self.n_run >= seq_cap)
-            ):
+        # the hot loop (one pass per admitted request): roles and attributes read once
+        queue, heap, admitted, ttfts = self.queue, self._heap, self._admitted, st.ttfts
+        decode, prefill = self.role is Role.DECODE, self.role is Role.PREFILL
+        prefill_tps, overhead = p.prefill_tps, p.ttft_overhead_s
+        while queue and used < budget:
+            req = queue[0]
+            need = req.prompt - self._head_done if not decode else 0.0
+            if not prefill and self.n_run > 0 and (kv + req.prompt > kv_limit or self.n_run >= seq_cap):
                 break
             if need > budget - used:
                 self._head_done += budget - used
@@ -327,21 +327,24 @@ class ServingPool:
                 break
             used += need
             self._head_done = 0.0
-            self.queue.popleft()
-            t_fin = max(t0 + used / prefill_rate, req.arrival + need / p.prefill_tps)
+            queue.popleft()
+            t_fin = t0 + used / prefill_rate
+            t_min = req.arrival + need / prefill_tps
+            if t_min > t_fin:  # max(t_fin, t_min), as max() picks
+                t_fin = t_min
             pod = pods[pod_i % n]
             pod_i += 1
             pod.prompt_tokens += int(need)
             st.prompt_tokens += int(need)
             if not req.first_token:
-                if self.role is Role.DECODE:
+                if decode:
                     ttft = t_fin - req.arrival + req.prompt * self.kv_transfer_s_per_token + self.itl_now
                 else:
-                    ttft = t_fin - req.arrival + p.ttft_overhead_s
+                    ttft = t_fin - req.arrival + overhead
                 req.first_token = True
                 pod.ttft.observe(ttft)
-                st.ttfts.append(ttft)
-            if self.role is Role.PREFILL:
+                ttfts.append(ttft)
+            if prefill:
                 pod.gen_tokens += 1
                 st.gen_tokens += 1
                 pod.success += 1
@@ -356,8 +359,8 @@ class ServingPool:
             self._s_vstart += self.v
             kv += req.prompt
             self._seq += 1
-            heapq.heappush(self._heap, (self.v + req.output, self._seq, req))
-            self._admitted.append(req)
+            heapq.heappush(heap, (self.v + req.output, self._seq, req))
+            admitted.append(req)
         self._seq = max(self._seq, pod_i)
         self._prefill_time = used / prefill_rate
         self._finish_tick(st, pods)
@@ -399,11 +402,11 @@ class ServingPool:
             self._s_prompt -= req.prompt
             self._s_vstart -= req.v_start
             frac = (v_fin - v0) / steps if steps > 0 else 1.0
-            e2e = t0 + max(frac, 0.0) * dt - req.arrival
+            e2e = t0 + (0.0 if frac < 0.0 else frac) * dt - req.arrival  # max(frac, 0.0)
             pod = pods[self._seq % n]
             self._seq += 1
             pod.success += 1
-            pod.e2e.observe(max(e2e, 0.0))
+            pod.e2e.observe(0.0 if e2e < 0.0 else e2e)
             st.finished += 1
         tokens = max(round(gen), 0)
         st.gen_tokens += tokens

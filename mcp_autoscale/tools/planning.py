@@ -83,7 +83,8 @@ def register(server: MCPServer, app: AutoscaleApp) -> None:
         states = [s for s in all_states if s.ref.key in keys]
         history = samples_from_snapshots(app.snapshotter.history())
         scoped = fleet.model_copy(update={"pools": wanted})
-        recs = recommend(scoped, states, fleet.node_pools, app.catalogue, history)
+        minutes = app.snapshotter.minutes.view()  # demand per minute: the periodic model
+        recs = recommend(scoped, states, fleet.node_pools, app.catalogue, history, minutes=minutes)
         by_key = {pool_key(p): p for p in wanted}
         recs.sort(key=lambda r: action_key(r, by_key.get(r.pool)))
         diags = dark_capacity_nodes(list(fleet.node_pools), app.catalogue, PlannerConfig())
