@@ -128,6 +128,11 @@ def _seasonal_profile(x: np.ndarray, period: int, ahead: int, cycles: int, jitte
     within +-``jitter`` minutes (of a 2-minute moving mean: one noisy minute is not the phase's level)."""
     now = len(x)
     sm = np.concatenate([[x[0]], (x[1:] + x[:-1]) / 2.0]) if len(x) > 1 else x
+    if now - cycles * period - jitter >= 0 and ahead + jitter + 1 <= period and cycles > 0 and ahead >= 0:
+        # every (minute, period) window is whole: gather them at once (the same maxima and medians)
+        wins = np.lib.stride_tricks.sliding_window_view(sm, 2 * jitter + 1)
+        starts = now - np.arange(1, cycles + 1)[None, :] * period + np.arange(ahead + 1)[:, None] - jitter
+        return [float(v) for v in np.median(np.max(wins[starts], axis=2), axis=1).tolist()]
     out: list[float] = []
     for j in range(ahead + 1):
         vals = []

@@ -7,7 +7,12 @@ import math
 import numpy as np
 import pytest
 
-from mcp_autoscale.planner.seasonality import _naive_error, autocorrelation, detect_period
+from mcp_autoscale.planner.seasonality import (
+    _naive_error,
+    _seasonal_profile,
+    autocorrelation,
+    detect_period,
+)
 
 
 def _detect_period_loop(
@@ -82,3 +87,36 @@ def test_vectorised_matches_the_loops(seed: int) -> None:
             )
     noise = rng.random(300)
     assert detect_period(noise) == _detect_period_loop(noise)
+
+
+def _seasonal_profile_loop(x: np.ndarray, period: int, ahead: int, cycles: int, jitter: int) -> list[float]:
+    now = len(x)
+    sm = np.concatenate([[x[0]], (x[1:] + x[:-1]) / 2.0]) if len(x) > 1 else x
+    out: list[float] = []
+    for j in range(ahead + 1):
+        vals = []
+        for c in range(1, cycles + 1):
+            lo = now - c * period + j - jitter
+            hi = min(now, now - c * period + j + jitter + 1)
+            if lo < 0 or hi <= lo:
+                continue
+            vals.append(float(np.max(sm[lo:hi])))
+        if not vals:
+            break
+        out.append(float(np.median(vals)))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_seasonal_profile_matches_the_loop(seed: int) -> None:
+    for n, period in ((40, 7), (130, 20), (400, 37), (1500, 240)):
+        x = _series(seed, n, period)
+        for p, ahead, cycles, jitter in (
+            (period, 4, 3, 2),
+            (period, 10, 2, 1),
+            (period, 0, 4, 0),
+            (9, 8, 3, 2),
+        ):
+            assert _seasonal_profile(x, p, ahead, cycles, jitter) == _seasonal_profile_loop(
+                x, p, ahead, cycles, jitter
+            )
