@@ -51,7 +51,13 @@ from mcp_autoscale.planner.diagnoses import (
     kv_or_compute,
     tier_misplacement,
 )
-from mcp_autoscale.planner.forecast import holt_state, lead_time_s, recent_slope, trend_still_rising
+from mcp_autoscale.planner.forecast import (
+    holt_state,
+    lead_time_s,
+    recent_slope,
+    sudden_rise,
+    trend_still_rising,
+)
 from mcp_autoscale.planner.models import (
     Capacity,
     Diagnosis,
@@ -106,6 +112,8 @@ class _Assessment:
     diagnoses: list[Diagnosis]
     usd_per_gpu_hour: float | None
     breaches: list[str] = field(default_factory=list)
+    backlog: bool = False
+    """A backlog is being sized (``n_backlog``): the target already holds the queue's arrivals."""
 
 
 def _fmt_tps(x: float | None) -> str:
@@ -169,6 +177,8 @@ def _assess(
             fv = [float(v or 0) for v in vals]
             earlier = recent_slope(times[:-6], fv[:-6]) if len(fv) >= 9 else None
             trend = trend_still_rising(st[1], recent_slope(times, fv), earlier)
+            if cfg.surge_ratio > 0 and sudden_rise(times, fv, cfg.surge_window_s, cfg.surge_ratio):
+                trend = min(trend, 0.0)  # a step's edge is not a ramp: no rise beyond the new level
             fc = max(0.0, st[0] + trend * horizon)
             if dim == "in":
                 f_in = fc
@@ -377,6 +387,7 @@ def _assess(
         diagnoses=diags,
         usd_per_gpu_hour=per_gpu,
         breaches=breaches,
+        backlog=n_backlog is not None,
     )
 
 
@@ -469,8 +480,12 @@ def _recommend_one(
             band = config.owner_max_band
             if configured is not None and band is not None:
                 # the fast loop works within a band above the planner's target: left at its configured
-                # max, KEDA's queue rule orders that max at every queue spike (2-5x what the load needs)
-                want_max = max(target, min(configured, math.ceil(round(band * target, 9))))
+                # max, KEDA's queue rule orders that max at every queue spike (2-5x what the load needs).
+                # While a backlog is sized, the target already holds its arrivals: no band on top of it
+                # (KEDA's queue rule filled it, 1.3x the target, at every surge)
+                surge = config.owner_max_band_surge
+                width = surge if surge is not None and a.backlog and target > desired else band
+                want_max = max(target, min(configured, math.ceil(round(width * target, 9))))
             elif target > owner.max_replicas:
                 want_max = target
             elif configured is not None and owner.max_replicas > max(configured, target):
