@@ -99,6 +99,14 @@ class PlannerConfig(BaseModel):
     scale_in_window_s: float = Field(
         default=600.0, ge=0, description="Scale in only to the most any sample in this window needed"
     )
+    scale_in_clean_s: float | None = Field(
+        default=None,
+        ge=0,
+        description="After a clean drop (every demand sample of this many seconds at most 1/"
+        "scale_in_drop_ratio of the window's earlier peak, none draining a backlog) scale-in looks back only "
+        "this far (None: off, the default; 180 in the surge profile)",
+    )
+    scale_in_drop_ratio: float = Field(default=1.5, ge=1, description="What a clean drop must fall by")
     # capacity evidence: breaches bound C from above (``breach_bound``)
     signal_window_s: float = Field(
         default=60.0, ge=0, description="Rate window: a sample counts once ready replicas held this long"

@@ -42,7 +42,7 @@ from mcp_autoscale.models import (
     Role,
     ScaleDeploymentParams,
 )
-from mcp_autoscale.planner.backlog import backlog_load, demand_rates
+from mcp_autoscale.planner.backlog import backlog_load, demand_rates, scale_in_window
 from mcp_autoscale.planner.capacity import replicas_needed, resolve_capacity
 from mcp_autoscale.planner.diagnoses import (
     cpu_bound,
@@ -212,6 +212,7 @@ def _assess(
     n_cap = None
     n_trigger = None
     n_window = None
+    hold_s = cfg.scale_in_window_s
     if (cap.c_in_tps and load_in is not None) or (cap.c_out_tps and load_out is not None):
         n_cap = replicas_needed(load_in, load_out, cap.c_in_tps, cap.c_out_tps, u, floor)
         u_hi = min(1.0, u + cfg.scale_out_band)
@@ -219,8 +220,12 @@ def _assess(
         if history:
             last_t = history[-1].t_s
             needs = [n_cap]
+            if cfg.scale_in_clean_s is not None:
+                hold_s = scale_in_window(
+                    demand, last_t, hold_s, cfg.scale_in_clean_s, cfg.scale_in_drop_ratio
+                )
             for t, a_in, a_out in demand:
-                if t < last_t - cfg.scale_in_window_s:
+                if t < last_t - hold_s:
                     continue
                 needs.append(
                     replicas_needed(
@@ -352,7 +357,7 @@ def _assess(
             if lower < desired:
                 target = lower
                 need = "?" if token_floor is None else str(token_floor)
-                window = f" (most needed over the last {cfg.scale_in_window_s:.0f} s)" if n_window else ""
+                window = f" (most needed over the last {hold_s:.0f} s)" if n_window else ""
                 reasons.append(f"N-1 keeps the WVA margins; token load needs {need}{window}")
         elif not sat.scale_in_ok:
             reasons.extend(r for r in sat.reasons if r not in reasons)

@@ -9,6 +9,7 @@ from test_planner_recommend import CAT, CFG, fleet, pool, state
 
 from mcp_autoscale.models import Role
 from mcp_autoscale.planner import CapacityConfig, PlannerConfig, PoolSample, recommend, resolve_capacity
+from mcp_autoscale.planner.backlog import scale_in_window
 from mcp_autoscale.planner.capacity import latency_bound
 from mcp_autoscale.planner.forecast import sudden_rise
 
@@ -97,3 +98,18 @@ def test_no_band_on_top_of_a_backlog_target() -> None:
     assert banded.tool_call.arguments["min_replicas"] == bare.tool_call.arguments["min_replicas"] == 6
     assert banded.tool_call.arguments["max_replicas"] == 8
     assert bare.tool_call.arguments["max_replicas"] == 6
+
+
+def test_scale_in_window_shrinks_only_after_a_clean_drop() -> None:
+    # 30 s samples over 600 s: 12 at 900 prompt / 180 output tok/s, then 8 at 500 / 100 (a drop of x1.8)
+    high = [(30.0 * i, 900.0, 180.0) for i in range(12)]
+    low = [(360.0 + 30.0 * i, 500.0, 100.0) for i in range(8)]
+    last = low[-1][0]
+    # the last 180 s (7 samples) stay at <= 1/1.5 of the earlier peak on both dimensions: look back 180 s
+    assert scale_in_window(high + low, last, 600.0, 180.0, 1.5) == 180.0
+    # a wobble: 650 x 1.5 = 975 > 900 on the prompt side, the window stays whole
+    wobble = [*high, *low[:-1], (last, 650.0, 100.0)]
+    assert scale_in_window(wobble, last, 600.0, 180.0, 1.5) == 600.0
+    # fewer than 3 demand samples in the last 180 s (the rest were draining a backlog): whole window
+    assert scale_in_window(high + low[-2:], last, 600.0, 180.0, 1.5) == 600.0
+    assert scale_in_window(high + low, last, 600.0, 0.0, 1.5) == 600.0  # off
