@@ -124,6 +124,11 @@ class PlannerConfig(BaseModel):
     latency_min_spread: float = Field(
         default=1.2, ge=1, description="... and the per-replica loads they span (max / min) at least this"
     )
+    latency_bound_scale_in_only: bool = Field(
+        default=False,
+        description="The fitted ITL curve bounds only how far the pool scales in (a rest floor); scale-out "
+        "sizes with C without it",
+    )
     latency_fit_sd: float = Field(
         default=1.0,
         ge=0,

@@ -143,6 +143,21 @@ def _assess(
     cap = resolve_capacity(
         key, snap.model, snap.gpu_type, snap.gpus_per_replica, role, catalogue, history, cfg
     )
+    rest = cap  # the capacity scale-in sizes with
+    if cfg.latency_bound_scale_in_only and cfg.latency_min_samples > 0:
+        # the fitted ITL curve bounds only how far the pool scales in (a rest floor), not what a surge
+        # orders: ordering on a cautious C overshot the crowds it could not catch anyway
+        rest = cap
+        cap = resolve_capacity(
+            key,
+            snap.model,
+            snap.gpu_type,
+            snap.gpus_per_replica,
+            role,
+            catalogue,
+            history,
+            cfg.model_copy(update={"latency_min_samples": 0}),
+        )
     r_in = None if role == Role.DECODE else s.prompt_tps
     r_out = None if role == Role.PREFILL else s.gen_tps
     cold = state.cold_start_s or cfg.default_cold_start_s
@@ -231,8 +246,8 @@ def _assess(
                     replicas_needed(
                         None if role == Role.DECODE else a_in,
                         None if role == Role.PREFILL else a_out,
-                        cap.c_in_tps,
-                        cap.c_out_tps,
+                        rest.c_in_tps,
+                        rest.c_out_tps,
                         u,
                         floor,
                     )
@@ -247,8 +262,8 @@ def _assess(
                     replicas_needed(
                         None if r_in is None else p_in,
                         None if r_out is None else p_out,
-                        cap.c_in_tps,
-                        cap.c_out_tps,
+                        rest.c_in_tps,
+                        rest.c_out_tps,
                         u,
                         floor,
                     ),

@@ -113,3 +113,39 @@ def test_scale_in_window_shrinks_only_after_a_clean_drop() -> None:
     # fewer than 3 demand samples in the last 180 s (the rest were draining a backlog): whole window
     assert scale_in_window(high + low[-2:], last, 600.0, 180.0, 1.5) == 600.0
     assert scale_in_window(high + low, last, 600.0, 0.0, 1.5) == 600.0  # off
+
+
+def test_fitted_curve_as_a_rest_floor_only() -> None:
+    # the history of _curve (C_out fit 266.7, roofline prior ~386), now 6 replicas serving 1,000 output
+    # tok/s (KV 0.2, no queue): at U 0.75 the prior needs ceil(1000 / 289.5) = 4, the fit ceil(1000 / 200) = 5
+    now = pool(
+        "chat/llama-8b",
+        6,
+        ttft_p90_s=0.4,
+        itl_p90_s=0.05,
+        kv_usage=0.2,
+        queue_depth=0,
+        running=20,
+        prompt_tps=3000,
+        gen_tps=1000,
+        request_rps=5.0,
+    )
+    curve = _curve()
+    flat = [
+        s.model_copy(update={"t_s": curve[-1].t_s + 30.0 * (i + 1)}) for i, s in enumerate([curve[-1]] * 20)
+    ]
+    hist = {"chat/llama-8b": curve + flat}  # then 10 minutes at 250 per replica: no trend to forecast
+    on = CFG.model_copy(update={"latency_min_samples": 10, "latency_fit_sd": 0.0})
+    floor_only = on.model_copy(update={"latency_bound_scale_in_only": True})
+    (off_rec,) = recommend(fleet(now), [state(now)], None, CAT, hist, CFG)
+    (on_rec,) = recommend(fleet(now), [state(now)], None, CAT, hist, on)
+    (floor_rec,) = recommend(fleet(now), [state(now)], None, CAT, hist, floor_only)
+    assert off_rec.replicas_target == 4  # the prior: scale in to 4
+    assert on_rec.replicas_target == 5  # the fit everywhere: scale in to 5 only
+    assert floor_rec.replicas_target == 5  # the fit as the rest floor: the same
+    # at 4 replicas, the same load would make the fit order a fifth; as a rest floor it orders nothing
+    four = now.model_copy(update={"replicas": {"desired": 4, "ready": 4, "starting": 0, "pending": 0}})
+    (on4,) = recommend(fleet(four), [state(four)], None, CAT, hist, on)
+    (floor4,) = recommend(fleet(four), [state(four)], None, CAT, hist, floor_only)
+    assert on4.replicas_target == 5
+    assert floor4.replicas_target == 4
