@@ -77,25 +77,35 @@ class Permission:
 
 
 REQUIRED_PERMISSIONS: tuple[Permission, ...] = (
-    Permission("apps", "deployments", ("get", "list"), "cluster", "discover model pools"),
+    Permission("apps", "deployments", ("get", "list", "watch"), "cluster", "discover model pools"),
     Permission(
         "apps", "deployments/scale", ("get", "patch"), "cluster", "scale_deployment (scale subresource)"
     ),
-    Permission("", "pods", ("list",), "cluster", "pending/starting replicas, pods' /metrics URLs"),
+    Permission("", "pods", ("list", "watch"), "cluster", "pending/starting replicas, pods' /metrics URLs"),
     Permission(
         "autoscaling",
         "horizontalpodautoscalers",
-        ("get", "list", "patch"),
+        ("get", "list", "watch", "patch"),
         "cluster",
         "HPA ownership, patch_hpa",
     ),
     Permission(
-        "keda.sh", "scaledobjects", ("get", "list", "patch"), "cluster", "KEDA ownership, patch_hpa, pause"
+        "keda.sh",
+        "scaledobjects",
+        ("get", "list", "watch", "patch"),
+        "cluster",
+        "KEDA ownership, patch_hpa, pause",
     ),
     Permission(
-        "karpenter.sh", "nodepools", ("get", "list", "patch"), "cluster", "GPU node pools, limit raise"
+        "karpenter.sh",
+        "nodepools",
+        ("get", "list", "watch", "patch"),
+        "cluster",
+        "GPU node pools, limit raise",
     ),
-    Permission("karpenter.sh", "nodeclaims", ("list",), "cluster", "nodes launching vs ready per NodePool"),
+    Permission(
+        "karpenter.sh", "nodeclaims", ("list", "watch"), "cluster", "nodes launching vs ready per NodePool"
+    ),
     Permission("scheduling.k8s.io", "priorityclasses", ("get", "create"), "cluster", "balloon PriorityClass"),
     Permission("", "events", ("create",), "cluster", "an Event on each acted-on object"),
     Permission(
@@ -112,7 +122,8 @@ REQUIRED_PERMISSIONS: tuple[Permission, ...] = (
         "coordination.k8s.io", "leases", ("get", "create", "update"), "namespace", "per-pool Lease locks"
     ),
 )
-"""Exactly what the backend calls. deploy/rbac/ is tested against this table."""
+"""Exactly what the backend calls. deploy/rbac/ is tested against this table. ``watch``: the watch cache of
+long-running servers (``kube_cache``); without it the cache falls back to live lists (and says so)."""
 
 
 @dataclass(frozen=True)
