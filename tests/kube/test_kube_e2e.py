@@ -140,6 +140,8 @@ def test_e2e_watch_cache_follows_a_scale_and_a_new_pool(backend: KubernetesBacke
 
     try:
         assert converged({"free-pool": 1, "hpa-pool": 1, "keda-pool": 2}) and cached.read_notes() == []
+        cached.list_node_pools()  # every informer has listed once now
+        assert all(i.synced.is_set() for i in cached.cache.informers)
         lists = cached.cache.stats()["lists"]
         assert cached.scale_deployment(ref, 4, dry_run=False)[0].after == 4  # through the live backend
         cluster.create(deployment(NS, "new-pool", model="Qwen/Qwen2.5-7B-Instruct", replicas=2))
