@@ -134,6 +134,9 @@ class Informer:
         self._clock = clock
         self._stop = threading.Event()
         self.synced = threading.Event()
+        self.waited = False
+        """A read already waited for the first list (an API server down at start costs one wait, not one
+        per read)."""
         self._watch: watch.Watch | None = None
         self._thread: threading.Thread | None = None
         self.objects: dict[tuple[str, str], JSON] = {}
@@ -350,9 +353,11 @@ class KubeCache:
         wanted = set(roles)
         informers = [i for i in self.informers if i.query.role in wanted]
         self.start()
-        deadline = self._clock() + self.sync_timeout_s
-        for inf in informers:  # the first read waits (bounded) for the initial lists
-            inf.synced.wait(max(0.0, deadline - self._clock()))
+        deadline = time.monotonic() + self.sync_timeout_s
+        for inf in informers:  # a read waits (bounded) for initial lists once; later, unsynced = stale
+            if not inf.waited:
+                inf.synced.wait(max(0.0, deadline - time.monotonic()))
+                inf.waited = True
         stale = [i for i in informers if not i.fresh()]
         if stale:
             return CacheRead({}, stale="; ".join(self._why(i) for i in stale))

@@ -225,6 +225,8 @@ def app_settings(fleet: Emulator, tmp_path: Path, make_settings: Callable[..., S
 async def test_the_gate_reads_live_while_the_cache_lags(fleet: Emulator, app_settings: Settings) -> None:
     one_shot = build_app(app_settings, read_only=True)
     assert isinstance(one_shot.backend, KubernetesBackend)  # snapshot, doctor: no cache
+    off = build_app(app_settings.model_copy(update={"kube_cache": False}), long_running=True, read_only=True)
+    assert isinstance(off.backend, KubernetesBackend)  # serve --no-kube-cache
     app = build_app(app_settings, long_running=True)
     backend = app.backend
     assert isinstance(backend, CachedKubernetesBackend) and app.gate.backend is backend.live
@@ -258,3 +260,12 @@ async def test_the_gate_reads_live_while_the_cache_lags(fleet: Emulator, app_set
         assert fleet.get("apps/v1", "deployments", "qwen-7b", "batch")["spec"]["replicas"] == 12  # type: ignore[index]
     finally:
         backend.close()
+
+
+def test_the_agent_passes_the_flag_to_its_server() -> None:
+    from mcp_autoscale.commands.agent import serve_args
+
+    common = ("kubernetes", None, None, None, False, None, None, None, None, "info")
+    assert "--no-kube-cache" in serve_args(*common, kube_cache=False)
+    assert "--kube-cache" in serve_args(*common, kube_cache=True)
+    assert not any("kube-cache" in a for a in serve_args(*common))  # unset: the server's default (on)
