@@ -57,7 +57,9 @@ def _snapshot(backend: KubernetesBackend | CachedKubernetesBackend) -> tuple[int
     return len(found), time.perf_counter() - t
 
 
-def measure(emu: Emulator, pools: int, namespaces: int, runs: int, snapshots: int, churn: int) -> dict[str, str]:
+def measure(
+    emu: Emulator, pools: int, namespaces: int, runs: int, snapshots: int, churn: int
+) -> dict[str, str]:
     emu.reset()
     emu.seed(KEDA_CRD)
     emu.seed(NODEPOOL_CRD)
@@ -98,7 +100,9 @@ def measure(emu: Emulator, pools: int, namespaces: int, runs: int, snapshots: in
                 for _ in range(churn):
                     i = rng.randrange(pools)
                     ns, name = f"team-{i % min(pools, namespaces):02d}", f"llm-{i:04d}"
-                    apps.patch_namespaced_deployment_scale(name, ns, {"spec": {"replicas": rng.randint(1, 6)}})
+                    apps.patch_namespaced_deployment_scale(
+                        name, ns, {"spec": {"replicas": rng.randint(1, 6)}}
+                    )
                 _until(lambda target=target: cache.stats()["events"] >= target)  # type: ignore[misc]
                 emu.clear_log()
                 found, seconds = _snapshot(cached)
