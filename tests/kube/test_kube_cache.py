@@ -269,3 +269,42 @@ def test_the_agent_passes_the_flag_to_its_server() -> None:
     assert "--no-kube-cache" in serve_args(*common, kube_cache=False)
     assert "--kube-cache" in serve_args(*common, kube_cache=True)
     assert not any("kube-cache" in a for a in serve_args(*common))  # unset: the server's default (on)
+
+
+def test_several_clusters_keep_a_cache_each_and_the_gate_gets_them_live(
+    fleet: Emulator, api_client: client.ApiClient
+) -> None:
+    from mcp_autoscale.cluster.multi import MultiClusterBackend
+
+    clock = FakeClock()
+    members = {}
+    for name in ("eu", "us"):
+        live = KubernetesBackend(Settings(request_timeout_s=5), api_client)
+        members[name] = CachedKubernetesBackend(
+            live, KubeCache(live.watch_queries(), max_stale_s=30, clock=clock)
+        )
+    multi = MultiClusterBackend(members, default="eu")
+    try:
+        assert {p.ref.cluster for p in multi.list_pools()} == {"eu", "us"} and multi.read_notes() == []
+        gate_view = multi.live
+        assert all(gate_view.clusters[n] is members[n].live for n in members)
+        fleet.inject("GET", "/pods$", 503, times=10**6, watch=True)
+        fleet.break_watches()
+        pods = [next(i for i in m.cache.informers if i.query.what == "pods") for m in members.values()]
+        wait_for(lambda: all(i.broken_since is not None for i in pods), "both pod watches broken")
+        clock.advance(31)
+        assert len(multi.list_pools()) == 2 * len(default_fleet_pools())
+        notes = multi.read_notes()
+        assert sorted(n.split(":")[0] for n in notes) == ["cluster eu", "cluster us"]
+        assert all("pods: watch broken" in n for n in notes)
+    finally:
+        for m in members.values():
+            m.close()
+
+
+def default_fleet_pools() -> list[str]:
+    return [
+        o["metadata"]["name"]
+        for o in default_fleet()
+        if o["kind"] == "Deployment" and o["metadata"].get("labels", {}).get("mcp-autoscale/pool") == "true"
+    ]
