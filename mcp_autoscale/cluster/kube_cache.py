@@ -8,8 +8,8 @@ watch with ``allowWatchBookmarks`` and a server-side ``timeoutSeconds``, resume 
 ``resourceVersion`` after a dropped stream, relist on 410 Gone (history expired), relist every ``resync_s``
 to correct any drift, back off on errors.
 
-Fail closed: every informer knows when it last heard from the API server (a list, a watch answered, an
-event or bookmark, a stream the server ended on time). Older than ``max_stale_s`` (the watch has been
+Fail closed: every informer knows when the API server last vouched for its data (a list, an event or
+bookmark, a stream the server ended on time, having sent everything up to then). Older than ``max_stale_s`` (the watch has been
 broken that long) and ``read`` refuses, so the caller lists live and says so; cached data older than the
 bound is never served. The watch timeout is below the bound, so a healthy but quiet watch stays fresh even
 without bookmarks.
@@ -254,8 +254,8 @@ class Informer:
 
         def opened(*args: Any, **kwargs: Any) -> Any:
             resp = q.watch_fn(*args, **kwargs)  # non-2xx raised ApiException already
+            # An accepted watch does not vouch for the data yet: its first event may be 410 Expired.
             self.counters.watches += 1
-            self._heard()
             return resp
 
         w = watch.Watch(return_type="object")  # plain dicts: no strict typed models
