@@ -30,6 +30,7 @@ from typing import Any
 from kubernetes import watch
 from kubernetes.client.exceptions import ApiException
 
+from mcp_autoscale import metrics
 from mcp_autoscale.logs import get_logger
 
 JSON = dict[str, Any]
@@ -196,6 +197,7 @@ class Informer:
             except ApiException as e:
                 if e.status == 410:  # the history we would resume from is gone: clear and relist
                     self.counters.expired += 1
+                    metrics.kube_cache_watch("expired")
                     log.info("kube_cache.expired", what=self.query.what, rv=self.resource_version)
                     need_list = True
                     continue
@@ -207,6 +209,7 @@ class Informer:
         if self._stop.is_set():
             return backoff
         self.counters.errors += 1
+        metrics.kube_cache_watch("error")
         with self._lock:
             if self.broken_since is None:
                 self.broken_since = self._clock()
@@ -237,6 +240,7 @@ class Informer:
                 return False
             raise
         self.counters.lists += 1
+        metrics.kube_cache_watch("list")
         items = {_key(o): q.trim(o) for o in data.get("items") or []}
         with self._lock:
             self.objects = items
@@ -290,8 +294,10 @@ class Informer:
                 self.resource_version = str(rv)
         if kind == "BOOKMARK":
             self.counters.bookmarks += 1
+            metrics.kube_cache_watch("bookmark")
         else:
             self.counters.events += 1
+            metrics.kube_cache_watch("event")
         self._heard()
 
 

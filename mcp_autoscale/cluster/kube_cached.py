@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from mcp_autoscale import metrics
 from mcp_autoscale.cluster import kube_ownership as ko
 from mcp_autoscale.cluster.kube_cache import KubeCache
 from mcp_autoscale.cluster.kubernetes import KubernetesBackend, assemble_node_pools, assemble_pools
@@ -65,7 +66,9 @@ class CachedKubernetesBackend:
         got = self.cache.read(roles)
         if got.stale is None:
             self._local.notes = []
+            metrics.kube_cache_read("cache")
             return got.objects
+        metrics.kube_cache_read("live")
         note = f"watch cache stale, {what} read live from the API server: {got.stale}"
         log.warning("kube_cache.stale", what=what, why=got.stale)
         self._local.notes = [note]

@@ -14,6 +14,7 @@ from emulator import Emulator
 from kube_objects import default_fleet, deployment
 from kubernetes import client
 from mcp import Client
+from prometheus_client import REGISTRY
 
 from mcp_autoscale.app import build_app
 from mcp_autoscale.cluster.kube_cache import KubeCache, trim_pod
@@ -142,7 +143,12 @@ def test_a_watch_broken_beyond_the_bound_falls_back_to_live_lists_and_says_so(
     assert _replicas(backend) == 2 and backend.read_notes() == []
     clock.advance(2)  # past it: live lists, and a note saying why
     fleet.clear_log()
+    live_reads = REGISTRY.get_sample_value("mcp_autoscale_kube_cache_reads_total", {"source": "live"}) or 0.0
     assert _replicas(backend) == 9
+    assert (
+        REGISTRY.get_sample_value("mcp_autoscale_kube_cache_reads_total", {"source": "live"})
+        == live_reads + 1
+    )
     assert "/apis/apps/v1/deployments" in lists(fleet)
     (note,) = backend.read_notes()
     assert (
