@@ -195,7 +195,7 @@ class Informer:
                 self._watch_once()
                 backoff = 0.0
             except ApiException as e:
-                if e.status == 410:  # the history we would resume from is gone: clear and relist
+                if e.status == 410:  # the history we would resume from is gone: relist (replaces the store)
                     self.counters.expired += 1
                     metrics.kube_cache_watch("expired")
                     log.info("kube_cache.expired", what=self.query.what, rv=self.resource_version)
