@@ -1,17 +1,17 @@
 """A pool's sample history that keeps its capacity evidence up to date as samples come and go.
 
-``learn_capacity`` and ``breach_bound`` read the whole history: at one call per sample over a 2,880-sample
+``learn_capacity`` and ``breach_evidence`` read the whole history: at one call per sample over a 2,880-sample
 history, that is most of a long replay's time. ``SampleHistory`` is a plain list of samples (the planner
 takes it wherever it takes a list) with a cache that gives the same answers from the samples added and
 dropped since the last call:
 
 - within SLO (``learn_capacity``): each sample's per-replica load goes into a sorted list when it enters
   the history and out when it leaves, so the p95 is one index away;
-- breaches (``breach_bound``): whether a sample counts depends only on it and the samples of the two
+- breaches (``breach_evidence``): whether a sample counts depends only on it and the samples of the two
   rate windows (2W) before it (``capacity.breaches``). For a sample at least 2W after the history's first
   sample, that is decided once, when it arrives, on those samples alone; the few samples within 2W of
   the first are decided again on each call (the history's start moves). The quantile is then taken, as
-  before, over the breaches only (``breach_bound_of``).
+  before, over the breaches only (``breach_evidence_of``).
 
 The cache checks on each call, by identity, that the list holds what it saw last time plus new samples
 at the end and minus old ones at the front; any other change (or samples out of time order, or a NaN)
@@ -31,18 +31,18 @@ from operator import is_
 from sortedcontainers import SortedList
 
 from mcp_autoscale.models import SloTargets
-from mcp_autoscale.planner.capacity import breach_bound, breach_bound_of, breaches, learn_capacity
+from mcp_autoscale.planner.capacity import breach_evidence, breach_evidence_of, breaches, learn_capacity
 from mcp_autoscale.planner.models import PlannerConfig, PoolSample
 
-Evidence = tuple[tuple[float | None, float | None, bool], tuple[float | None, float | None]]
-"""(``learn_capacity``'s answer, ``breach_bound``'s answer)."""
+Evidence = tuple[tuple[float | None, float | None, bool], tuple[float | None, float | None, bool]]
+"""(``learn_capacity``'s answer, ``breach_evidence``'s answer)."""
 
 
 def capacity_evidence(samples: Sequence[PoolSample], slo: SloTargets, config: PlannerConfig) -> Evidence:
-    """``(learn_capacity(samples), breach_bound(samples))``, from the cache when ``samples`` carries one."""
+    """``(learn_capacity(samples), breach_evidence(samples))``, from the cache when ``samples`` carries one."""
     if isinstance(samples, SampleHistory):
         return samples.evidence.get(samples, slo, config)
-    return learn_capacity(samples, slo, config), breach_bound(samples, slo, config)
+    return learn_capacity(samples, slo, config), breach_evidence(samples, slo, config)
 
 
 def _quantile_sorted(values: SortedList, q: float) -> float:
@@ -78,7 +78,7 @@ class _Entry:
 
 
 class EvidenceCache:
-    """Incremental ``learn_capacity`` and ``breach_bound`` over a list that grows at the end and is trimmed
+    """Incremental ``learn_capacity`` and ``breach_evidence`` over a list that grows at the end and is trimmed
     at the front (see the module doc)."""
 
     def __init__(self) -> None:
@@ -106,7 +106,7 @@ class EvidenceCache:
                 self._reset(key)
             self._sync(samples, slo, config)
         if self._off:
-            return learn_capacity(samples, slo, config), breach_bound(samples, slo, config)
+            return learn_capacity(samples, slo, config), breach_evidence(samples, slo, config)
         return self._learned(), self._breach(samples, slo, config)
 
     # ------------------------------------------------------------------ upkeep
@@ -191,9 +191,9 @@ class EvidenceCache:
 
     def _breach(
         self, samples: Sequence[PoolSample], slo: SloTargets, config: PlannerConfig
-    ) -> tuple[float | None, float | None]:
+    ) -> tuple[float | None, float | None, bool]:
         if not samples:
-            return breach_bound_of([], config)
+            return breach_evidence_of([], config)
         two_w = 2.0 * config.signal_window_s
         t0 = samples[0].t_s
         edge = 0
@@ -204,7 +204,7 @@ class EvidenceCache:
             self._bad.popleft()
         bad = breaches(samples[:edge], slo, config) if edge else []
         bad.extend(e.sample for e in self._bad)
-        return breach_bound_of(bad, config)
+        return breach_evidence_of(bad, config)
 
 
 def _time(s: PoolSample) -> float:

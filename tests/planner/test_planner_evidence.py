@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from mcp_autoscale.models import SloTargets
-from mcp_autoscale.planner import PlannerConfig, PoolSample, breach_bound, learn_capacity
+from mcp_autoscale.planner import PlannerConfig, PoolSample, learn_capacity
 from mcp_autoscale.planner.backlog import arrival_rates, demand_rates, tokens_per_request
+from mcp_autoscale.planner.capacity import breach_evidence
 from mcp_autoscale.planner.evidence import SampleHistory, capacity_evidence
 
 SLO = SloTargets()
@@ -51,7 +52,7 @@ def _samples(seed: int, n: int, dt: tuple[float, float] = (30.0, 30.0)) -> list[
 
 
 def _full(samples: list[PoolSample], cfg: PlannerConfig) -> tuple[object, object]:
-    return learn_capacity(samples, SLO, cfg), breach_bound(samples, SLO, cfg)
+    return learn_capacity(samples, SLO, cfg), breach_evidence(samples, SLO, cfg)
 
 
 @pytest.mark.parametrize(
@@ -82,7 +83,7 @@ def test_sliding_history_matches_the_full_computation(
         del hist[:-maxlen]
         got = capacity_evidence(hist, SLO, cfg)
         assert got == _full(list(hist), cfg)
-        seen_breach += got[1] != (None, None)
+        seen_breach += got[1][:2] != (None, None)
         seen_learned += got[0][0] is not None
     assert seen_breach > 10 and seen_learned > 10  # both sides of the evidence were exercised
 
@@ -103,7 +104,7 @@ def test_other_changes_rebuild_and_config_changes_reset() -> None:
     tight = SloTargets(ttft_p90_s=0.5, itl_p90_s=0.05)
     assert capacity_evidence(fresh, tight, cfg) == (
         learn_capacity(stream[40:90], tight, cfg),
-        breach_bound(stream[40:90], tight, cfg),
+        breach_evidence(stream[40:90], tight, cfg),
     )
 
 
