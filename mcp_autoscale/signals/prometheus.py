@@ -1,9 +1,11 @@
 """Signals from a Prometheus server: a constant set of batched PromQL queries per snapshot.
 
 The query plan (one detection query, one per gauge/counter signal, one per latency histogram) covers every
-pool at once; the queries run
-concurrently in a small thread pool under one deadline, so a slow Prometheus costs one timeout, not one
-per query. Each signal carries the age of its newest sample; failures become per-signal reasons.
+pool at once. Detection goes first, so that the signal queries carry branches only for the dialects the
+pools speak (an unused dialect's branch still costs Prometheus a selector and an ``or``); the signal
+queries then run concurrently in a small thread pool. One deadline covers both steps, so a slow Prometheus
+costs one timeout, not one per query, and an unreachable one costs one request. Each signal carries the
+age of its newest sample; failures become per-signal reasons.
 With ``prometheus_recording_rules`` the histogram and counter signals read the series recorded by the rules
 of ``signals.rules`` (same number of queries, far less work for Prometheus per snapshot).
 """
@@ -41,12 +43,12 @@ from mcp_autoscale.signals.common import (
 from mcp_autoscale.signals.dialects.spec import Dialect, Kind, MetricSpec
 from mcp_autoscale.signals.histogram import bucket_quantile
 from mcp_autoscale.signals.promql import (
-    DIALECT_LABEL,
-    FIELD_LABEL,
-    QUANTILE_LABEL,
     PoolGrouping,
-    plan,
+    QueryPlan,
+    detection_query,
+    parse_branch,
     recorded_name,
+    signal_plan,
 )
 from mcp_autoscale.signals.rules import RECORDED_KINDS
 
@@ -68,6 +70,13 @@ def prometheus_error_message(err: Exception) -> str:
         except (ValueError, SyntaxError):
             pass
     return text
+
+
+def unreachable(err: BaseException) -> bool:
+    """No answer at all (refused, reset, timed out), as opposed to an answer saying no."""
+    return isinstance(err, requests.RequestException | TimeoutError) and not isinstance(
+        err, PrometheusApiClientException
+    )
 
 
 def failure_reason(err: BaseException, timeout_s: float) -> str:
@@ -103,6 +112,7 @@ class _Answer:
     rows: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     table: dict[tuple[str, str, str], dict[str, _Series]] = field(default_factory=dict)
+    unreachable: bool = False
 
 
 def build_client(settings: Settings) -> PrometheusConnect:
@@ -189,30 +199,35 @@ class PrometheusSource:
         rows = self._query(promql)
         return rows, ({} if key == "detect" else self._index_rows(rows))
 
-    def _run(self, queries: Mapping[str, str]) -> dict[str, _Answer]:
-        """Run all queries concurrently under one deadline."""
+    def _run(self, queries: Mapping[str, str], deadline: float) -> dict[str, _Answer]:
+        """Run the queries concurrently until ``deadline`` (``time.monotonic()``)."""
         # Every query in flight at once (the set is small and constant): a snapshot costs its slowest query,
         # not a queue of them. ``max_workers`` caps it for a Prometheus that must not see ~10 at a time.
+        if not queries:
+            return {}
         workers = min(self._max_workers or len(queries), len(queries))
         pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="promql")
         futures: dict[
             str, Future[tuple[list[dict[str, Any]], dict[tuple[str, str, str], dict[str, _Series]]]]
         ] = {key: pool.submit(self._fetch, key, q) for key, q in queries.items()}
-        wait(futures.values(), timeout=self._timeout + 0.5)
+        wait(futures.values(), timeout=max(0.0, deadline - time.monotonic()))
         pool.shutdown(wait=False, cancel_futures=True)
         out: dict[str, _Answer] = {}
         for key, fut in futures.items():
             if not fut.done():
                 fut.cancel()
-                out[key] = _Answer(error=f"prometheus unreachable: no answer within {self._timeout:g} s")
+                out[key] = _Answer(error=self._no_answer(), unreachable=True)
                 continue
             err = fut.exception()
             if err is None:
                 rows, table = fut.result()
                 out[key] = _Answer(rows=rows, table=table)
             else:
-                out[key] = _Answer(error=failure_reason(err, self._timeout))
+                out[key] = _Answer(error=failure_reason(err, self._timeout), unreachable=unreachable(err))
         return out
+
+    def _no_answer(self) -> str:
+        return f"prometheus unreachable: no answer within {self._timeout:g} s"
 
     # ---- assembling -------------------------------------------------------------------------------
 
@@ -221,41 +236,55 @@ class PrometheusSource:
         if not pools:
             return SignalReport(source=self.name, collected_at=now)
         namespaces = sorted({p.ref.namespace for p in pools})
-        qp = plan(
-            SIGNAL_NAMES,
-            dialects.DIALECTS.values(),
-            namespaces,
-            self._grouping,
-            self._settings.rate_window,
-            self._recorded,
-        )
+        every = list(dialects.DIALECTS.values())
         started = time.monotonic()
-        answers = self._run(qp.queries)
-        log.debug(
-            "prometheus snapshot", queries=len(qp.queries), seconds=round(time.monotonic() - started, 3)
-        )
+        deadline = started + self._timeout + 0.5
+        markers = [m for d in every for m in d.markers]
+        detect = self._run({"detect": detection_query(markers, namespaces, self._grouping)}, deadline)[
+            "detect"
+        ]
+        detected, pods_seen = self._detected(detect)
+        chosen: dict[str, Dialect | None] = {}
+        by_markers: dict[frozenset[str], Dialect | None] = {}  # most pools expose the same marker set
+        for p in pools:
+            dialect = self._overrides.get(p.ref.key)
+            if dialect is None:
+                found = frozenset(detected.get((p.ref.namespace, p.ref.name), ()))
+                if found not in by_markers:
+                    by_markers[found] = dialects.detect(found)
+                dialect = by_markers[found]
+            chosen[p.ref.key] = dialect
+        # Branches only for the dialects in use; all of them when detection failed (overrides and the
+        # reasons then still come from the signal queries, as without the two steps).
+        used = {d.name for d in chosen.values() if d is not None}
+        qp = self._plan([d for d in every if detect.error or d.name in used], namespaces)
+        if detect.unreachable:
+            # nothing answers: the other queries would only wait for the same deadline
+            answers = {key: _Answer(error=detect.error, unreachable=True) for key in qp.queries}
+            sent = 1
+        else:
+            answers = self._run(qp.queries, deadline)
+            sent = 1 + len(qp.queries)
+        answers["detect"] = detect
+        log.debug("prometheus snapshot", queries=sent, seconds=round(time.monotonic() - started, 3))
         errors = sorted({f"{key}: {a.error}" for key, a in answers.items() if a.error})
         if errors and all(a.error for a in answers.values()):
             reasons = {a.error for a in answers.values()}
             if len(reasons) == 1:
                 errors = [reasons.pop() or ""]
-        detected, pods_seen = self._detected(answers["detect"])
         values = {key: answer.table for key, answer in answers.items() if key != "detect"}
-        report = SignalReport(source=self.name, collected_at=now, queries=len(qp.queries), errors=errors)
-        by_markers: dict[frozenset[str], Dialect | None] = {}  # most pools expose the same marker set
+        report = SignalReport(source=self.name, collected_at=now, queries=sent, errors=errors)
         for p in pools:
-            dialect = self._overrides.get(p.ref.key)
-            if dialect is None:
-                markers = frozenset(detected.get((p.ref.namespace, p.ref.name), ()))
-                if markers not in by_markers:
-                    by_markers[markers] = dialects.detect(markers)
-                dialect = by_markers[markers]
-            signals = self._pool(p.ref, dialect, qp.answered_by, answers, values)
-            unseen = missing_pods(p, pods_seen.get((p.ref.namespace, p.ref.name), 0), answers["detect"])
+            signals = self._pool(p.ref, chosen[p.ref.key], qp.answered_by, answers, values)
+            unseen = missing_pods(p, pods_seen.get((p.ref.namespace, p.ref.name), 0), detect)
             if unseen:
                 signals.missing[MISSING_PODS] = unseen
             report.pools[p.ref.key] = signals
         return report
+
+    def _plan(self, ds: Sequence[Dialect], namespaces: Sequence[str]) -> QueryPlan:
+        window = self._settings.rate_window
+        return signal_plan(SIGNAL_NAMES, ds, namespaces, self._grouping, window, self._recorded)
 
     def _key(self, metric: Mapping[str, str]) -> tuple[str, str] | None:
         ns, pool = metric.get("namespace"), metric.get(self._grouping.label)
@@ -281,21 +310,25 @@ class PrometheusSource:
     def _index_rows(self, rows: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, _Series]]:
         """(namespace, pool, field) -> dialect name -> evaluation time and value(s).
 
-        A branch tagged ``"vllm,vllm-v0"`` is filed under both names (one shared ``_Series``), so that
-        assembling a pool is plain dictionary look-ups: at 1000 pools this runs ~30,000 times per snapshot.
+        The pool label reads ``<field>|<dialects>|<pool>`` (``promql.branch_tag``). A branch tagged
+        ``vllm,vllm-v0`` is filed under both names (one shared ``_Series``), so that assembling a pool is
+        plain dictionary look-ups: at 1000 pools this runs ~30,000 times per snapshot.
         """
         out: dict[tuple[str, str, str], dict[str, _Series]] = {}
         label = self._grouping.label
         split: dict[str, list[str]] = {}
         for row in rows:
             metric = row["metric"]
-            ns, pool = metric.get("namespace"), metric.get(label)
-            if not ns or not pool:
+            ns = metric.get("namespace")
+            branch = parse_branch(metric.get(label, ""))
+            if not ns or branch is None:
                 continue
+            fld, tag, pool = branch
             t, v = row["value"]
-            fld = metric.get(FIELD_LABEL, "value")
+            quantile = ""
+            if fld.startswith("quantile="):
+                fld, quantile = "quantile", fld.removeprefix("quantile=")
             by_dialect = out.setdefault((ns, pool, fld), {})
-            tag = metric.get(DIALECT_LABEL, "")
             names = split.get(tag)
             if names is None:
                 names = split[tag] = tag.split(",")
@@ -308,7 +341,7 @@ class PrometheusSource:
             if fld == "buckets":
                 series.buckets.append((float(metric.get("le", "nan")), float(v)))
             elif fld == "quantile":
-                series.quantiles[metric.get(QUANTILE_LABEL, "")] = float(v)
+                series.quantiles[quantile] = float(v)
             else:
                 series.value = float(v)
         return out

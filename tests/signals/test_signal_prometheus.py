@@ -32,7 +32,7 @@ def test_prometheus_down_names_the_failure_per_signal(closed_port: int) -> None:
     t0 = time.monotonic()
     report = source.collect(POOLS)
     assert time.monotonic() - t0 < 1.0 + 1.0
-    assert report.queries == 10  # detection + 7 gauge/counter signals + TTFT and ITL histograms
+    assert report.queries == 1  # detection goes first: nothing answers it, so nothing else is sent
     assert report.errors == ["prometheus unreachable: connection refused"]
     for sig in report.pools.values():
         assert sig.missing == dict.fromkeys(SIGNAL_NAMES, "prometheus unreachable: connection refused")
@@ -46,6 +46,7 @@ def test_prometheus_hung_costs_one_timeout_not_thirteen(silent_port: int) -> Non
     elapsed = time.monotonic() - t0
     assert elapsed < 1.0 + 1.0, elapsed
     reason = "prometheus unreachable: no answer within 1 s"
+    assert report.queries == 1
     assert report.errors == [reason]
     assert report.pools["chat/llama-8b"].missing == dict.fromkeys(SIGNAL_NAMES, reason)
 
@@ -64,6 +65,8 @@ def test_query_error_carries_prometheus_message(exposition_server: ExpositionSer
     source = PrometheusSource(settings(exposition_server.url), client=Reject())  # type: ignore[arg-type]
     report = source.collect(POOLS)
     expected = 'query error: bad_data: 1:12: parse error: unexpected "}"'
+    # detection answered, though with an error: every dialect's branches are asked
+    assert report.queries == 10
     assert report.errors == [expected]
     assert report.pools["batch/qwen-7b"].missing["kv_usage"] == expected
 
