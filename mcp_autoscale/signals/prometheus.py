@@ -41,12 +41,13 @@ from mcp_autoscale.signals.common import (
     stale_after_s,
 )
 from mcp_autoscale.signals.dialects.spec import Dialect, Kind, MetricSpec
-from mcp_autoscale.signals.histogram import bucket_quantile
+from mcp_autoscale.signals.histogram import Cumulative, cumulative, quantile_of
 from mcp_autoscale.signals.promql import (
+    QUANTILE_FIELD,
+    TAG_SEP,
     PoolGrouping,
     QueryPlan,
     detection_query,
-    parse_branch,
     recorded_name,
     signal_plan,
 )
@@ -95,14 +96,24 @@ def failure_reason(err: BaseException, timeout_s: float) -> str:
     return f"query error: {type(err).__name__}: {err}"
 
 
-@dataclass
 class _Series:
-    """One pool's result in one query: a value, a histogram's per-bucket rates, or its quantiles."""
+    """One pool's result in one query branch: a value (or timestamp), or a histogram's per-bucket rates.
 
-    t: float = 0.0
-    value: float = math.nan
-    buckets: list[tuple[float, float]] = field(default_factory=list)
-    quantiles: dict[str, float] = field(default_factory=dict)
+    A plain slotted class: ~9,000 are made per 1000-pool snapshot."""
+
+    __slots__ = ("_cumulative", "buckets", "t", "value")
+
+    def __init__(self) -> None:
+        self.t = 0.0
+        self.value = math.nan
+        self.buckets: list[tuple[float, float]] = []
+        self._cumulative: Cumulative | None = None
+
+    def quantile(self, q: float) -> float:
+        """``q`` from the bucket rates (prepared once however many quantiles are read)."""
+        if self._cumulative is None:
+            self._cumulative = cumulative(self.buckets)
+        return quantile_of(q, self._cumulative)
 
 
 @dataclass
@@ -312,23 +323,24 @@ class PrometheusSource:
 
         The pool label reads ``<field>|<dialects>|<pool>`` (``promql.branch_tag``). A branch tagged
         ``vllm,vllm-v0`` is filed under both names (one shared ``_Series``), so that assembling a pool is
-        plain dictionary look-ups: at 1000 pools this runs ~30,000 times per snapshot.
+        plain dictionary look-ups. ~30,000 rows per 1000-pool snapshot pass here, hence the inlined parsing.
         """
         out: dict[tuple[str, str, str], dict[str, _Series]] = {}
         label = self._grouping.label
         split: dict[str, list[str]] = {}
+        bounds: dict[str, float] = {}
         for row in rows:
             metric = row["metric"]
             ns = metric.get("namespace")
-            branch = parse_branch(metric.get(label, ""))
-            if not ns or branch is None:
-                continue
-            fld, tag, pool = branch
+            parts = metric.get(label, "").split(TAG_SEP, 2)
+            if not ns or len(parts) != 3 or not parts[2]:
+                continue  # untagged, or a pod name the grouping did not parse (no pool)
+            fld, tag, pool = parts
             t, v = row["value"]
-            quantile = ""
-            if fld.startswith("quantile="):
-                fld, quantile = "quantile", fld.removeprefix("quantile=")
-            by_dialect = out.setdefault((ns, pool, fld), {})
+            key = (ns, pool, fld)
+            by_dialect = out.get(key)
+            if by_dialect is None:
+                by_dialect = out[key] = {}
             names = split.get(tag)
             if names is None:
                 names = split[tag] = tag.split(",")
@@ -339,10 +351,12 @@ class PrometheusSource:
                     by_dialect[name] = series
             series.t = float(t)
             if fld == "buckets":
-                series.buckets.append((float(metric.get("le", "nan")), float(v)))
-            elif fld == "quantile":
-                series.quantiles[quantile] = float(v)
-            else:
+                le = metric.get("le", "nan")
+                bound = bounds.get(le)
+                if bound is None:
+                    bound = bounds[le] = float(le)
+                series.buckets.append((bound, float(v)))
+            else:  # a value, a timestamp, or one recorded quantile (field quantile=<q>)
                 series.value = float(v)
         return out
 
@@ -381,11 +395,11 @@ class PrometheusSource:
             if spec.kind is Kind.QUANTILE:
                 assert spec.quantile is not None
                 hist = table.get((ns, pool, "buckets"), {}).get(dialect.name)
-                qs = table.get((ns, pool, "quantile"), {}).get(dialect.name)
+                qs = table.get((ns, pool, f"{QUANTILE_FIELD}{spec.quantile:g}"), {}).get(dialect.name)
                 if hist is not None:
-                    val = (hist.t, bucket_quantile(spec.quantile, hist.buckets))
-                elif qs is not None and f"{spec.quantile:g}" in qs.quantiles:
-                    val = (qs.t, qs.quantiles[f"{spec.quantile:g}"])
+                    val = (hist.t, hist.quantile(spec.quantile))
+                elif qs is not None:
+                    val = (qs.t, qs.value)
             else:
                 one = table.get((ns, pool, "value"), {}).get(dialect.name)
                 val = (one.t, one.value) if one is not None else None

@@ -37,6 +37,8 @@ DERIVED_POOL_LABEL = "pool"
 TAG_SEP = "|"
 """Separates a branch's field, its dialects and the pool name in the pool label of a query result (a
 Deployment name, a dialect name and a field name cannot contain it)."""
+QUANTILE_FIELD = "quantile="
+"""Field of a recorded histogram's quantile rows: ``quantile=0.9``."""
 
 _RE2_META = frozenset("\\.+*?()|[]{}^$")
 
@@ -273,7 +275,7 @@ def signal_query(
                 continue
             for q in histogram_quantiles(spec, ds):
                 value = f"histogram_quantile({q:g}, {rec})"
-                branches.append(retag(value, label, branch_tag(f"quantile={q:g}", tag)))
+                branches.append(retag(value, label, branch_tag(f"{QUANTILE_FIELD}{q:g}", tag)))
             continue
         value_tag, ts_tag = branch_tag(fld, tag), branch_tag("ts", tag)
         if spec.kind is Kind.QUANTILE:
