@@ -269,9 +269,10 @@ class PrometheusSource:
         # reasons then still come from the signal queries, as without the two steps).
         used = {d.name for d in chosen.values() if d is not None}
         qp = self._plan([d for d in every if detect.error or d.name in used], namespaces)
-        if detect.unreachable:
-            # nothing answers: the other queries would only wait for the same deadline
-            answers = {key: _Answer(error=detect.error, unreachable=True) for key in qp.queries}
+        if detect.unreachable or time.monotonic() >= deadline:
+            # nothing answers, or no time is left: the other queries would only wait for the deadline
+            reason = detect.error if detect.unreachable else self._no_answer()
+            answers = {key: _Answer(error=reason, unreachable=True) for key in qp.queries}
             sent = 1
         else:
             answers = self._run(qp.queries, deadline)
