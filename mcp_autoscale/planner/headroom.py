@@ -6,8 +6,8 @@ Headroom is insurance against the load rising faster than capacity can follow: a
 serves one lead time (cold start + node provisioning + one control interval) later, so what the pool
 holds must cover the load one lead time on. If the load at ``t`` was at most ``(1 + e)`` x the most the
 pool was sized for over its hold window one lead time before, capacity sized at ``U <= 1 / (1 + e)``
-still fits it. On a slow repeating load ``e`` is the minute-scale noise (~15-25%), so U can rise well
-above the configured 0.65; where bursts come unannounced, the configured U stays:
+still fits it. On a slow repeating load ``e`` is the minute-scale noise (12-19% on the 7-day trace), so
+U can rise well above the configured 0.65; where bursts come unannounced, the configured U stays:
 
 - ``lead_errors``: per minute, the load (2-minute mean) over the most the pool held over its hold window
   one lead time earlier, minus 1. The reference is never below what the replica floor serves anyway.
