@@ -204,6 +204,19 @@ def test_reject_needs_the_right_to_approve_unless_withdrawn(gate: Gate, backend:
     assert res.status == ActionStatus.REJECTED and backend.writes == []
 
 
+def test_only_the_proposer_in_person_may_withdraw(gate: Gate, backend: FakeBackend) -> None:
+    pend = gate.submit(scale_in())
+    pid = pend.proposal_id or ""
+    # an identity that reads like a delegation by the proposer (a token subject can say anything)
+    with pytest.raises(Forbidden, match="may not approve"):
+        gate.reject(pid, "oidc:mallory (delegated by agent-1)", "veto")
+    with pytest.raises(Forbidden, match="needs approval via cli"):
+        gate.reject(pid, "mcp-elicitation:oidc:mallory (delegated by agent-1)", "veto")
+    assert gate.proposals.get(pid).status == ProposalStatus.PENDING
+    res = gate.reject(pid, "cli:dave (delegated by cli:mallory)", "on dave's behalf")  # an approver's name
+    assert res.status == ActionStatus.REJECTED and backend.writes == []
+
+
 def test_idempotent_retry_after_approval_returns_the_outcome(gate: Gate, backend: FakeBackend) -> None:
     pend = gate.submit(scale_in(idempotency_key="night-1"))
     assert gate.submit(scale_in(idempotency_key="night-1")).status == ActionStatus.PENDING_APPROVAL
