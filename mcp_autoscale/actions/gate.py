@@ -557,6 +557,11 @@ class Gate:
                     continue
                 now = self.clock()
                 try:
+                    if p.digest is None:  # a digest removed from the file would skip the check below
+                        raise Forbidden(
+                            f"proposal {p.id} holds no digest of the action that was approved; "
+                            "nothing was run: propose the action again"
+                        )
                     self._open(p.id)  # the stored action is still the one that was approved
                 except Forbidden as err:
                     results.append(self._refuse_tampered(p, err, now))
