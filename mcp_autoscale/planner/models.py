@@ -96,6 +96,31 @@ class PlannerConfig(BaseModel):
         "stays low) only while 'the same phase of past periods' predicted the recent minutes within this "
         "relative mean absolute error (0: off)",
     )
+    headroom_max_utilisation: float = Field(
+        default=0.9,
+        gt=0,
+        le=1,
+        description="Where the load has been predictable (planner.headroom), size at up to this U instead "
+        "of target_utilisation (at or below target_utilisation: off). Needs the per-minute demand",
+    )
+    headroom_calm_s: float = Field(
+        default=86400.0,
+        ge=0,
+        description="U rises above target_utilisation only after this long without a surge, on the "
+        "errors of this window",
+    )
+    headroom_quantile: float = Field(
+        default=0.9,
+        gt=0,
+        le=1,
+        description="U = 1 / (1 + e), e this quantile of the calm window's errors over one lead time",
+    )
+    headroom_surge_error: float = Field(
+        default=1.0,
+        gt=0,
+        description="A surge: the load rose more than this (relative) over what was held one lead time "
+        "before; U drops to target_utilisation at once",
+    )
     scale_in_window_s: float = Field(
         default=600.0, ge=0, description="Scale in only to the most any sample in this window needed"
     )

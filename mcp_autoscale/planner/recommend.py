@@ -58,6 +58,7 @@ from mcp_autoscale.planner.forecast import (
     sudden_rise,
     trend_still_rising,
 )
+from mcp_autoscale.planner.headroom import Headroom, pool_headroom
 from mcp_autoscale.planner.models import (
     Capacity,
     Diagnosis,
@@ -224,6 +225,10 @@ def _assess(
     load_in = _max_opt(r_in, f_in)
     load_out = _max_opt(r_out, f_out)
     u = cfg.target_utilisation
+    room = None
+    if minutes is not None and cfg.headroom_max_utilisation > u:
+        room = _headroom(minutes, state, node_pool, cap, r_in, r_out, floor, cfg)
+        u = room.utilisation
     n_cap = None
     n_trigger = None
     n_window = None
@@ -320,6 +325,8 @@ def _assess(
         load_txt.append(f"output {_fmt_tps(r_out)} tok/s{_fc(f_out)} / C_out {_fmt_tps(cap.c_out_tps)}")
     if seasonal_reason is not None:
         reasons.append(seasonal_reason)
+    if room is not None and room.reason:
+        reasons.append(room.reason)
     if n_cap is not None:
         reasons.append(f"{'; '.join(load_txt)} at U {u:g} -> {n_cap} replicas ({cap.source} capacity)")
     elif cap.source == "unknown":
@@ -408,6 +415,38 @@ def _assess(
         usd_per_gpu_hour=per_gpu,
         breaches=breaches,
         backlog=n_backlog is not None,
+    )
+
+
+def _headroom(
+    minutes: MinuteDemand,
+    state: PoolState,
+    node_pool: NodePoolState | None,
+    cap: Capacity,
+    r_in: float | None,
+    r_out: float | None,
+    floor: int,
+    cfg: PlannerConfig,
+) -> Headroom:
+    """The U to size at (``planner.headroom``): the lead is the worst case, a new node and a cold start."""
+    u = cfg.target_utilisation
+    lead = lead_time_s(
+        (state.cold_start_s or cfg.default_cold_start_s)
+        + (node_pool.typical_provision_s if node_pool is not None else 0.0),
+        cfg.control_interval_s,
+    )
+    return pool_headroom(
+        minutes.prompt_tps,
+        minutes.gen_tps,
+        configured=u,
+        ceiling=cfg.headroom_max_utilisation,
+        lead_s=lead,
+        hold_s=cfg.scale_in_window_s,
+        calm_s=cfg.headroom_calm_s,
+        quantile=cfg.headroom_quantile,
+        surge_error=cfg.headroom_surge_error,
+        floor_in_tps=None if r_in is None else floor * (cap.c_in_tps or 0.0) * u,
+        floor_out_tps=None if r_out is None else floor * (cap.c_out_tps or 0.0) * u,
     )
 
 
