@@ -269,6 +269,8 @@ class Informer:
 
         def opened(*args: Any, **kwargs: Any) -> Any:
             resp = q.watch_fn(*args, **kwargs)  # non-2xx raised ApiException already
+            if self._stop.is_set():  # stopped while the request was in flight: stop() had no socket to shut
+                resp.close()  # the stream then ends at once instead of blocking until its timeout
             # An accepted watch does not vouch for the data yet: its first event may be 410 Expired.
             self.counters.watches += 1
             return resp

@@ -389,3 +389,33 @@ def test_410_on_every_fresh_list_backs_off_instead_of_relisting_in_a_hot_loop() 
     stop = inf._stop
     assert isinstance(stop, RecordedStop) and len(stop.waits) == 5  # the first 410 relists at once
     assert all(w > 0 for w in stop.waits)
+
+
+class OpenStream(EmptyStream):
+    """A watch response that would block until the server's timeout unless it was closed first."""
+
+    def __init__(self) -> None:
+        self.closed = False
+        self.read_while_open = False
+
+    def stream(self, amt: object = None, decode_content: object = None) -> Iterator[bytes]:
+        self.read_while_open = not self.closed
+        return iter(())
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_stop_during_the_watch_request_closes_the_stream_instead_of_waiting_for_its_timeout() -> None:
+    clock, calls, responses = FakeClock(), list[str](), list[OpenStream]()
+
+    def watch_fn(*args: object, **kwargs: object) -> OpenStream:
+        calls.append("watch")
+        inf.stop()  # close() arrives while the watch request is in flight: no response to shut yet
+        responses.append(OpenStream())
+        return responses[-1]
+
+    inf = _informer(watch_fn, clock, calls)
+    inf._run()
+    assert calls == ["list", "watch"]
+    assert not responses[0].read_while_open  # with a real server: blocked until timeoutSeconds
