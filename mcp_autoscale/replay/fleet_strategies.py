@@ -143,6 +143,7 @@ class FleetPlanner(FleetStrategy):
         lead_s: float = 420.0,
         settle_s: float = 900.0,
         warm_max_share: float = 0.25,
+        reserve_min: int = 2,
         reserve: Literal["batch", "warm"] = "batch",
         policy: FleetPolicy | None = None,
         audit_dir: Path | None = None,
@@ -151,6 +152,7 @@ class FleetPlanner(FleetStrategy):
         self.catalogue, self.inner, self.reserve = catalogue, inner, reserve
         self.period_s, self.interval_s, self.lead_s, self.settle_s = sample_s, interval_s, lead_s, settle_s
         self.warm_max_share = warm_max_share
+        self.reserve_min = reserve_min
         self.policy = policy or FleetPolicy()
         self._audit_dir = audit_dir
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -190,7 +192,7 @@ class FleetPlanner(FleetStrategy):
             self._capped[k] = None
         for n in spec.node_pools:
             self.warm[n.name] = 0
-            self.pooled[n.name] = 0
+            self.pooled[n.name] = self._reserve_floor(n.name)
             self._inter[n.name] = []
         self._next = dict.fromkeys(self.inner, 0.0)
 
@@ -332,6 +334,12 @@ class FleetPlanner(FleetStrategy):
     def _per_replica_rps(self, key: str, ready: int) -> float:
         return max(1e-3, self._rps(key) / max(1, ready))
 
+    def _reserve_floor(self, node_pool: str) -> int:
+        """The least pooled headroom a node pool with hot interactive pools holds (before the burst
+        statistics exist, and when they say none)."""
+        inter = any(p.node_pool == node_pool and p.priority == "interactive" for p in self.spec.pools)
+        return self.reserve_min if inter else 0
+
     def _size_pooled(self, twin: Twin, t_s: float) -> None:
         lead = max(1, round(self.lead_s / self.period_s))
         skip = round(self.settle_s / self.period_s)  # the start-up ramp is no burst
@@ -341,7 +349,8 @@ class FleetPlanner(FleetStrategy):
                 continue
             excess = {p.ref.key: burst_excess(self.held[p.ref.key][skip:], lead) for p in pools}
             h = pooled_headroom(n.name, excess, self.policy.headroom_quantile)
-            target = min(h.pooled_gpus, math.floor(n.limit_gpus * self.warm_max_share))
+            cap = math.floor(n.limit_gpus * self.warm_max_share)
+            target = min(max(h.pooled_gpus, self._reserve_floor(n.name)), cap)
             self.headroom_log.append(
                 {"t_s": t_s, "node_pool": n.name, "pooled": h.pooled_gpus, "per_pool": h.per_pool_gpus}
             )

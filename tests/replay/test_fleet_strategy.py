@@ -62,3 +62,42 @@ def test_busy_batch_pool_holds_the_pooled_spare_and_yields_it_when_interactive_g
         assert fleet.verdicts["applied"] >= 1 and "denied" not in fleet.verdicts
     finally:
         fleet.teardown()
+
+
+def test_the_pooled_reserve_starts_at_its_floor_where_interactive_pools_run_hot(tmp_path: Path) -> None:
+    # interactive pools run at U 0.9 from the first minute, so their node pool holds the reserve floor
+    # (2 GPUs) before its burst statistics exist; a node pool of batch pools alone holds none
+    path = tmp_path / "FLEET.yaml"
+    path.write_text(
+        FLEET.replace(
+            "limit_gpus: 12}", "limit_gpus: 12}\n  - {name: gpu-l40s, gpu_type: L40S, limit_gpus: 8}"
+        )
+        + "  - {namespace: bulk, name: embed, node_pool: gpu-l40s, priority: batch,\n"
+        "     trace: {synthetic: onoff, seed: 5, scale: 0.2}}\n"
+    )
+    spec, traces = load_fleet(path)
+    fleet = make_strategy("fleet", spec, traces, FleetConfig(), {})
+    assert isinstance(fleet, FleetPlanner)
+    twin = Twin(scenario_of(spec), 7)
+    fleet.setup(twin, spec)
+    try:
+        assert fleet.pooled == {"gpu-l4": 2, "gpu-l40s": 0}
+        b = "batch/summarise"
+        fleet.inner[b].history.append(PoolSample(t_s=30.0, ready_replicas=1, request_rps=1.0))
+        states = {p.ref.key: twin.backend.get_pool(p.ref) for p in spec.pools}
+        fleet._share(twin, "gpu-l4", 12, "L4", 30.0, states)
+        assert fleet._spare[b] == 2  # the busy batch pool holds it from the start
+        # burst statistics that say "none" do not take the reserve below its floor
+        for k in fleet.held:
+            fleet.held[k] = [2.0] * 200
+        fleet._size_pooled(twin, 6000.0)
+        assert fleet.pooled["gpu-l4"] == 2 and fleet.pooled["gpu-l40s"] == 0
+    finally:
+        fleet.teardown()
+    off = make_strategy("fleet", spec, traces, FleetConfig(fleet_reserve_min=0), {})
+    assert isinstance(off, FleetPlanner)
+    off.setup(Twin(scenario_of(spec), 7), spec)
+    try:
+        assert off.pooled == {"gpu-l4": 0, "gpu-l40s": 0}
+    finally:
+        off.teardown()
