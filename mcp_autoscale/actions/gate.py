@@ -555,11 +555,30 @@ class Gate:
                 if p.status != ProposalStatus.APPROVED:
                     continue
                 now = self.clock()
+                try:
+                    self._open(p.id)  # the stored action is still the one that was approved
+                except Forbidden as err:
+                    results.append(self._refuse_tampered(p, err, now))
+                    continue
                 if now >= p.expires_at:
                     results.append(self._expire(p, now))
                 else:
                     results.append(self._run_proposal(p, p.decided_by or "unknown", now))
         return results
+
+    def _refuse_tampered(self, p: Proposal, err: Forbidden, now: datetime) -> ActionResult:
+        """An approved proposal whose stored action no longer matches its digest: audited, never run."""
+        verdict = Verdict(decision=Decision.DENY, rules=["approval"], reasons=[f"rule 'approval': {err}"])
+        result = self._record(
+            p.action,
+            verdict,
+            ActionStatus.DENIED,
+            f"Approved but refused at execution, nothing changed: {err}",
+            now=now,
+            approver=p.decided_by,
+            proposal_id=p.id,
+        )
+        return self._close(p, ProposalStatus.FAILED, result)
 
     def _run_proposal(self, p: Proposal, approver: str, now: datetime) -> ActionResult:
         action = p.action
@@ -649,14 +668,26 @@ class Gate:
         return result
 
     def reject(
-        self, proposal_id: str, approver: str, reason: str, *, digest: str | None = None
+        self,
+        proposal_id: str,
+        approver: str,
+        reason: str,
+        *,
+        digest: str | None = None,
+        groups: Sequence[str] = (),
     ) -> ActionResult:
-        """Close a proposal without acting; the rejecting person and their reason are audited."""
+        """Close a proposal without acting; the rejecting person and their reason are audited.
+
+        The proposer may withdraw their own proposal; anyone else needs the right to approve it (the
+        approver list, groups and channel): otherwise any caller could veto every pending change.
+        """
         if not reason or not reason.strip():
             raise InvalidInput("a reason is required to reject a proposal")
         if not approver.strip():
             raise InvalidInput("approver is required (who rejects this action?)")
         p = self._open(proposal_id, digest)
+        if principal(p.action.caller) not in principals(approver):
+            self._check_approver(p, approver, groups)
         with self._hold(p.action):
             p = self._open(proposal_id, digest)
             now = self.clock()

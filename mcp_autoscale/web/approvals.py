@@ -100,7 +100,7 @@ def approval_routes(gate: Gate, metadata_url: str | None) -> list[BaseRoute]:
             else:
                 reason = str(body.get("reason") or "rejected over HTTP")
                 result = await anyio.to_thread.run_sync(
-                    lambda: gate.reject(proposal_id, who.caller, reason, digest=digest)
+                    lambda: gate.reject(proposal_id, who.caller, reason, digest=digest, groups=who.groups)
                 )
         except Forbidden as err:
             return JSONResponse({"error": "forbidden", "error_description": str(err)}, status_code=403)

@@ -183,6 +183,27 @@ def test_approve_later_then_execute_approved(gate: Gate, backend: FakeBackend) -
     assert gate.execute_approved() == []
 
 
+def test_execute_approved_refuses_a_proposal_changed_after_approval(gate: Gate, backend: FakeBackend) -> None:
+    pend = gate.submit(scale_in())
+    p = gate.approve_later(pend.proposal_id or "", "cli:dave")
+    tampered = p.action.model_copy(update={"params": p.action.params.model_copy(update={"replicas": 0})})
+    gate.proposals.save(p.model_copy(update={"action": tampered}))  # the file edited between approve and run
+    results = gate.execute_approved()
+    assert [r.status for r in results] == [ActionStatus.DENIED]
+    assert "digest mismatch" in results[0].message and backend.writes == []
+    assert gate.proposals.get(p.id).status == ProposalStatus.FAILED
+    assert gate.execute_approved() == []
+
+
+def test_reject_needs_the_right_to_approve_unless_withdrawn(gate: Gate, backend: FakeBackend) -> None:
+    pend = gate.submit(scale_in())
+    with pytest.raises(Forbidden, match="may not approve"):
+        gate.reject(pend.proposal_id or "", "cli:mallory", "veto")
+    assert gate.proposals.get(pend.proposal_id or "").status == ProposalStatus.PENDING
+    res = gate.reject(pend.proposal_id or "", "mcp-elicitation:agent-1", "withdrawn: load came back")
+    assert res.status == ActionStatus.REJECTED and backend.writes == []
+
+
 def test_idempotent_retry_after_approval_returns_the_outcome(gate: Gate, backend: FakeBackend) -> None:
     pend = gate.submit(scale_in(idempotency_key="night-1"))
     assert gate.submit(scale_in(idempotency_key="night-1")).status == ActionStatus.PENDING_APPROVAL
