@@ -345,7 +345,16 @@ class FleetPlanner(FleetStrategy):
         skip = round(self.settle_s / self.period_s)  # the start-up ramp is no burst
         for n in self.spec.node_pools:
             pools = [p for p in self.spec.pools if p.node_pool == n.name and p.priority == "interactive"]
-            if not pools or min(len(self.held[p.ref.key]) for p in pools) < skip + 4 * lead:
+            if not pools:
+                continue
+            warm = self.reserve == "warm" or not any(
+                p.priority == "batch" for p in self.spec.pools if p.node_pool == n.name
+            )
+            if min(len(self.held[p.ref.key]) for p in pools) < skip + 4 * lead:
+                if warm:  # no statistics yet: the reserve floor, as warm placeholders
+                    floor = self._reserve_floor(n.name)
+                    why = f"pooled warm capacity for {', '.join(p.ref.key for p in pools)}: the reserve floor"
+                    self._warm_to(twin, n.name, floor, why + " until their burst statistics exist", t_s)
                 continue
             excess = {p.ref.key: burst_excess(self.held[p.ref.key][skip:], lead) for p in pools}
             h = pooled_headroom(n.name, excess, self.policy.headroom_quantile)
@@ -355,9 +364,7 @@ class FleetPlanner(FleetStrategy):
                 {"t_s": t_s, "node_pool": n.name, "pooled": h.pooled_gpus, "per_pool": h.per_pool_gpus}
             )
             self.pooled[n.name] = target
-            if self.reserve == "batch" and any(
-                p.priority == "batch" for p in self.spec.pools if p.node_pool == n.name
-            ):
+            if not warm:
                 continue
             self._warm_to(
                 twin,

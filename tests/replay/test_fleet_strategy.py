@@ -94,6 +94,20 @@ def test_the_pooled_reserve_starts_at_its_floor_where_interactive_pools_run_hot(
         assert fleet.pooled["gpu-l4"] == 2 and fleet.pooled["gpu-l40s"] == 0
     finally:
         fleet.teardown()
+    # held as warm placeholders instead, the floor goes through the gate at the first planning pass
+    warm = make_strategy(
+        "fleet", spec, traces, FleetConfig(fleet_reserve="warm", audit_dir=tmp_path / "w"), {}
+    )
+    assert isinstance(warm, FleetPlanner)
+    twin = Twin(scenario_of(spec), 7)
+    warm.setup(twin, spec)
+    try:
+        warm._size_pooled(twin, 0.0)
+        assert warm.warm == {"gpu-l4": 2, "gpu-l40s": 0}
+        audit = (tmp_path / "w" / "fleet" / "fleet-audit.jsonl").read_text()
+        assert '"request_gpu_nodes"' in audit and "the reserve floor until their burst statistics" in audit
+    finally:
+        warm.teardown()
     off = make_strategy("fleet", spec, traces, FleetConfig(fleet_reserve_min=0), {})
     assert isinstance(off, FleetPlanner)
     off.setup(Twin(scenario_of(spec), 7), spec)
