@@ -215,6 +215,22 @@ class FleetPlanner(FleetStrategy):
             self.actions.add(t_s, f"{tool} {args}: {rationale}")
         return ok
 
+    def _resize(self, p: PoolEntry, replicas: int, rationale: str, t_s: float, twin: Twin) -> bool:
+        """Scale a giver down now: through its KEDA ScaledObject / HPA when one owns it (max down to
+        ``replicas``: the fast loop scales in at its next sync; a direct scale would be reverted, and the
+        gate refuses it), else the Deployment itself."""
+        owner = twin.backend.get_pool(p.ref).autoscaler
+        if owner is not None and not owner.paused:
+            args: dict[str, object] = {
+                "namespace": p.namespace,
+                "deployment": p.name,
+                "min_replicas": min(owner.min_replicas, replicas),
+                "max_replicas": replicas,
+            }
+            return self._submit("patch_hpa", args, rationale, t_s, twin)
+        args = {"namespace": p.namespace, "name": p.name, "replicas": replicas}
+        return self._submit("scale_deployment", args, rationale, t_s, twin)
+
     def _set_floor(self, key: str, floor: int) -> None:
         s = self.inner[key]
         ns = key.split("/", 1)[0]
@@ -273,9 +289,9 @@ class FleetPlanner(FleetStrategy):
                 st = states[b]
                 target = max(self._base_floor[b], st.desired_replicas - (spare_now - spare))
                 if target < st.desired_replicas:
-                    self._submit(
-                        "scale_deployment",
-                        {"namespace": batch[0].namespace, "name": batch[0].name, "replicas": target},
+                    self._resize(
+                        batch[0],
+                        target,
                         f"{b} yields {spare_now - spare} {gpu_type} of its pooled spare to "
                         f"{', '.join(p.ref.key for p in inter)}, whose replicas grew by {grown} within "
                         f"{self.lead_s:.0f} s",
@@ -312,9 +328,9 @@ class FleetPlanner(FleetStrategy):
             line = tr.sentence(gpu_type, None)
             self.trades.append(f"t={t_s / 60:.0f} min: {line}")
             giver = next(p for p in pools if p.ref.key == tr.giver)
-            self._submit(
-                "scale_deployment",
-                {"namespace": giver.namespace, "name": giver.name, "replicas": alloc.grants[tr.giver]},
+            self._resize(
+                giver,
+                alloc.grants[tr.giver],
                 f"{node_pool} at its {limit}-GPU limit: {line}",
                 t_s,
                 twin,

@@ -115,3 +115,37 @@ def test_the_pooled_reserve_starts_at_its_floor_where_interactive_pools_run_hot(
         assert off.pooled == {"gpu-l4": 0, "gpu-l40s": 0}
     finally:
         off.teardown()
+
+
+def test_a_keda_owned_batch_pool_yields_through_its_scaledobject_not_a_direct_scale(tmp_path: Path) -> None:
+    # a direct scale of a KEDA-owned pool is refused by the gate (KEDA would revert it): the yield lowers
+    # the ScaledObject's max to the new size, so the fast loop scales in at its next sync
+    path = tmp_path / "FLEET.yaml"
+    path.write_text(FLEET)
+    spec, traces = load_fleet(path)
+    fleet = make_strategy("fleet", spec, traces, FleetConfig(audit_dir=tmp_path / "gate"), {})
+    assert isinstance(fleet, FleetPlanner)
+    twin = Twin(scenario_of(spec), 7)
+    fleet.setup(twin, spec)
+    try:
+        b, chat, batch = "batch/summarise", spec.pools[0].ref, spec.pools[1].ref
+        fleet.inner[b].history.append(PoolSample(t_s=30.0, ready_replicas=1, request_rps=1.0))
+        states = {p.ref.key: twin.backend.get_pool(p.ref) for p in spec.pools}
+        fleet._share(twin, "gpu-l4", 12, "L4", 30.0, states)
+        assert fleet._spare[b] == 2
+        owner = twin.backend.get_pool(batch).autoscaler
+        assert owner is not None and not owner.paused
+        states = {
+            chat.key: states[chat.key].model_copy(
+                update={"desired_replicas": states[chat.key].desired_replicas + 2}
+            ),
+            b: states[b].model_copy(update={"desired_replicas": 3}),
+        }
+        fleet._share(twin, "gpu-l4", 12, "L4", 60.0, states)
+        owner = twin.backend.get_pool(batch).autoscaler
+        assert owner is not None and owner.max_replicas == 1 and owner.min_replicas == 1
+        assert fleet.verdicts["applied"] == 1 and "denied" not in fleet.verdicts
+        audit = (tmp_path / "gate" / "fleet" / "fleet-audit.jsonl").read_text()
+        assert '"patch_hpa"' in audit and "yields 2 L4 of its pooled spare" in audit
+    finally:
+        fleet.teardown()
