@@ -42,6 +42,8 @@ class FleetConfig(ReplayConfig):
     """Pooled headroom per node pool: at most this share of the node pool's limit."""
     fleet_reserve_min: int = 2
     """The least pooled headroom per node pool with interactive pools (GPUs), from the start."""
+    fleet_reserve_node_aware: bool = False
+    """On multi-GPU nodes (H100 x8), hold the batch spare only in GPUs of nodes billed anyway."""
     fleet_reserve: Literal["batch", "warm"] = "batch"
     """Where the pooled headroom is held: warm placeholder GPUs, or a batch pool's spare."""
 
@@ -179,6 +181,7 @@ def make_strategy(
             policy=cfg.fleet_policy,
             warm_max_share=cfg.fleet_warm_max_share,
             reserve_min=cfg.fleet_reserve_min,
+            node_aware=cfg.fleet_reserve_node_aware,
             reserve=cfg.fleet_reserve,
             audit_dir=cfg.audit_dir / "fleet" if cfg.audit_dir else None,
         )

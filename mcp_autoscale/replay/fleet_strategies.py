@@ -27,7 +27,7 @@ from mcp_autoscale.cost.estimate import action_cost_delta
 from mcp_autoscale.models import ActionKind, ActionStatus, PoolRef, PoolState
 from mcp_autoscale.planner.fleet import FleetPolicy, PoolClaim, allocate, burst_excess, pooled_headroom
 from mcp_autoscale.policy import Match, Policy, ReplicaBounds, Rule
-from mcp_autoscale.replay.fleet_spec import FleetSpec, PoolEntry
+from mcp_autoscale.replay.fleet_spec import INSTANCES, FleetSpec, PoolEntry
 from mcp_autoscale.replay.strategies import ActionLog, KedaPlusPlanner, Strategy
 from mcp_autoscale.sim import Twin
 
@@ -144,6 +144,7 @@ class FleetPlanner(FleetStrategy):
         settle_s: float = 900.0,
         warm_max_share: float = 0.25,
         reserve_min: int = 2,
+        node_aware: bool = False,
         reserve: Literal["batch", "warm"] = "batch",
         policy: FleetPolicy | None = None,
         audit_dir: Path | None = None,
@@ -153,6 +154,7 @@ class FleetPlanner(FleetStrategy):
         self.period_s, self.interval_s, self.lead_s, self.settle_s = sample_s, interval_s, lead_s, settle_s
         self.warm_max_share = warm_max_share
         self.reserve_min = reserve_min
+        self.node_aware = node_aware
         self.policy = policy or FleetPolicy()
         self._audit_dir = audit_dir
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -277,6 +279,10 @@ class FleetPlanner(FleetStrategy):
         # an idle batch pool would hold the spare for nothing: then the interactive pools' own U covers
         busy = self._rps(b) > 0.0 or self._queue(b) > 0.0
         spare = max(0, min(self.pooled[node_pool] - grown, room)) if busy else 0
+        per_node = INSTANCES[gpu_type][1] if gpu_type in INSTANCES else 1
+        if self.node_aware and per_node > 1:
+            # multi-GPU nodes: hold the spare only in GPUs of nodes billed anyway, never a node for it
+            spare = min(spare, -(used - spare_now) % per_node)
         if spare != spare_now:
             self._spare[b] = spare
             self._set_floor(b, self._base_floor[b] + spare)

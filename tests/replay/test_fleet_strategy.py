@@ -149,3 +149,32 @@ def test_a_keda_owned_batch_pool_yields_through_its_scaledobject_not_a_direct_sc
         assert '"patch_hpa"' in audit and "yields 2 L4 of its pooled spare" in audit
     finally:
         fleet.teardown()
+
+
+def test_on_eight_gpu_nodes_the_node_aware_spare_uses_only_gpus_billed_anyway(tmp_path: Path) -> None:
+    path = tmp_path / "FLEET.yaml"
+    path.write_text(
+        FLEET.replace(
+            "{name: gpu-l4, gpu_type: L4, limit_gpus: 12}", "{name: gpu-h100, gpu_type: H100, limit_gpus: 16}"
+        ).replace("node_pool: gpu-l4", "model: Qwen/Qwen2.5-7B-Instruct, node_pool: gpu-h100")
+    )
+    spec, traces = load_fleet(path)
+    fleet = make_strategy("fleet", spec, traces, FleetConfig(fleet_reserve_node_aware=True), {})
+    assert isinstance(fleet, FleetPlanner)
+    twin = Twin(scenario_of(spec), 7)
+    fleet.setup(twin, spec)
+    try:
+        b, chat = "batch/summarise", "chat/assistant"
+        fleet.inner[b].history.append(PoolSample(t_s=30.0, ready_replicas=1, request_rps=1.0))
+        states = {p.ref.key: twin.backend.get_pool(p.ref) for p in spec.pools}
+        # 2 + 1 GPUs on one 8-GPU node: 5 are free on it, so the 2-GPU spare costs no node
+        fleet._share(twin, "gpu-h100", 16, "H100", 30.0, states)
+        assert fleet._spare[b] == 2
+        # 6 + 1 (+ the 2 spare): the spare would need a second node; only the one free GPU is held
+        states[chat] = states[chat].model_copy(update={"desired_replicas": 6})
+        states[b] = states[b].model_copy(update={"desired_replicas": 3})
+        fleet._inter["gpu-h100"].clear()
+        fleet._share(twin, "gpu-h100", 16, "H100", 1000.0, states)
+        assert fleet._spare[b] == 1
+    finally:
+        fleet.teardown()
