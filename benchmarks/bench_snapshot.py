@@ -1,15 +1,23 @@
 """Snapshot cost against one real Prometheus: raw batched queries, recording rules, naive per-pool queries.
 
 Not a test. Starts a loopback exposition server generating N pools' vLLM V1 series (2 pods per pool, for
-N = 10, 100, 1000 at once), a real ``prometheus`` scraping it and evaluating the recording rules of
-``mcp-autoscale signals rules`` in the background, then measures for each N the queries issued and the wall
-time of one snapshot: ``PrometheusSource.collect`` on raw series and on the recorded series (interleaved,
-so background load hits both alike), and a naive client that sends one query per pool per signal (8
-threads). Also reports what the rules cost Prometheus: ``prometheus_rule_group_last_duration_seconds``
-sampled over the run. Prints markdown tables.
+N = 10, 100, 1000 at once) and a real ``prometheus`` scraping it, then measures in two phases:
+
+1. **raw**: ``PrometheusSource.collect`` on the raw series, with *no* recording rules loaded (what a user
+   of the raw path runs: rule evaluations would otherwise compete with the raw queries for Prometheus's
+   CPU);
+2. **rules**: the generated recording rules are loaded (config reload, SIGHUP), and once their series
+   exist ``collect`` reads the recorded series.
+
+For each path and N it prints the wall time of one snapshot (median / p90), the requests and result rows per
+snapshot, and the CPU time per snapshot of the client (this process, ``time.process_time``) and of
+Prometheus (``/proc/<pid>/stat`` utime + stime, before/after each snapshot; its background scrapes and,
+in phase 2, rule evaluations land in it too, so its idle rate is printed as well). CPU times are what
+to compare on a shared machine, where wall time mostly measures the other jobs. ``--naive`` adds a client
+that sends one query per pool per signal (8 threads, one snapshot).
 
     python benchmarks/bench_snapshot.py [--sizes 10,100,1000] [--repeat 10] [--eval-interval 5s]
-        [--scrape-interval 2] [--window 10s] [--prom-cpus 1 --client-cpus 0]
+        [--scrape-interval 2] [--window 10s] [--prom-cpus 1 --client-cpus 0] [--naive]
 
 The defaults (2 s scrape, 10 s window) fill a rate window in seconds and load Prometheus's ingestion 7.5x
 beyond a 15 s production scrape: a stress setting. ``--scrape-interval 15 --window 1m --eval-interval 15s``
@@ -24,14 +32,19 @@ import multiprocessing
 import os
 import platform
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 from prometheus_api_client import PrometheusConnect
@@ -188,11 +201,140 @@ def wait_for(url: str, checks: dict[str, float], deadline_s: float) -> None:
     raise SystemExit(f"Prometheus did not have the data within {deadline_s:g} s: {checks}")
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (``/proc/<pid>/stat`` fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+class CountingSource(PrometheusSource):
+    """``PrometheusSource`` that also counts the result rows of its queries (for the table only)."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.rows = 0
+        self._lock = threading.Lock()
+
+    def _query(self, promql: str) -> list[dict[str, Any]]:
+        rows = super()._query(promql)
+        with self._lock:
+            self.rows += len(rows)
+        return rows
+
+
+@dataclass
+class Samples:
+    """Per-snapshot measurements of one path at one size."""
+
+    wall_s: list[float] = field(default_factory=list)
+    client_cpu_s: list[float] = field(default_factory=list)
+    prom_cpu_s: list[float] = field(default_factory=list)
+    queries: int = 0
+    rows: int = 0
+
+
+def measure(source: CountingSource, pools: list[PoolState], prom_pid: int, into: Samples) -> None:
+    """One snapshot: wall time, this process's CPU, Prometheus's CPU; every pool must be complete."""
+    source.rows = 0
+    prom0, cpu0, t0 = process_cpu_s(prom_pid), time.process_time(), time.perf_counter()
+    report = source.collect(pools)
+    into.wall_s.append(time.perf_counter() - t0)
+    into.client_cpu_s.append(time.process_time() - cpu0)
+    into.prom_cpu_s.append(process_cpu_s(prom_pid) - prom0)
+    into.queries, into.rows = report.queries, source.rows
+    assert not report.errors, report.errors
+    incomplete = [p.missing for p in report.pools.values() if p.missing]
+    assert not incomplete, f"{len(incomplete)} of {len(pools)} pools incomplete: {incomplete[0]}"
+
+
+def idle_cpu_ms_per_s(pid: int, seconds: float) -> float:
+    """Prometheus's background CPU (scrapes, rule evaluations) while nothing queries it."""
+    cpu0 = process_cpu_s(pid)
+    time.sleep(seconds)  # a measurement interval, not a wait for a condition
+    return (process_cpu_s(pid) - cpu0) / seconds * 1000
+
+
+def states(pools: list[tuple[str, str]]) -> list[PoolState]:
+    return [
+        PoolState(
+            ref=PoolRef(namespace=ns, name=name),
+            model="m",
+            gpu_type="L4",
+            desired_replicas=2,
+            ready_replicas=2,
+        )
+        for ns, name in pools
+    ]
+
+
+def run_phase(
+    sets: dict[str, list[tuple[str, str]]],
+    sources: dict[str, CountingSource],
+    prom_pid: int,
+    repeat: int,
+    between: Callable[[], None] = lambda: None,
+) -> dict[tuple[int, str], Samples]:
+    """``repeat`` snapshots per size and path (paths interleaved, alternating order)."""
+    out: dict[tuple[int, str], Samples] = {}
+    for n_str, names in sets.items():
+        pools = states(names)
+        for key in sources:
+            out[(int(n_str), key)] = Samples()
+        for i in range(repeat):
+            order = list(sources) if i % 2 == 0 else list(reversed(sources))
+            for key in order:
+                measure(sources[key], pools, prom_pid, out[(int(n_str), key)])
+            between()
+    return out
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms"
+
+
+def print_table(results: dict[tuple[int, str], Samples], labels: dict[str, str]) -> None:
+    print(
+        "| pools | path | requests / snapshot | rows / snapshot | wall median / p90 "
+        "| client CPU / snapshot (median) | Prometheus CPU / snapshot (median / p90) |"
+    )
+    print("|---:|---|---:|---:|---:|---:|---:|")
+    for (n, key), m in results.items():
+        cells = (
+            n,
+            labels[key],
+            m.queries,
+            f"{m.rows:,}",
+            f"{ms(statistics.median(m.wall_s))} / {ms(pctl(m.wall_s, 0.9))}",
+            ms(statistics.median(m.client_cpu_s)),
+            f"{ms(statistics.median(m.prom_cpu_s))} / {ms(pctl(m.prom_cpu_s, 0.9))}",
+        )
+        print("| " + " | ".join(str(c) for c in cells) + " |")
+
+
+def write_config(tmp: Path, sizes: list[int], target: str, eval_interval: str, with_rules: bool) -> Path:
+    jobs = "".join(
+        f"  - job_name: b{n}\n    honor_labels: true\n    metrics_path: /{n}/metrics\n"
+        f'    static_configs:\n      - targets: ["{target}"]\n'
+        for n in sizes
+    )
+    rules = f"rule_files:\n  - {tmp / 'rules.yaml'}\n" if with_rules else ""
+    path = tmp / "prometheus.yml"
+    path.write_text(
+        f"global:\n  scrape_interval: {SCRAPE_S}s\n  evaluation_interval: {eval_interval}\n"
+        f"{rules}scrape_configs:\n{jobs}"
+    )
+    return path
+
+
 def main() -> None:
     global WINDOW, SCRAPE_S  # the naive client's queries read them too
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="10,100,1000")
     ap.add_argument("--repeat", type=int, default=10)
+    ap.add_argument("--naive", action="store_true", help="also time a naive one-query-per-pool client")
     ap.add_argument("--workers", type=int, default=8, help="threads for the naive client")
     ap.add_argument("--eval-interval", default="5s", help="evaluation interval of the recording rules")
     ap.add_argument("--scrape-interval", type=int, default=SCRAPE_S, help="seconds between scrapes")
@@ -217,23 +359,16 @@ def main() -> None:
     server, target = serve(sets)
     tmp = Path(tempfile.mkdtemp(prefix="bench-prom-"))
     port = free_port()
-    jobs = "".join(
-        f"  - job_name: b{n}\n    honor_labels: true\n    metrics_path: /{n}/metrics\n"
-        f'    static_configs:\n      - targets: ["{target}"]\n'
-        for n in sizes
-    )
     rules = rules_file(dialects.DIALECTS.values(), PoolGrouping(), WINDOW, args.eval_interval)
     (tmp / "rules.yaml").write_text(to_yaml(rules))
-    (tmp / "prometheus.yml").write_text(
-        f"global:\n  scrape_interval: {SCRAPE_S}s\n  evaluation_interval: {args.eval_interval}\n"
-        f"rule_files:\n  - {tmp / 'rules.yaml'}\nscrape_configs:\n{jobs}"
-    )
+    config = write_config(tmp, sizes, target, args.eval_interval, with_rules=False)
     pin = ["taskset", "-c", args.prom_cpus] if args.prom_cpus else []
+    # taskset execs Prometheus: proc.pid is Prometheus's own pid (for /proc/<pid>/stat)
     proc = subprocess.Popen(
         [
             *pin,
             binary,
-            f"--config.file={tmp / 'prometheus.yml'}",
+            f"--config.file={config}",
             f"--storage.tsdb.path={tmp / 'data'}",
             f"--web.listen-address=127.0.0.1:{port}",
             "--log.level=warn",
@@ -243,55 +378,46 @@ def main() -> None:
     )
     url = f"http://127.0.0.1:{port}"
     total = sum(sizes)
+    load_before = os.getloadavg()
+    naive: dict[int, tuple[int, float]] = {}
     try:
         wait_for(
             url,
             {
                 f"min(count_over_time(vllm:num_requests_waiting[{WINDOW}]))": 4,
                 "count(vllm:num_requests_waiting)": 2 * total,
-                f"count(namespace_pool_le:vllm:time_to_first_token_seconds_bucket:rate{WINDOW})": 6 * total,
-                f"count(namespace_pool:vllm:request_success:rate{WINDOW})": total,
             },
             240,
         )
         settings = Settings(
             prometheus_url=url, rate_window=WINDOW, scrape_interval_s=SCRAPE_S, prometheus_timeout_s=30
         )
-        variants = {
-            "raw": PrometheusSource(settings),
-            "rules": PrometheusSource(settings.model_copy(update={"prometheus_recording_rules": True})),
-        }
-        rows = []
+        idle_raw = idle_cpu_ms_per_s(proc.pid, 2 * SCRAPE_S)
+        raw = run_phase(sets, {"raw": CountingSource(settings)}, proc.pid, args.repeat)
+        if args.naive:
+            naive = {n: naive_snapshot(url, sets[str(n)], args.workers) for n in sizes}
+
+        # phase 2: load the rules (SIGHUP reloads the configuration) and wait for their series
+        write_config(tmp, sizes, target, args.eval_interval, with_rules=True)
+        proc.send_signal(signal.SIGHUP)
+        wait_for(
+            url,
+            {
+                f"count(namespace_pool_le:vllm:time_to_first_token_seconds_bucket:rate{WINDOW})": 6 * total,
+                f"count(namespace_pool:vllm:request_success:rate{WINDOW})": total,
+            },
+            240,
+        )
+        idle_rules = idle_cpu_ms_per_s(proc.pid, 2 * SCRAPE_S)
         rule_seconds: list[float] = []
-        for n in sizes:
-            pools = [
-                PoolState(
-                    ref=PoolRef(namespace=ns, name=name),
-                    model="m",
-                    gpu_type="L4",
-                    desired_replicas=2,
-                    ready_replicas=2,
-                )
-                for ns, name in sets[str(n)]
-            ]
-            times: dict[str, list[float]] = {k: [] for k in variants}
-            queries: dict[str, int] = {}
-            for i in range(args.repeat):
-                order = list(variants) if i % 2 == 0 else list(reversed(variants))
-                for key in order:
-                    t = time.perf_counter()
-                    report = variants[key].collect(pools)
-                    times[key].append(time.perf_counter() - t)
-                    complete = sum(1 for p in report.pools.values() if not p.missing)
-                    assert not report.errors, report.errors
-                    assert complete == n, (
-                        f"{key}: {n - complete} of {n} pools incomplete: "
-                        f"{next(p.missing for p in report.pools.values() if p.missing)}"
-                    )
-                    queries[key] = report.queries
-                rule_seconds.append(rule_group_seconds(url))
-            naive_q, naive_s = naive_snapshot(url, sets[str(n)], args.workers)
-            rows.append((n, queries, times, naive_q, naive_s))
+        recorded = CountingSource(settings.model_copy(update={"prometheus_recording_rules": True}))
+        rec = run_phase(
+            sets,
+            {"rules": recorded},
+            proc.pid,
+            args.repeat,
+            between=lambda: rule_seconds.append(rule_group_seconds(url)),
+        )
         rule_seconds.append(rule_group_seconds(url))
         breakdown = rule_breakdown(url)
     finally:
@@ -299,43 +425,36 @@ def main() -> None:
         proc.wait(timeout=30)
         server.terminate()
         shutil.rmtree(tmp, ignore_errors=True)
+    load_after = os.getloadavg()
 
     version = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     n_rules = sum(len(g["rules"]) for g in rules["groups"])
-    print(
-        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC ({machine}), {version}; 2 pods per pool, "
-        f"{total} pools scraped in all, scrape {SCRAPE_S}s, rate window {WINDOW}, {n_rules} recording rules "
-        f"{'Prometheus on CPU ' + args.prom_cpus + ', ' if args.prom_cpus else ''}"
-        f"{'client on CPU ' + args.client_cpus + ', ' if args.client_cpus else ''}"
-        f"every {args.eval_interval}; raw and rules: all queries at once, interleaved, {args.repeat} "
-        f"snapshots each; naive: {args.workers} threads, one snapshot.\n"
+    pinning = (f"Prometheus on CPU {args.prom_cpus}" if args.prom_cpus else "Prometheus unpinned") + (
+        f", client and exposition server on CPU {args.client_cpus}" if args.client_cpus else ""
     )
     print(
-        "| pools | queries (raw / rules) | raw median / p90 | rules median / p90 | pools complete "
-        "| naive queries | naive snapshot | rules vs raw (median) |"
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC ({machine}), {version}; {pinning}; load average "
+        f"{load_before[0]:.1f} before, {load_after[0]:.1f} after. 2 pods per pool, {total} pools scraped in "
+        f"all, scrape {SCRAPE_S}s, rate window {WINDOW}; {args.repeat} snapshots per path and size, all "
+        f"queries of a snapshot in flight at once.\n"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for n, queries, times, nq, ns in rows:
-        raw, rec = times["raw"], times["rules"]
-        cells = (
-            n,
-            f"{queries['raw']} / {queries['rules']}",
-            f"{statistics.median(raw) * 1000:.0f} ms / {pctl(raw, 0.9) * 1000:.0f} ms",
-            f"{statistics.median(rec) * 1000:.0f} ms / {pctl(rec, 0.9) * 1000:.0f} ms",
-            f"{n}/{n}",
-            nq,
-            f"{ns * 1000:.0f} ms",
-            f"{statistics.median(rec) / statistics.median(raw):.2f}x",
-        )
-        print("| " + " | ".join(str(c) for c in cells) + " |")
+    print_table(
+        {**raw, **rec},
+        {
+            "raw": "raw (no rules loaded)",
+            "rules": f"recording rules ({n_rules} rules every {args.eval_interval})",
+        },
+    )
     print(
-        f"\nRule group evaluation ({total} pools, prometheus_rule_group_last_duration_seconds, "
-        f"{len(rule_seconds)} samples): median {statistics.median(rule_seconds) * 1000:.0f} ms, "
-        f"max {max(rule_seconds) * 1000:.0f} ms, every {args.eval_interval}; last evaluation by kind: "
-        + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in breakdown.items())
-        + "."
+        f"\nPrometheus idle CPU (scrapes only): {idle_raw:.0f} ms/s; with the rules loaded: "
+        f"{idle_rules:.0f} ms/s. Rule group evaluation ({total} pools, "
+        f"prometheus_rule_group_last_duration_seconds, {len(rule_seconds)} samples): median "
+        f"{ms(statistics.median(rule_seconds))}, max {ms(max(rule_seconds))}, every {args.eval_interval}; "
+        "last evaluation by kind: " + ", ".join(f"{k} {ms(v)}" for k, v in breakdown.items()) + "."
     )
+    for n, (nq, ns) in naive.items():
+        print(f"Naive client, {n} pools: {nq} queries, {ms(ns)} ({args.workers} threads, one snapshot).")
 
 
 if __name__ == "__main__":

@@ -68,7 +68,7 @@ def resolve_policy(settings: Settings) -> tuple[Policy, str]:
 
 
 def _build_backend(
-    settings: Settings, twin: Twin | None, namespaces: list[str] | None
+    settings: Settings, twin: Twin | None, namespaces: list[str] | None, kube_cache: bool = False
 ) -> tuple[ClusterBackend, Twin | None]:
     if settings.backend == "sim":
         if twin is None:
@@ -79,13 +79,16 @@ def _build_backend(
     if settings.backend == "kubernetes" and settings.clusters:
         from mcp_autoscale.cluster.multi import multi_cluster_backend
 
-        return multi_cluster_backend(settings, namespaces), None
+        return multi_cluster_backend(settings, namespaces, cache=kube_cache), None
     if settings.backend == "kubernetes":
         from mcp_autoscale.cluster.kubernetes import KubernetesBackend
 
-        return KubernetesBackend(
-            settings, namespaces=namespaces, server_namespace=settings.kube_namespace
-        ), None
+        live = KubernetesBackend(settings, namespaces=namespaces, server_namespace=settings.kube_namespace)
+        if kube_cache:
+            from mcp_autoscale.cluster.kube_cached import CachedKubernetesBackend
+
+            return CachedKubernetesBackend.build(live, settings), None
+        return live, None
     raise InvalidInput(f"unknown backend {settings.backend!r}: use 'sim' or 'kubernetes'")
 
 
@@ -139,16 +142,22 @@ def check_state_paths(settings: Settings, *, read_only: bool = False) -> None:
         writable_file(settings.resolved_audit_file, audit_flag)
 
 
-def build_app(settings: Settings, *, twin: Twin | None = None, read_only: bool = False) -> AutoscaleApp:
+def build_app(
+    settings: Settings, *, twin: Twin | None = None, read_only: bool = False, long_running: bool = False
+) -> AutoscaleApp:
     """Build and validate everything; raise ``ConfigError`` with file/line/field on bad input.
 
     ``read_only``: for commands that only read (``snapshot``): the audit log is opened without its lock
-    and nothing is created on disk."""
+    and nothing is created on disk. ``long_running`` (``serve``): fleet reads on Kubernetes come from a
+    watch cache when ``settings.kube_cache`` (a one-shot command would pay a list and a watch per kind
+    for one read); the gate is given the live backend either way."""
     check_state_paths(settings, read_only=read_only)
     policy, policy_source = resolve_policy(settings)
     catalogue = load_catalogue(settings.price_catalogue)
     runbooks = merged_runbooks(settings.runbooks_dir)  # a broken team runbook stops start-up
-    backend, twin = _build_backend(settings, twin, policy.visible_namespaces())
+    backend, twin = _build_backend(
+        settings, twin, policy.visible_namespaces(), kube_cache=long_running and settings.kube_cache
+    )
     signals = _build_signals(settings, twin)
     store = open_store(settings, read_only=read_only)
     audit = store.audit
@@ -170,7 +179,7 @@ def build_app(settings: Settings, *, twin: Twin | None = None, read_only: bool =
         return action_cost_delta(action, pool, node_pool, catalogue)
 
     gate = Gate(
-        backend=backend,
+        backend=getattr(backend, "live", backend),  # never the watch cache: actions are judged live
         policy=policy,
         audit=audit,
         settings=settings,

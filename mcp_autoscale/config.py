@@ -42,6 +42,20 @@ class Settings(BaseSettings):
     kube_namespace: str = Field(
         default="mcp-autoscale", description="Namespace the server runs in (Leases, balloon Deployments)"
     )
+    kube_cache: bool = Field(
+        default=True,
+        description="Long-running modes (serve, the agent's server): serve fleet reads from a watch cache "
+        "(list once, then watch); the gate always reads the API server",
+    )
+    kube_cache_max_stale_s: float = Field(
+        default=90.0,
+        ge=5,
+        le=3600,
+        description="A watch broken this long makes reads fall back to live lists (and say so)",
+    )
+    kube_cache_resync_s: float = Field(
+        default=600.0, ge=0, description="Relist every kind this often to correct any drift (0: never)"
+    )
 
     # where the signals come from
     signal_source: Literal["auto", "sim", "prometheus", "scrape"] = "auto"

@@ -78,6 +78,18 @@ KUBE_API_ERRORS = Counter(
     "Kubernetes API calls that failed, by HTTP status code ('transport': no answer)",
     ["code"],
 )
+KUBE_CACHE_READS = Counter(
+    f"{PREFIX}_kube_cache_reads_total",
+    "Fleet reads on Kubernetes with the watch cache on, by source: 'cache', or 'live' (the cache was "
+    "stale past its bound, so the read listed live)",
+    ["source"],
+)
+KUBE_CACHE_WATCH = Counter(
+    f"{PREFIX}_kube_cache_watch_total",
+    "What the watch cache's streams did: 'event', 'bookmark', 'expired' (410 Gone, relisted), 'error' "
+    "(a stream failed; resumed with backoff), 'list' (a list or relist)",
+    ["outcome"],
+)
 AUDIT_APPENDS = Counter(f"{PREFIX}_audit_appends_total", "Audit records appended")
 AUDIT_FAILURES = Counter(
     f"{PREFIX}_audit_append_failures_total",
@@ -185,6 +197,14 @@ def prometheus_query(fn: Callable[P, R]) -> Callable[P, R]:
 
 def kube_api_error(code: int | str) -> None:
     KUBE_API_ERRORS.labels(code=str(code or "transport")).inc()
+
+
+def kube_cache_read(source: str) -> None:
+    KUBE_CACHE_READS.labels(source=source).inc()
+
+
+def kube_cache_watch(outcome: str) -> None:
+    KUBE_CACHE_WATCH.labels(outcome=outcome).inc()
 
 
 # --------------------------------------------------------------------------------------------------

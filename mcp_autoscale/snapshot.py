@@ -115,8 +115,12 @@ def build_snapshot(
     backend: str,
     now: datetime,
     warnings: Sequence[str] = (),
+    notes: Sequence[str] = (),
 ) -> FleetSnapshot:
-    """Join cluster state and signals per pool. Pure: same inputs, same snapshot."""
+    """Join cluster state and signals per pool. Pure: same inputs, same snapshot.
+
+    ``warnings`` make the snapshot partial; ``notes`` are shown with them but do not (the data is whole,
+    e.g. read live because the watch cache was stale)."""
     out: list[PoolSnapshot] = []
     partial = bool(report.errors) or bool(warnings)
     for pool in pools:
@@ -165,7 +169,7 @@ def build_snapshot(
         pools=out,
         node_pools=list(node_pools),
         partial=partial,
-        warnings=[*report.errors, *warnings],
+        warnings=[*report.errors, *warnings, *notes],
         source_errors=[
             *(e if e.startswith(report.source) else f"{report.source}: {e}" for e in report.errors),
             *warnings,
@@ -262,6 +266,8 @@ class Snapshotter:
         )  # several clusters: the ones that did not answer
         if callable(partial):
             warnings.extend(w for w in partial() if w not in warnings)
+        notes_of = getattr(self.backend, "read_notes", None)  # a watch cache that read live: not partial
+        notes = [str(n) for n in notes_of()] if callable(notes_of) else []
         report = self.source.collect(pools)
         log.debug("snapshot", pools=len(pools), source=report.source, queries=report.queries)
         snap = build_snapshot(
@@ -273,6 +279,7 @@ class Snapshotter:
             backend=self.backend.name,
             now=self.clock(),
             warnings=warnings,
+            notes=notes,
         )
         if namespace is None and name is None and cluster is None:
             self._remember(snap)

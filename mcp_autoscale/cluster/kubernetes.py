@@ -18,6 +18,7 @@ Why it looks the way it does:
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -33,6 +34,7 @@ from kubernetes.client.exceptions import ApiException
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from mcp_autoscale.cluster import kube_ownership as ko
+from mcp_autoscale.cluster.kube_cache import Query, trim_pod
 from mcp_autoscale.cluster.kube_errors import TRANSPORT_ERRORS, Target, map_api_error, map_transport_error
 from mcp_autoscale.config import Settings
 from mcp_autoscale.errors import AutoscaleError, ConfigError, InvalidInput, NotFound
@@ -75,25 +77,35 @@ class Permission:
 
 
 REQUIRED_PERMISSIONS: tuple[Permission, ...] = (
-    Permission("apps", "deployments", ("get", "list"), "cluster", "discover model pools"),
+    Permission("apps", "deployments", ("get", "list", "watch"), "cluster", "discover model pools"),
     Permission(
         "apps", "deployments/scale", ("get", "patch"), "cluster", "scale_deployment (scale subresource)"
     ),
-    Permission("", "pods", ("list",), "cluster", "pending/starting replicas, pods' /metrics URLs"),
+    Permission("", "pods", ("list", "watch"), "cluster", "pending/starting replicas, pods' /metrics URLs"),
     Permission(
         "autoscaling",
         "horizontalpodautoscalers",
-        ("get", "list", "patch"),
+        ("get", "list", "watch", "patch"),
         "cluster",
         "HPA ownership, patch_hpa",
     ),
     Permission(
-        "keda.sh", "scaledobjects", ("get", "list", "patch"), "cluster", "KEDA ownership, patch_hpa, pause"
+        "keda.sh",
+        "scaledobjects",
+        ("get", "list", "watch", "patch"),
+        "cluster",
+        "KEDA ownership, patch_hpa, pause",
     ),
     Permission(
-        "karpenter.sh", "nodepools", ("get", "list", "patch"), "cluster", "GPU node pools, limit raise"
+        "karpenter.sh",
+        "nodepools",
+        ("get", "list", "watch", "patch"),
+        "cluster",
+        "GPU node pools, limit raise",
     ),
-    Permission("karpenter.sh", "nodeclaims", ("list",), "cluster", "nodes launching vs ready per NodePool"),
+    Permission(
+        "karpenter.sh", "nodeclaims", ("list", "watch"), "cluster", "nodes launching vs ready per NodePool"
+    ),
     Permission("scheduling.k8s.io", "priorityclasses", ("get", "create"), "cluster", "balloon PriorityClass"),
     Permission("", "events", ("create",), "cluster", "an Event on each acted-on object"),
     Permission(
@@ -110,7 +122,8 @@ REQUIRED_PERMISSIONS: tuple[Permission, ...] = (
         "coordination.k8s.io", "leases", ("get", "create", "update"), "namespace", "per-pool Lease locks"
     ),
 )
-"""Exactly what the backend calls. deploy/rbac/ is tested against this table."""
+"""Exactly what the backend calls. deploy/rbac/ is tested against this table. ``watch``: the watch cache of
+long-running servers (``kube_cache``); without it the cache falls back to live lists (and says so)."""
 
 
 @dataclass(frozen=True)
@@ -379,18 +392,7 @@ class KubernetesBackend:
                 hpas += self._hpas(ns)
                 pods += self._all_pods(ns)
         nodepools = self._nodepools() if deployments else {}
-        by_ns: dict[str, tuple[list[JSON], list[JSON], list[JSON]]] = {}
-        for i, objects in enumerate((scaled, hpas, pods)):
-            for o in objects:
-                by_ns.setdefault(str(ko.meta(o).get("namespace")), ([], [], []))[i].append(o)
-        pools: list[PoolState] = []
-        for d in deployments:
-            m = ko.meta(d)
-            ns, name = str(m["namespace"]), str(m["name"])
-            ns_scaled, ns_hpas, ns_pods = by_ns.get(ns, ([], [], []))
-            owner = ko.find_owner(name, ns_scaled, ns_hpas)
-            pools.append(ko.pool_state(d, owner, ns_pods, nodepools))
-        return sorted(pools, key=lambda p: p.ref.key)
+        return assemble_pools(deployments, scaled, hpas, pods, nodepools)
 
     def get_pool(self, ref: PoolRef) -> PoolState:
         self._check_ns(ref)
@@ -413,8 +415,104 @@ class KubernetesBackend:
         nodepools = self._nodepools()
         if not nodepools:
             return []
-        claims, balloons = self._nodeclaims(), self._balloons()
-        return [ko.node_pool_state(np, claims, balloons) for _, np in sorted(nodepools.items())]
+        return assemble_node_pools(nodepools, self._nodeclaims(), self._balloons())
+
+    def watch_client(self) -> client.ApiClient:
+        """A client for the watch cache's long-lived streams: same credentials, its own connection pool
+        (one connection per watch), so streams never crowd out the requests of the gate."""
+        cfg = copy.copy(self.api_client.configuration)
+        per_ns = len(self._namespaces_for())
+        cfg.connection_pool_maxsize = max(int(cfg.connection_pool_maxsize or 1), 4 * per_ns + 3 + 2)
+        return client.ApiClient(cfg)
+
+    def watch_queries(self, watch_client: client.ApiClient | None = None) -> list[Query]:
+        """The lists ``list_pools`` and ``list_node_pools`` make, as watchable queries (the watch cache):
+        lists through this backend, watches through ``watch_client`` (default: this backend's client).
+        Roles: deployments, scaledobjects, hpas, pods, nodepools, nodeclaims, balloons."""
+        wc = watch_client or self.api_client
+        lists: dict[str, Any] = {
+            "apps": self._apps,
+            "core": self._core,
+            "hpa": self._hpa,
+            "custom": self._custom,
+        }
+        streams: dict[str, Any] = {
+            "apps": client.AppsV1Api(wc),
+            "core": client.CoreV1Api(wc),
+            "hpa": client.AutoscalingV2Api(wc),
+            "custom": client.CustomObjectsApi(wc),
+        }
+
+        def query(role: str, t: Target, api: str, method: str, *args: Any, **kw: Any) -> Query:
+            flags = {k: kw.pop(k) for k in ("optional", "soft", "trim") if k in kw}
+            where = f" in {t.namespace}" if t.namespace else ""
+            fn = getattr(lists[api], method)
+            return Query(
+                role,
+                f"{t.resource}{where}",
+                lambda: self._call(t, fn, *args, **kw),
+                getattr(streams[api], method),
+                args,
+                kw,
+                **flags,
+            )
+
+        sel = self._settings.pool_selector
+        g, v, p = KEDA
+        out: list[Query] = []
+        for ns in self._namespaces_for():
+            dep_t = Target("list", "apps", "deployments", "Deployment", namespace=ns)
+            so_t = Target("list", g, p, "ScaledObject", namespace=ns)
+            hpa_t = Target(
+                "list", "autoscaling", "horizontalpodautoscalers", "HorizontalPodAutoscaler", namespace=ns
+            )
+            pod_t = Target("list", "", "pods", "Pod", namespace=ns)
+            if ns is None:
+                out += [
+                    query(
+                        "deployments", dep_t, "apps", "list_deployment_for_all_namespaces", label_selector=sel
+                    ),
+                    query(
+                        "scaledobjects", so_t, "custom", "list_cluster_custom_object", g, v, p, optional=True
+                    ),
+                    query("hpas", hpa_t, "hpa", "list_horizontal_pod_autoscaler_for_all_namespaces"),
+                    query("pods", pod_t, "core", "list_pod_for_all_namespaces", trim=trim_pod),
+                ]
+            else:
+                out += [
+                    query("deployments", dep_t, "apps", "list_namespaced_deployment", ns, label_selector=sel),
+                    query(
+                        "scaledobjects",
+                        so_t,
+                        "custom",
+                        "list_namespaced_custom_object",
+                        g,
+                        v,
+                        ns,
+                        p,
+                        optional=True,
+                    ),
+                    query("hpas", hpa_t, "hpa", "list_namespaced_horizontal_pod_autoscaler", ns),
+                    query("pods", pod_t, "core", "list_namespaced_pod", ns, trim=trim_pod),
+                ]
+        ng, nv, np_ = NODEPOOLS
+        cg, cv, cp = NODECLAIMS
+        balloon_t = Target("list", "apps", "deployments", "Deployment", namespace=self.server_namespace)
+        out += [
+            query(
+                "nodepools", Target("list", ng, np_, "NodePool"), "custom", "list_cluster_custom_object",
+                ng, nv, np_, optional=True,
+            ),
+            query(
+                "nodeclaims", Target("list", cg, cp, "NodeClaim"), "custom", "list_cluster_custom_object",
+                cg, cv, cp, soft=True,
+            ),
+            query(
+                "balloons", balloon_t, "apps", "list_namespaced_deployment", self.server_namespace,
+                label_selector=ko.BALLOON_LABEL,
+            ),
+        ]  # fmt: skip
+        return out
 
     def installed_crds(self) -> dict[str, bool]:
         """Which of the CRDs this backend uses are installed (for ``doctor``)."""
@@ -937,6 +1035,44 @@ class KubernetesBackend:
             self._call(t, self._core.create_namespaced_event, namespace, body)
         except ApiException as e:
             raise map_api_error(e, t) from None
+
+
+def assemble_pools(
+    deployments: list[JSON],
+    scaled: list[JSON],
+    hpas: list[JSON],
+    pods: list[JSON],
+    nodepools: dict[str, JSON],
+) -> list[PoolState]:
+    """Pools from listed objects (live or cached): owners matched per namespace, pods through an index
+    of (namespace, label, value), so the join stays linear in the objects at 1,000 pools. Pure."""
+    by_ns: dict[str, tuple[list[JSON], list[JSON]]] = {}
+    for i, objects in enumerate((scaled, hpas)):
+        for o in objects:
+            by_ns.setdefault(str(ko.meta(o).get("namespace")), ([], []))[i].append(o)
+    pod_index: dict[tuple[str, str, str], list[JSON]] = {}
+    for pod in pods:
+        pod_ns = str(ko.meta(pod).get("namespace"))
+        for k, v in ko.labels(pod).items():
+            pod_index.setdefault((pod_ns, k, str(v)), []).append(pod)
+    pools: list[PoolState] = []
+    for d in deployments:
+        m = ko.meta(d)
+        ns, name = str(m["namespace"]), str(m["name"])
+        ns_scaled, ns_hpas = by_ns.get(ns, ([], []))
+        owner = ko.find_owner(name, ns_scaled, ns_hpas)
+        want = ((d.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+        # the fewest pods that carry one of the selector's labels; pool_state checks the whole selector
+        candidates = min((pod_index.get((ns, k, str(v)), []) for k, v in want.items()), key=len, default=[])
+        pools.append(ko.pool_state(d, owner, candidates, nodepools))
+    return sorted(pools, key=lambda p: p.ref.key)
+
+
+def assemble_node_pools(
+    nodepools: dict[str, JSON], claims: list[JSON] | None, balloons: list[JSON]
+) -> list[NodePoolState]:
+    """Node pools from listed objects (live or cached); ``claims`` None: NodeClaims unavailable. Pure."""
+    return [ko.node_pool_state(np, claims, balloons) for _, np in sorted(nodepools.items())]
 
 
 def _gpu_of(deploy: JSON) -> int:

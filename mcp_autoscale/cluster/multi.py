@@ -51,6 +51,17 @@ class MultiClusterBackend:
         self.name = kinds.pop() if len(kinds) == 1 else "multi"
         self.handles_conflicts = all(getattr(b, "handles_conflicts", False) for b in self.clusters.values())
         self._local = threading.local()
+        self._live: MultiClusterBackend | None = None
+
+    @property
+    def live(self) -> MultiClusterBackend:
+        """The same clusters without their watch caches: what the gate reads and writes through."""
+        if not any(hasattr(b, "live") for b in self.clusters.values()):
+            return self
+        if self._live is None:
+            live = {name: getattr(b, "live", b) for name, b in self.clusters.items()}
+            self._live = MultiClusterBackend(live, default=self.default)
+        return self._live
 
     # ------------------------------------------------------------------------------------ helpers
     @property
@@ -61,6 +72,10 @@ class MultiClusterBackend:
     def partial_warnings(self) -> list[str]:
         """Clusters that did not answer this thread's last fan-out read (the snapshot reports them)."""
         return list(getattr(self._local, "down", []))
+
+    def read_notes(self) -> list[str]:
+        """Clusters whose watch cache could not answer this thread's last fan-out read (read live)."""
+        return list(getattr(self._local, "notes", []))
 
     @property
     def last_write_attempts(self) -> int:
@@ -86,20 +101,29 @@ class MultiClusterBackend:
 
     def _fan_out(self, read: Callable[[ClusterBackend], list[T]], what: str) -> dict[str, list[T]]:
         """``read`` on every cluster at once; clusters that fail are left out and remembered."""
+
+        def run(backend: ClusterBackend) -> tuple[list[T], list[str]]:
+            found = read(backend)  # notes are per thread: take them in the thread that read
+            notes = getattr(backend, "read_notes", None)
+            return found, [str(n) for n in notes()] if callable(notes) else []
+
         with ThreadPoolExecutor(max_workers=len(self.clusters), thread_name_prefix="cluster") as pool:
-            futures = {name: pool.submit(read, backend) for name, backend in self.clusters.items()}
+            futures = {name: pool.submit(run, backend) for name, backend in self.clusters.items()}
         answers: dict[str, list[T]] = {}
         down: list[str] = []
+        notes: list[str] = []
         for name, fut in futures.items():
             err = fut.exception()
             if err is None:
-                answers[name] = fut.result()
+                answers[name], found_notes = fut.result()
+                notes += [f"cluster {name}: {n}" for n in found_notes]
             elif isinstance(err, AutoscaleError):
                 log.warning("cluster.unavailable", cluster=name, read=what, error=str(err))
                 down.append(f"cluster {name} unavailable ({what}): {err}")
             else:
                 raise err
         self._local.down = down
+        self._local.notes = notes
         if not answers:
             raise BackendUnavailable("no cluster answered: " + "; ".join(down))
         return answers
@@ -124,9 +148,10 @@ class MultiClusterBackend:
         return self._tag(backend.get_pool(self._local_ref(ref)), name)
 
     def list_node_pools(self) -> list[NodePoolState]:
-        down_before = self.partial_warnings()
+        down_before, notes_before = self.partial_warnings(), self.read_notes()
         answers = self._fan_out(lambda b: b.list_node_pools(), "node pools")
         self._local.down = [*down_before, *self.partial_warnings()]
+        self._local.notes = [*notes_before, *(n for n in self.read_notes() if n not in notes_before)]
         return [np.model_copy(update={"cluster": name}) for name, found in answers.items() for np in found]
 
     # ------------------------------------------------------------------------------------ writes
@@ -162,8 +187,11 @@ class MultiClusterBackend:
 IN_CLUSTER = "in-cluster"
 
 
-def multi_cluster_backend(settings: Settings, namespaces: Sequence[str] | None) -> MultiClusterBackend:
-    """A ``KubernetesBackend`` per configured cluster (kubeconfig context, or ``in-cluster``).
+def multi_cluster_backend(
+    settings: Settings, namespaces: Sequence[str] | None, *, cache: bool = False
+) -> MultiClusterBackend:
+    """A ``KubernetesBackend`` per configured cluster (kubeconfig context, or ``in-cluster``), each with
+    its own watch cache when ``cache`` (see ``kube_cached``).
 
     Names are checked at start-up (a bad name or an unknown default is a ``ConfigError``); reaching a
     cluster is not: one that is down makes answers partial, it does not stop the server.
@@ -179,9 +207,13 @@ def multi_cluster_backend(settings: Settings, namespaces: Sequence[str] | None) 
         local = settings.model_copy(
             update={"kube_context": None if context in ("", IN_CLUSTER) else context, "clusters": {}}
         )
-        backends[name] = KubernetesBackend(
-            local, namespaces=namespaces, server_namespace=settings.kube_namespace
-        )
+        live = KubernetesBackend(local, namespaces=namespaces, server_namespace=settings.kube_namespace)
+        if cache:
+            from mcp_autoscale.cluster.kube_cached import CachedKubernetesBackend
+
+            backends[name] = CachedKubernetesBackend.build(live, local)
+        else:
+            backends[name] = live
     if settings.default_cluster is not None and settings.default_cluster not in backends:
         raise ConfigError(
             f"MCP_AUTOSCALE_DEFAULT_CLUSTER {settings.default_cluster!r} is not one of {sorted(backends)}"

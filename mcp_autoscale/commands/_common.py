@@ -35,6 +35,14 @@ RunbooksOpt = Annotated[
     ),
 ]
 ContextOpt = Annotated[str | None, typer.Option("--context", help="kubeconfig context (kubernetes backend).")]
+KubeCacheOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--kube-cache/--no-kube-cache",
+        help="kubernetes backend: serve fleet reads from a watch cache (list once, then watch; live lists "
+        "when a watch is broken too long). Default on (MCP_AUTOSCALE_KUBE_CACHE); actions always read live.",
+    ),
+]
 ScenarioOpt = Annotated[str | None, typer.Option("--scenario", help="Simulator scenario (sim backend).")]
 SeedOpt = Annotated[
     int | None, typer.Option("--seed", help="Simulator seed (sim backend).", min=0, max=2**32 - 1)

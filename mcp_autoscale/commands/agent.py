@@ -19,6 +19,7 @@ from mcp_autoscale.commands._common import (
     ClockOpt,
     ContextOpt,
     DryRunOpt,
+    KubeCacheOpt,
     PolicyOpt,
     PrometheusOpt,
     ScenarioOpt,
@@ -44,6 +45,7 @@ def serve_args(
     seed: int | None,
     sim_clock: str | None,
     log_level: str,
+    kube_cache: bool | None = None,
 ) -> list[str]:
     """The ``mcp-autoscale serve`` options for the spawned server: only those given (the server reads the
     rest from ``MCP_AUTOSCALE_*``, which the agent passes through); paths made absolute."""
@@ -64,6 +66,8 @@ def serve_args(
         args += ["--audit", str(audit.resolve())]
     if dry_run:
         args.append("--dry-run")
+    if kube_cache is not None:
+        args.append("--kube-cache" if kube_cache else "--no-kube-cache")
     return [*args, "--log-level", log_level]
 
 
@@ -120,6 +124,7 @@ def register(app: typer.Typer) -> None:
         scenario: ScenarioOpt = None,
         seed: SeedOpt = None,
         sim_clock: ClockOpt = None,
+        kube_cache: KubeCacheOpt = None,
         url: Annotated[
             str | None,
             typer.Option("--url", help="Use a running server (streamable HTTP, e.g. http://h:8765/mcp)"),
@@ -210,7 +215,17 @@ def register(app: typer.Typer) -> None:
                 elector = lease_elector(build_settings(context=context), interval)
         options = AgentOptions(
             serve_args=serve_args(
-                backend, prometheus, policy, audit, dry_run, context, scenario, seed, sim_clock, log_level
+                backend,
+                prometheus,
+                policy,
+                audit,
+                dry_run,
+                context,
+                scenario,
+                seed,
+                sim_clock,
+                log_level,
+                kube_cache=kube_cache,
             ),
             url=url,
             token=None if credentials else token or os.environ.get("MCP_AUTOSCALE_HTTP_TOKEN") or None,

@@ -12,6 +12,7 @@ from mcp_autoscale.commands._common import (
     ClockOpt,
     ContextOpt,
     DryRunOpt,
+    KubeCacheOpt,
     PolicyOpt,
     PrometheusOpt,
     RunbooksOpt,
@@ -51,6 +52,7 @@ def register(app: typer.Typer) -> None:
         seed: SeedOpt = None,
         sim_clock: ClockOpt = None,
         runbooks: RunbooksOpt = None,
+        kube_cache: KubeCacheOpt = None,
         cluster: Annotated[
             list[str] | None,
             typer.Option(
@@ -97,8 +99,9 @@ def register(app: typer.Typer) -> None:
                 runbooks_dir=runbooks,
                 metrics_port=metrics_port,
                 clusters=parse_clusters(cluster) if cluster else None,
+                kube_cache=kube_cache,
             )
-            application = build_app(settings)
+            application = build_app(settings, long_running=True)
             if settings.metrics_port is not None:
                 from mcp_autoscale import metrics
 

@@ -72,6 +72,37 @@ def demand_rates(
     return out
 
 
+def scale_in_window(
+    demand: Sequence[tuple[float, float | None, float | None]],
+    last_t: float,
+    window_s: float,
+    clean_s: float,
+    ratio: float,
+) -> float:
+    """How far back scale-in looks: ``window_s``, or ``clean_s`` after a clean drop.
+
+    A drop is clean when every demand sample of the last ``clean_s`` seconds (at least 3 of them, none
+    draining a backlog: ``demand_rates`` leaves those out) is at most 1/``ratio`` of the peak before them
+    in the window, on both token dimensions: the load stepped down and stayed down. Holding the window's
+    peak 600 s after such a drop (the causal oracle's rule too) bills the step's replicas for ten minutes
+    of load that is gone; after a wobble the window stays whole.
+    """
+    if clean_s <= 0 or clean_s >= window_s or ratio <= 1:
+        return window_s
+    recent = [d for d in demand if d[0] >= last_t - clean_s]
+    older = [d for d in demand if last_t - window_s <= d[0] < last_t - clean_s]
+    if len(recent) < 3 or not older:
+        return window_s
+    for dim in (1, 2):
+        new = [float(d[dim]) for d in recent if d[dim] is not None]  # type: ignore[arg-type]
+        old = [float(d[dim]) for d in older if d[dim] is not None]  # type: ignore[arg-type]
+        if not new or not old:
+            continue
+        if max(new) * ratio > max(old):
+            return window_s
+    return clean_s
+
+
 def tokens_per_request(history: Sequence[PoolSample], samples: int = 40) -> tuple[float, float] | None:
     """(prompt, output) tokens per request over the last ``samples`` samples taken with no queue.
 

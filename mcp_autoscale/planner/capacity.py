@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import math
 import re
+import statistics
 from collections.abc import Sequence
 from typing import Literal
 
@@ -163,12 +164,22 @@ def _steady(samples: Sequence[PoolSample], times: Sequence[float], s: PoolSample
 def breach_bound(
     samples: Sequence[PoolSample], slo: SloTargets, config: PlannerConfig
 ) -> tuple[float | None, float | None]:
+    """The per-replica load (prompt, output tokens/s) at which SLO breaches start (``breach_evidence``)."""
+    b_in, b_out, _knee = breach_evidence(samples, slo, config)
+    return b_in, b_out
+
+
+def breach_evidence(
+    samples: Sequence[PoolSample], slo: SloTargets, config: PlannerConfig
+) -> tuple[float | None, float | None, bool]:
     """The per-replica load (prompt, output tokens/s) at which SLO breaches start: an upper bound on C.
 
     A breach is the only evidence that capacity is lower than a figure. Samples count when the ready count
     was stable over the rate window, TTFT or ITL p90 was over its SLO, and the p90 stood on enough requests
     (a lone long prompt is no evidence). The bound is a low quantile (``breach_quantile``) of those loads,
     once ``breach_min_samples`` of them exist: where the knee of the latency curve begins, not its average.
+    The flag says whether the bound stands on breaches with no queue (the knee itself) rather than only on
+    saturated ones (the throughput ceiling, past the knee).
     """
     bad = []
     # a TTFT breach within two rate windows of a backlog is the backlog's wait (the p90 still holds the
@@ -193,7 +204,7 @@ def breach_bound(
         if (ttft_bad or itl_bad) and _steady(samples, times, s, config.signal_window_s):
             bad.append(s)
     if len(bad) < config.breach_min_samples:
-        return None, None
+        return None, None, False
     # a saturated pool (requests queued) serves at its throughput ceiling, past the knee: it bounds C
     # loosely. Breaches with no queue mark the knee itself; use them once there are enough.
     knee = [
@@ -201,26 +212,70 @@ def breach_bound(
         for s in bad
         if s.queue_depth is not None and s.queue_depth <= config.scale_in_queue_max * max(1, s.ready_replicas)
     ]
-    if len(knee) >= config.breach_min_samples:
+    at_knee = len(knee) >= config.breach_min_samples
+    if at_knee:
         bad = knee
     q = config.breach_quantile
     r_in = [s.prompt_tps / s.ready_replicas for s in bad if s.prompt_tps]
     r_out = [s.gen_tps / s.ready_replicas for s in bad if s.gen_tps]
     b_in = _quantile(r_in, q) if len(r_in) >= config.breach_min_samples else None
     b_out = _quantile(r_out, q) if len(r_out) >= config.breach_min_samples else None
-    return b_in, b_out
+    return b_in, b_out, at_knee
 
 
-def _evidence(learned: float | None, bound: float | None, prior: float | None) -> tuple[float | None, str]:
-    """``max(learned, min(prior, breach bound))``: never below what stayed within SLO, never above the load
-    where breaches began; the prior fills in only up to that bound. Returns the figure and where it came from.
+def latency_bound(samples: Sequence[PoolSample], slo: SloTargets, config: PlannerConfig) -> float | None:
+    """Output tokens/s per replica at which the ITL p90 reaches its SLO, from the decode model fitted to the
+    pool's own samples: an upper bound on C_out that needs no breach.
+
+    The roofline's decode step grows with the batch, ``t(B) = t0 (1 + B / B_half)``, and a replica serving
+    ``r = B / t`` output tokens/s then decodes at ``1 / t = 1 / t0 - r / B_half``: the inverse ITL falls on
+    a straight line in the per-replica load. Fitted (least squares) to samples below saturation (ready count
+    stable over the rate window, no backlog, ITL measured over >= ``min_requests_for_latency`` requests a
+    minute), the line says where ITL meets the SLO from loads the pool served well within it. Breaches at
+    saturation bound C only loosely (a saturated pool serves at its throughput ceiling, 40-50% past the ITL
+    knee on the twin's L4); this bound is there from the first ``latency_min_samples`` quiet samples. None
+    until then, when the loads span less than ``latency_min_spread`` (max / min), or when ITL does not rise
+    with the load.
     """
-    ceiling = prior if bound is None else (bound if prior is None else min(prior, bound))
+    if config.latency_min_samples <= 0:
+        return None
+    xs: list[float] = []
+    ys: list[float] = []
+    for s in stable_samples(samples, config.signal_window_s):
+        if s.ready_replicas <= 0 or not s.gen_tps or s.itl_p90_s is None or s.itl_p90_s <= 0:
+            continue
+        if s.request_rps is None or s.request_rps * 60.0 < config.min_requests_for_latency:
+            continue
+        if s.queue_depth is not None and s.queue_depth > config.scale_in_queue_max * s.ready_replicas:
+            continue
+        xs.append(s.gen_tps / s.ready_replicas)
+        ys.append(1.0 / s.itl_p90_s)
+    if len(xs) < config.latency_min_samples or min(xs) <= 0 or max(xs) < config.latency_min_spread * min(xs):
+        return None
+    slope, intercept = statistics.linear_regression(xs, ys)
+    if slope >= 0:
+        return None
+    # the curve is the samples' mean; a minute's p90 scatters around it. Shift it by ``latency_fit_sd``
+    # residual standard deviations, so the bound is where a slow minute, not the average one, meets the SLO
+    sd = statistics.pstdev(y - (intercept + slope * x) for x, y in zip(xs, ys, strict=True))
+    r = (intercept - config.latency_fit_sd * sd - 1.0 / slo.itl_p90_s) / -slope
+    return r if r > 0 else None
+
+
+def _evidence(
+    learned: float | None, bound: float | None, prior: float | None, model: float | None = None
+) -> tuple[float | None, str]:
+    """``max(learned, min(prior, breach bound, latency model))``: never below what stayed within SLO, never
+    above the load where breaches began or where the fitted ITL curve meets the SLO; the prior fills in only
+    up to those bounds. Returns the figure and where it came from.
+    """
+    bounds = [(v, src) for v, src in ((prior, "prior"), (bound, "breach"), (model, "model")) if v is not None]
+    ceiling, src = min(bounds) if bounds else (None, "none")
     if learned is None and ceiling is None:
         return None, "none"
     if ceiling is None or (learned is not None and learned >= ceiling):
         return learned, "learned"
-    return ceiling, ("breach" if ceiling == bound else "prior")
+    return ceiling, src
 
 
 def resolve_capacity(
@@ -250,10 +305,14 @@ def resolve_capacity(
         est_in, est_out, note = estimate_capacity(model, gpu, gpus_per_replica, config.slo, config)
     if history:
         l_in, l_out, _lower = learn_capacity(history, config.slo, config)
-        b_in, b_out = breach_bound(history, config.slo, config)
-        if l_in is not None or l_out is not None or b_in is not None or b_out is not None:
+        b_in, b_out, knee = breach_evidence(history, config.slo, config)
+        # the fitted ITL curve stands in where evidence is thin: no breach at the knee yet (only the prior,
+        # or breaches at saturation, 40-50% past the knee); breaches at the knee are the better evidence
+        thin = not knee or b_out is None
+        m_out = None if role == Role.PREFILL or not thin else latency_bound(history, config.slo, config)
+        if any(v is not None for v in (l_in, l_out, b_in, b_out, m_out)):
             c_in, src_in = _evidence(l_in, b_in, est_in)
-            c_out, src_out = _evidence(l_out, b_out, est_out)
+            c_out, src_out = _evidence(l_out, b_out, est_out, m_out)
             if role == Role.PREFILL:
                 used = {src_in}
             elif role == Role.DECODE:
@@ -261,16 +320,21 @@ def resolve_capacity(
             else:
                 used = {src_in, src_out}
             parts = []
-            for dim, src, lv, bv in (("C_in", src_in, l_in, b_in), ("C_out", src_out, l_out, b_out)):
+            for dim, src, lv, bv, mv in (
+                ("C_in", src_in, l_in, b_in, None),
+                ("C_out", src_out, l_out, b_out, m_out),
+            ):
                 if src == "none":
                     continue
                 txt = {
                     "learned": "observed within SLO",
                     "breach": "where breaches began",
-                    "prior": "roofline (no breach below it)",
+                    "model": "where the fitted ITL curve meets the SLO",
+                    "prior": "roofline (no breach or fitted ITL below it)",
                 }[src]
                 bound = "" if bv is None else f", breaches from {_fmt(bv)}"
-                parts.append(f"{dim} {txt} (within SLO up to {_fmt(lv)}{bound})")
+                fitted = "" if mv is None else f", ITL fit {_fmt(mv)}"
+                parts.append(f"{dim} {txt} (within SLO up to {_fmt(lv)}{bound}{fitted})")
             source: Literal["learned", "learned+estimated"] = (
                 "learned+estimated" if "prior" in used else "learned"
             )

@@ -82,3 +82,19 @@ def trend_still_rising(trend: float, slope: float | None, earlier_slope: float |
     if earlier_slope is not None:
         out = min(out, max(0.0, earlier_slope))
     return out
+
+
+def sudden_rise(times_s: Sequence[float], values: Sequence[float], window_s: float, ratio: float) -> bool:
+    """Whether the last value is >= ``ratio`` x the lowest of the values within ``window_s`` before it.
+
+    A step or a flash crowd lifts the load by half or more within a few rate windows; a ramp that does
+    so in five minutes is rare (1.5 -> 13 req/s over 72 minutes takes ~5 minutes for x1.5 only at its
+    very start). The rise of a step has no future: extrapolating it one lead time on (7-8 minutes when a
+    node must be provisioned) ordered up to the node pool's limit where the new level needed ~0.7x that.
+    """
+    pts = sorted(zip(times_s, values, strict=True))
+    if len(pts) < 2 or ratio <= 0:
+        return False
+    t_last, v_last = pts[-1]
+    before = [v for t, v in pts[:-1] if t >= t_last - window_s]
+    return bool(before) and v_last > 0 and v_last >= ratio * max(0.0, min(before))

@@ -38,6 +38,13 @@ class PlannerConfig(BaseModel):
         "planner's target (never above the configured max, never below the target), so the fast loop "
         "reacts within a band instead of jumping to its max at a queue spike (None: leave the max alone)",
     )
+    owner_max_band_surge: float | None = Field(
+        default=None,
+        ge=1,
+        description="The band while a backlog is sized and the target rises (the target already holds the "
+        "queue's arrivals): 1.0 keeps KEDA's queue rule from filling the band on top of it (None: "
+        "owner_max_band, the default; 1.0 in the surge profile)",
+    )
     slo: SloTargets = Field(default_factory=SloTargets)
     # llm-d WVA saturation analyzer
     kv_saturated: float = Field(default=0.80, description="A replica is saturated at KV >= this")
@@ -56,6 +63,13 @@ class PlannerConfig(BaseModel):
     forecast_max_growth: float = Field(
         default=2.0, ge=1, description="A forecast never exceeds this x the current rate (noise guard)"
     )
+    surge_ratio: float = Field(
+        default=0.0,
+        ge=0,
+        description="A load >= this x its lowest value of the last surge_window_s is a step or a crowd: its "
+        "rise is not extrapolated as a trend (0: off, the default; 1.5 in the surge profile)",
+    )
+    surge_window_s: float = Field(default=300.0, ge=0, description="Window of the surge_ratio test")
     scale_out_band: float = Field(
         default=0.15,
         ge=0,
@@ -82,9 +96,42 @@ class PlannerConfig(BaseModel):
         "stays low) only while 'the same phase of past periods' predicted the recent minutes within this "
         "relative mean absolute error (0: off)",
     )
+    headroom_max_utilisation: float = Field(
+        default=0.9,
+        gt=0,
+        le=1,
+        description="Where the load has been predictable (planner.headroom), size at up to this U instead "
+        "of target_utilisation (at or below target_utilisation: off). Needs the per-minute demand",
+    )
+    headroom_calm_s: float = Field(
+        default=86400.0,
+        ge=0,
+        description="U rises above target_utilisation only after this long without a surge, on the "
+        "errors of this window",
+    )
+    headroom_quantile: float = Field(
+        default=0.9,
+        gt=0,
+        le=1,
+        description="U = 1 / (1 + e), e this quantile of the calm window's errors over one lead time",
+    )
+    headroom_surge_error: float = Field(
+        default=1.0,
+        gt=0,
+        description="A surge: the load rose more than this (relative) over what was held one lead time "
+        "before; U drops to target_utilisation at once",
+    )
     scale_in_window_s: float = Field(
         default=600.0, ge=0, description="Scale in only to the most any sample in this window needed"
     )
+    scale_in_clean_s: float | None = Field(
+        default=None,
+        ge=0,
+        description="After a clean drop (every demand sample of this many seconds at most 1/"
+        "scale_in_drop_ratio of the window's earlier peak, none draining a backlog) scale-in looks back only "
+        "this far (None: off, the default; 180 in the surge profile)",
+    )
+    scale_in_drop_ratio: float = Field(default=1.5, ge=1, description="What a clean drop must fall by")
     # capacity evidence: breaches bound C from above (``breach_bound``)
     signal_window_s: float = Field(
         default=60.0, ge=0, description="Rate window: a sample counts once ready replicas held this long"
@@ -93,6 +140,26 @@ class PlannerConfig(BaseModel):
         default=0.1, gt=0, le=1, description="Quantile of breach loads taken as where breaches begin"
     )
     breach_min_samples: int = Field(default=3, ge=1, description="Breach samples needed to bound C")
+    latency_min_samples: int = Field(
+        default=0,
+        ge=0,
+        description="Quiet samples (no backlog) needed before the fitted ITL curve bounds C_out "
+        "(``latency_bound``; 0: off, the default; 10 in the surge profile, docs/evaluation.md)",
+    )
+    latency_min_spread: float = Field(
+        default=1.2, ge=1, description="... and the per-replica loads they span (max / min) at least this"
+    )
+    latency_bound_scale_in_only: bool = Field(
+        default=False,
+        description="The fitted ITL curve bounds only how far the pool scales in (a rest floor); scale-out "
+        "sizes with C without it",
+    )
+    latency_fit_sd: float = Field(
+        default=1.0,
+        ge=0,
+        description="The fitted ITL curve is taken this many residual standard deviations slower: where a "
+        "slow minute meets the SLO, not the average one",
+    )
     # roofline prior (CALIBRATION.md §4)
     mfu: float = Field(default=0.5, gt=0, le=1, description="Prefill model-FLOPs utilisation")
     bandwidth_efficiency: float = Field(default=0.75, gt=0, le=1, description="eta, decode HBM efficiency")

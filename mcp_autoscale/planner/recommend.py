@@ -42,7 +42,7 @@ from mcp_autoscale.models import (
     Role,
     ScaleDeploymentParams,
 )
-from mcp_autoscale.planner.backlog import backlog_load, demand_rates
+from mcp_autoscale.planner.backlog import backlog_load, demand_rates, scale_in_window
 from mcp_autoscale.planner.capacity import replicas_needed, resolve_capacity
 from mcp_autoscale.planner.diagnoses import (
     cpu_bound,
@@ -51,7 +51,14 @@ from mcp_autoscale.planner.diagnoses import (
     kv_or_compute,
     tier_misplacement,
 )
-from mcp_autoscale.planner.forecast import holt_state, lead_time_s, recent_slope, trend_still_rising
+from mcp_autoscale.planner.forecast import (
+    holt_state,
+    lead_time_s,
+    recent_slope,
+    sudden_rise,
+    trend_still_rising,
+)
+from mcp_autoscale.planner.headroom import Headroom, pool_headroom
 from mcp_autoscale.planner.models import (
     Capacity,
     Diagnosis,
@@ -106,6 +113,8 @@ class _Assessment:
     diagnoses: list[Diagnosis]
     usd_per_gpu_hour: float | None
     breaches: list[str] = field(default_factory=list)
+    backlog: bool = False
+    """A backlog is being sized (``n_backlog``): the target already holds the queue's arrivals."""
 
 
 def _fmt_tps(x: float | None) -> str:
@@ -135,6 +144,21 @@ def _assess(
     cap = resolve_capacity(
         key, snap.model, snap.gpu_type, snap.gpus_per_replica, role, catalogue, history, cfg
     )
+    rest = cap  # the capacity scale-in sizes with
+    if cfg.latency_bound_scale_in_only and cfg.latency_min_samples > 0:
+        # the fitted ITL curve bounds only how far the pool scales in (a rest floor), not what a surge
+        # orders: ordering on a cautious C overshot the crowds it could not catch anyway
+        rest = cap
+        cap = resolve_capacity(
+            key,
+            snap.model,
+            snap.gpu_type,
+            snap.gpus_per_replica,
+            role,
+            catalogue,
+            history,
+            cfg.model_copy(update={"latency_min_samples": 0}),
+        )
     r_in = None if role == Role.DECODE else s.prompt_tps
     r_out = None if role == Role.PREFILL else s.gen_tps
     cold = state.cold_start_s or cfg.default_cold_start_s
@@ -169,6 +193,8 @@ def _assess(
             fv = [float(v or 0) for v in vals]
             earlier = recent_slope(times[:-6], fv[:-6]) if len(fv) >= 9 else None
             trend = trend_still_rising(st[1], recent_slope(times, fv), earlier)
+            if cfg.surge_ratio > 0 and sudden_rise(times, fv, cfg.surge_window_s, cfg.surge_ratio):
+                trend = min(trend, 0.0)  # a step's edge is not a ramp: no rise beyond the new level
             fc = max(0.0, st[0] + trend * horizon)
             if dim == "in":
                 f_in = fc
@@ -199,9 +225,14 @@ def _assess(
     load_in = _max_opt(r_in, f_in)
     load_out = _max_opt(r_out, f_out)
     u = cfg.target_utilisation
+    room = None
+    if minutes is not None and cfg.headroom_max_utilisation > u:
+        room = _headroom(minutes, state, node_pool, cap, r_in, r_out, floor, cfg)
+        u = room.utilisation
     n_cap = None
     n_trigger = None
     n_window = None
+    hold_s = cfg.scale_in_window_s
     if (cap.c_in_tps and load_in is not None) or (cap.c_out_tps and load_out is not None):
         n_cap = replicas_needed(load_in, load_out, cap.c_in_tps, cap.c_out_tps, u, floor)
         u_hi = min(1.0, u + cfg.scale_out_band)
@@ -209,15 +240,19 @@ def _assess(
         if history:
             last_t = history[-1].t_s
             needs = [n_cap]
+            if cfg.scale_in_clean_s is not None:
+                hold_s = scale_in_window(
+                    demand, last_t, hold_s, cfg.scale_in_clean_s, cfg.scale_in_drop_ratio
+                )
             for t, a_in, a_out in demand:
-                if t < last_t - cfg.scale_in_window_s:
+                if t < last_t - hold_s:
                     continue
                 needs.append(
                     replicas_needed(
                         None if role == Role.DECODE else a_in,
                         None if role == Role.PREFILL else a_out,
-                        cap.c_in_tps,
-                        cap.c_out_tps,
+                        rest.c_in_tps,
+                        rest.c_out_tps,
                         u,
                         floor,
                     )
@@ -232,8 +267,8 @@ def _assess(
                     replicas_needed(
                         None if r_in is None else p_in,
                         None if r_out is None else p_out,
-                        cap.c_in_tps,
-                        cap.c_out_tps,
+                        rest.c_in_tps,
+                        rest.c_out_tps,
                         u,
                         floor,
                     ),
@@ -290,6 +325,8 @@ def _assess(
         load_txt.append(f"output {_fmt_tps(r_out)} tok/s{_fc(f_out)} / C_out {_fmt_tps(cap.c_out_tps)}")
     if seasonal_reason is not None:
         reasons.append(seasonal_reason)
+    if room is not None and room.reason:
+        reasons.append(room.reason)
     if n_cap is not None:
         reasons.append(f"{'; '.join(load_txt)} at U {u:g} -> {n_cap} replicas ({cap.source} capacity)")
     elif cap.source == "unknown":
@@ -342,7 +379,7 @@ def _assess(
             if lower < desired:
                 target = lower
                 need = "?" if token_floor is None else str(token_floor)
-                window = f" (most needed over the last {cfg.scale_in_window_s:.0f} s)" if n_window else ""
+                window = f" (most needed over the last {hold_s:.0f} s)" if n_window else ""
                 reasons.append(f"N-1 keeps the WVA margins; token load needs {need}{window}")
         elif not sat.scale_in_ok:
             reasons.extend(r for r in sat.reasons if r not in reasons)
@@ -377,6 +414,39 @@ def _assess(
         diagnoses=diags,
         usd_per_gpu_hour=per_gpu,
         breaches=breaches,
+        backlog=n_backlog is not None,
+    )
+
+
+def _headroom(
+    minutes: MinuteDemand,
+    state: PoolState,
+    node_pool: NodePoolState | None,
+    cap: Capacity,
+    r_in: float | None,
+    r_out: float | None,
+    floor: int,
+    cfg: PlannerConfig,
+) -> Headroom:
+    """The U to size at (``planner.headroom``): the lead is the worst case, a new node and a cold start."""
+    u = cfg.target_utilisation
+    lead = lead_time_s(
+        (state.cold_start_s or cfg.default_cold_start_s)
+        + (node_pool.typical_provision_s if node_pool is not None else 0.0),
+        cfg.control_interval_s,
+    )
+    return pool_headroom(
+        minutes.prompt_tps,
+        minutes.gen_tps,
+        configured=u,
+        ceiling=cfg.headroom_max_utilisation,
+        lead_s=lead,
+        hold_s=cfg.scale_in_window_s,
+        calm_s=cfg.headroom_calm_s,
+        quantile=cfg.headroom_quantile,
+        surge_error=cfg.headroom_surge_error,
+        floor_in_tps=None if r_in is None else floor * (cap.c_in_tps or 0.0) * u,
+        floor_out_tps=None if r_out is None else floor * (cap.c_out_tps or 0.0) * u,
     )
 
 
@@ -469,8 +539,12 @@ def _recommend_one(
             band = config.owner_max_band
             if configured is not None and band is not None:
                 # the fast loop works within a band above the planner's target: left at its configured
-                # max, KEDA's queue rule orders that max at every queue spike (2-5x what the load needs)
-                want_max = max(target, min(configured, math.ceil(round(band * target, 9))))
+                # max, KEDA's queue rule orders that max at every queue spike (2-5x what the load needs).
+                # While a backlog is sized, the target already holds its arrivals: no band on top of it
+                # (KEDA's queue rule filled it, 1.3x the target, at every surge)
+                surge = config.owner_max_band_surge
+                width = surge if surge is not None and a.backlog and target > desired else band
+                want_max = max(target, min(configured, math.ceil(round(width * target, 9))))
             elif target > owner.max_replicas:
                 want_max = target
             elif configured is not None and owner.max_replicas > max(configured, target):

@@ -12,28 +12,33 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
+Cumulative = list[tuple[float, float]]
+"""Buckets ready for ``quantile_of``: bounds ascending and merged, counts made monotonic."""
 
-def bucket_quantile(q: float, buckets: Iterable[tuple[float, float]]) -> float:
-    """The ``q`` quantile from cumulative ``(upper_bound, count)`` buckets; NaN when undefined."""
+
+def cumulative(buckets: Iterable[tuple[float, float]]) -> Cumulative:
+    """Merge duplicate bounds, sort, and force the counts monotonic (scrape races can make them dip; Prometheus
+    fixes them the same way). Done once per histogram when several quantiles are read from it."""
+    merged: dict[float, float] = {}
+    for upper, count in buckets:
+        merged[upper] = merged.get(upper, 0.0) + count
+    running_max = -math.inf
+    mono: Cumulative = []
+    for upper, count in sorted(merged.items()):
+        running_max = max(running_max, count)
+        mono.append((upper, running_max))
+    return mono
+
+
+def quantile_of(q: float, mono: Cumulative) -> float:
+    """The ``q`` quantile of buckets prepared by ``cumulative``; NaN when undefined."""
     if math.isnan(q):
         return math.nan
     if q < 0:
         return -math.inf
     if q > 1:
         return math.inf
-    merged: dict[float, float] = {}
-    for upper, count in buckets:
-        merged[upper] = merged.get(upper, 0.0) + count
-    bs = sorted(merged.items())
-    if not bs or not math.isinf(bs[-1][0]) or bs[-1][0] < 0:
-        return math.nan
-    # Counts are cumulative; scrape races can make them dip, so force them monotonic as Prometheus does.
-    running_max = -math.inf
-    mono: list[tuple[float, float]] = []
-    for upper, count in bs:
-        running_max = max(running_max, count)
-        mono.append((upper, running_max))
-    if len(mono) < 2:
+    if not mono or not math.isinf(mono[-1][0]) or mono[-1][0] < 0 or len(mono) < 2:
         return math.nan
     observations = mono[-1][1]
     if observations == 0 or math.isnan(observations):
@@ -51,3 +56,8 @@ def bucket_quantile(q: float, buckets: Iterable[tuple[float, float]]) -> float:
         count -= mono[b - 1][1]
         rank -= mono[b - 1][1]
     return start + (end - start) * (rank / count)
+
+
+def bucket_quantile(q: float, buckets: Iterable[tuple[float, float]]) -> float:
+    """The ``q`` quantile from cumulative ``(upper_bound, count)`` buckets; NaN when undefined."""
+    return quantile_of(q, cumulative(buckets))

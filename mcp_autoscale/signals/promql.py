@@ -3,9 +3,12 @@
 Each query covers *every* pool at once, grouped ``by (namespace, <pool label>)``. Where no pool label is
 configured the pool is derived from the pod name with ``label_replace``: Kubernetes names a Deployment's
 pods ``<deployment>-<pod-template-hash>-<5 chars>`` (hash 1-10 chars), so stripping the two last dash-parts
-gives the Deployment. One query per *signal* (one per histogram for the percentiles) carries all dialects as
-``or``-ed branches, each tagged with a ``dialect`` label, and the newest sample timestamp next to the value
-(``field="value"|"buckets"|"quantile"|"ts"``), so the age of every signal costs no extra query.
+gives the Deployment. One query per *signal* (one per histogram for the percentiles) carries the dialects asked for as
+``or``-ed branches, and the newest sample timestamp next to the value, so the age of every signal costs no
+extra query. Each branch is tagged ``<field>|<dialects>|`` in front of the pool name in the pool label
+(``field`` = ``value``, ``buckets``, ``quantile=<q>`` or ``ts``; see ``branch_tag``): with the pool derived
+from the pod name the tag rides in the ``label_replace`` that derives it, so tagging costs Prometheus
+nothing (a separate tag label cost one more ``label_replace`` per result row and branch).
 
 With recording rules (``rules.py`` writes them from the same specs and these same expression builders) the
 expensive per-pool aggregations are pre-computed by Prometheus and a query reads the recorded series
@@ -31,9 +34,11 @@ ready but no series carries are reported as missing (``PrometheusSource``), so a
 shows up instead of vanishing."""
 
 DERIVED_POOL_LABEL = "pool"
-FIELD_LABEL = "field"
-DIALECT_LABEL = "dialect"
-QUANTILE_LABEL = "quantile"
+TAG_SEP = "|"
+"""Separates a branch's field, its dialects and the pool name in the pool label of a query result (a
+Deployment name, a dialect name and a field name cannot contain it)."""
+QUANTILE_FIELD = "quantile="
+"""Field of a recorded histogram's quantile rows: ``quantile=0.9``."""
 
 _RE2_META = frozenset("\\.+*?()|[]{}^$")
 
@@ -84,11 +89,47 @@ class PoolGrouping:
     def by(self) -> str:
         return f"namespace, {self.label}"
 
-    def wrap(self, expr: str) -> str:
-        """Attach the pool label to an instant-vector expression that still has ``pod``."""
+    def wrap(self, expr: str, tag: str = "") -> str:
+        """Attach the pool label to an instant-vector expression that still has ``pod``, prefixed with
+        ``tag`` when derived (a configured label is tagged after aggregating: ``tagged``)."""
         if self.pool_label:
             return expr
-        return f'label_replace({expr}, "{DERIVED_POOL_LABEL}", "$1", "pod", {escape_string(POD_POOL_REGEX)})'
+        return (
+            f'label_replace({expr}, "{DERIVED_POOL_LABEL}", {escape_string(tag + "$1")}, "pod", '
+            f"{escape_string(POD_POOL_REGEX)})"
+        )
+
+    def tagged(self, expr: str, tag: str) -> str:
+        """``expr`` (aggregated by the pool, built with ``wrap(..., tag)``) with its pool label tagged."""
+        return retag(expr, self.label, tag) if self.pool_label else expr
+
+
+def branch_tag(field: str, dialects: str) -> str:
+    """The prefix a query branch writes in front of the pool name: ``<field>|<dialects>|``."""
+    return f"{field}{TAG_SEP}{dialects}{TAG_SEP}"
+
+
+def parse_branch(value: str) -> tuple[str, str, str] | None:
+    """``(field, dialects, pool)`` from a tagged pool label value; None if untagged or without a pool."""
+    parts = value.split(TAG_SEP, 2)
+    if len(parts) != 3 or not parts[2]:
+        return None
+    return parts[0], parts[1], parts[2]
+
+
+def retag(expr: str, label: str, tag: str) -> str:
+    """Prefix ``label`` of every result row with ``tag`` (one ``label_replace`` per row)."""
+    return f'label_replace({expr}, "{label}", {escape_string(tag + "$1")}, "{label}", "(.*)")'
+
+
+def any_of(branches: Sequence[str]) -> str:
+    """The branches ``or``-ed as a balanced tree: Prometheus hashes and copies both sides of every ``or``,
+    so a left-deep chain handles the first branch's rows once per later branch, a balanced one log2(n)
+    times."""
+    if len(branches) == 1:
+        return branches[0]
+    half = len(branches) // 2
+    return f"({any_of(branches[:half])} or {any_of(branches[half:])})"
 
 
 def selector(metric: str, namespaces: Sequence[str] | None, matchers: Iterable[tuple[str, str]] = ()) -> str:
@@ -102,25 +143,32 @@ def _by(grouping: PoolGrouping, keep: Sequence[str]) -> str:
     return ", ".join([grouping.by, *keep])
 
 
-def bucket_rate_of(sel: str, grouping: PoolGrouping, window: str, keep: Sequence[str] = ()) -> str:
+def bucket_rate_of(
+    sel: str, grouping: PoolGrouping, window: str, keep: Sequence[str] = (), tag: str = ""
+) -> str:
     """``sum by (le, namespace, <pool>) (rate(<sel>[window]))``: shared by queries and recording rules."""
-    return f"sum by (le, {_by(grouping, keep)}) ({grouping.wrap(f'rate({sel}[{window}])')})"
+    return f"sum by (le, {_by(grouping, keep)}) ({grouping.wrap(f'rate({sel}[{window}])', tag)})"
 
 
 def aggregate_of(
-    spec: MetricSpec, sel: str, grouping: PoolGrouping, window: str, keep: Sequence[str] = ()
+    spec: MetricSpec,
+    sel: str,
+    grouping: PoolGrouping,
+    window: str,
+    keep: Sequence[str] = (),
+    tag: str = "",
 ) -> str:
     """A gauge's ``sum``/``avg`` or a counter's summed ``rate`` per pool, without the spec's scale."""
     if spec.kind is Kind.GAUGE:
-        return f"{spec.agg} by ({_by(grouping, keep)}) ({grouping.wrap(sel)})"
+        return f"{spec.agg} by ({_by(grouping, keep)}) ({grouping.wrap(sel, tag)})"
     if spec.kind is Kind.RATE:
-        return f"sum by ({_by(grouping, keep)}) ({grouping.wrap(f'rate({sel}[{window}])')})"
+        return f"sum by ({_by(grouping, keep)}) ({grouping.wrap(f'rate({sel}[{window}])', tag)})"
     raise ValueError(f"{spec.metric}: a histogram is aggregated per bucket (bucket_rate_of)")
 
 
-def timestamp_of(sel: str, grouping: PoolGrouping, keep: Sequence[str] = ()) -> str:
+def timestamp_of(sel: str, grouping: PoolGrouping, keep: Sequence[str] = (), tag: str = "") -> str:
     """The newest sample time per pool; ``sel`` must be a bare selector (see ``timestamp_expr``)."""
-    return f"max by ({_by(grouping, keep)}) ({grouping.wrap(f'timestamp({sel})')})"
+    return f"max by ({_by(grouping, keep)}) ({grouping.wrap(f'timestamp({sel})', tag)})"
 
 
 def scaled(spec: MetricSpec, expr: str) -> str:
@@ -184,10 +232,6 @@ def recorded_timestamp_name(spec: MetricSpec, grouping: PoolGrouping) -> str:
     return f"{level(grouping, *matcher_labels(spec))}:{spec.sample_for_age}:max_timestamp"
 
 
-def _tag(expr: str, label: str, value: str) -> str:
-    return f'label_replace({expr}, "{label}", {escape_string(value)}, "", "")'
-
-
 def signal_query(
     signal: str,
     dialects: Iterable[Dialect],
@@ -198,16 +242,16 @@ def signal_query(
 ) -> str | None:
     """One query answering ``signal`` for every pool in every dialect, with value and timestamp.
 
-    For a quantile signal the value branch returns the per-bucket rates (``field="buckets"``, one series
+    For a quantile signal the value branch returns the per-bucket rates (field ``buckets``, one series
     per ``le``) instead of one quantile, so that p50, p90 and p99 of the same histogram share one query;
     the quantiles are then computed with Prometheus's own algorithm (``histogram.bucket_quantile``).
-    Dialects whose spec for the signal is identical share one branch (tag ``"vllm,vllm-v0"``).
+    Dialects whose spec for the signal is identical share one branch (tag ``vllm,vllm-v0``).
 
     Specs of a kind in ``recorded`` read the recording rules' series (value and newest sample time) instead
     of aggregating the raw series. A recorded histogram is answered with ``histogram_quantile`` per quantile
-    any dialect reads from it (``field="quantile"``, label ``quantile``): re-reading the recorded bucket
-    rates once per quantile is cheap, and returns a few rows per pool instead of one per bucket (vLLM's
-    histograms have 20+ buckets). Returns None if no dialect exposes the signal.
+    any dialect reads from it (field ``quantile=<q>``): re-reading the recorded bucket rates once per
+    quantile is cheap, and returns a few rows per pool instead of one per bucket (vLLM's histograms have
+    20+ buckets). Returns None if no dialect exposes the signal.
     """
     ds = list(dialects)
     shared: dict[tuple[str, str, tuple[tuple[str, str], ...]], tuple[MetricSpec, list[str]]] = {}
@@ -218,29 +262,32 @@ def signal_query(
             key = (spec.kind.value, spec.metric if spec.kind is Kind.QUANTILE else repr(spec), spec.matchers)
             shared.setdefault(key, (spec, []))[1].append(d.name)
     branches = []
+    label = grouping.label
     for spec, names in shared.values():
         tag = ",".join(names)
         fld = "buckets" if spec.kind is Kind.QUANTILE else "value"
         if spec.kind in recorded:
             rec = selector(recorded_name(spec, grouping, window), namespaces, spec.matchers)
             ts = selector(recorded_timestamp_name(spec, grouping), namespaces, spec.matchers)
-            branches.append(_tag(_tag(ts, FIELD_LABEL, "ts"), DIALECT_LABEL, tag))
+            branches.append(retag(ts, label, branch_tag("ts", tag)))
             if spec.kind is not Kind.QUANTILE:
-                branches.append(_tag(_tag(scaled(spec, rec), FIELD_LABEL, fld), DIALECT_LABEL, tag))
+                branches.append(retag(scaled(spec, rec), label, branch_tag(fld, tag)))
                 continue
             for q in histogram_quantiles(spec, ds):
-                value = _tag(f"histogram_quantile({q:g}, {rec})", QUANTILE_LABEL, f"{q:g}")
-                branches.append(_tag(_tag(value, FIELD_LABEL, "quantile"), DIALECT_LABEL, tag))
+                value = f"histogram_quantile({q:g}, {rec})"
+                branches.append(retag(value, label, branch_tag(f"{QUANTILE_FIELD}{q:g}", tag)))
             continue
+        value_tag, ts_tag = branch_tag(fld, tag), branch_tag("ts", tag)
         if spec.kind is Kind.QUANTILE:
-            value = bucket_rate_expr(spec, namespaces, grouping, window)
-            ts = timestamp_expr(spec, namespaces, grouping)
+            sel = selector(f"{spec.metric}_bucket", namespaces, spec.matchers)
+            value = bucket_rate_of(sel, grouping, window, tag=value_tag)
         else:
-            value = value_expr(spec, namespaces, grouping, window)
-            ts = timestamp_expr(spec, namespaces, grouping)
-        branches.append(_tag(_tag(value, FIELD_LABEL, fld), DIALECT_LABEL, tag))
-        branches.append(_tag(_tag(ts, FIELD_LABEL, "ts"), DIALECT_LABEL, tag))
-    return " or ".join(branches) if branches else None
+            sel = selector(spec.metric, namespaces, spec.matchers)
+            value = scaled(spec, aggregate_of(spec, sel, grouping, window, tag=value_tag))
+        age = selector(spec.sample_for_age, namespaces, spec.matchers)
+        branches.append(grouping.tagged(value, value_tag))
+        branches.append(grouping.tagged(timestamp_of(age, grouping, tag=ts_tag), ts_tag))
+    return any_of(branches) if branches else None
 
 
 def histogram_quantiles(spec: MetricSpec, dialects: Iterable[Dialect]) -> list[float]:
@@ -286,7 +333,7 @@ class QueryPlan:
     answered_by: Mapping[str, str]
 
 
-def plan(
+def signal_plan(
     signals: Sequence[str],
     dialects: Iterable[Dialect],
     namespaces: Sequence[str],
@@ -294,14 +341,12 @@ def plan(
     window: str,
     recorded: frozenset[Kind] = frozenset(),
 ) -> QueryPlan:
-    """The constant query set: detection, one query per non-quantile signal, one per histogram.
+    """One query per non-quantile signal and one per histogram, with branches for ``dialects`` only.
 
-    ``recorded``: the kinds read from recording rules' series (detection always reads the raw markers).
+    ``recorded``: the kinds read from recording rules' series.
     """
     ds = list(dialects)
-    queries: dict[str, str] = {
-        "detect": detection_query([m for d in ds for m in d.markers], namespaces, grouping)
-    }
+    queries: dict[str, str] = {}
     answered_by: dict[str, str] = {}
     by_histogram: dict[tuple[tuple[str, str], ...], str] = {}
     for sig in signals:
@@ -317,3 +362,19 @@ def plan(
         if hist is not None:
             by_histogram[hist] = sig
     return QueryPlan(queries=queries, answered_by=answered_by)
+
+
+def plan(
+    signals: Sequence[str],
+    dialects: Iterable[Dialect],
+    namespaces: Sequence[str],
+    grouping: PoolGrouping,
+    window: str,
+    recorded: frozenset[Kind] = frozenset(),
+) -> QueryPlan:
+    """The whole constant query set: detection, then ``signal_plan`` (detection always reads the raw
+    markers). ``PrometheusSource`` sends detection first and the signal queries for the dialects found."""
+    ds = list(dialects)
+    rest = signal_plan(signals, ds, namespaces, grouping, window, recorded)
+    detect = detection_query([m for d in ds for m in d.markers], namespaces, grouping)
+    return QueryPlan(queries={"detect": detect, **rest.queries}, answered_by=rest.answered_by)

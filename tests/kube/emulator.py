@@ -12,7 +12,19 @@ AlreadyExists, scale subresource (autoscaling/v1 Scale), JSON patch (422 on fail
 persisted), label and field selectors, standard ``Status`` error bodies, RBAC denials (a deny-list that also
 answers SelfSubjectAccessReviews), custom resources served only while their CRD exists (404 otherwise, as
 on a cluster without KEDA).
-Not emulated: server-side apply (415), watches, defaulting, admission, schema validation, ``$retainKeys`` and
+Watches (``?watch=true``) follow the API server's "efficient detection of changes"
+(https://kubernetes.io/docs/reference/using-api/api-concepts/#efficient-detection-of-changes): a chunked
+stream of newline-delimited JSON events (ADDED / MODIFIED / DELETED, BOOKMARK when ``allowWatchBookmarks``)
+from a bounded event history; ``resourceVersion`` unset or "0" first sends the current objects as ADDED; a
+``resourceVersion`` older than the history (or a watcher that falls behind it) gets one ERROR event whose
+object is a ``Status`` with code 410 and reason ``Expired`` and the stream ends, as the apiserver's watch
+cache does (``newErrWatcher`` for ``NewResourceExpired("too old resource version: %d (%d)")``, HTTP 200);
+label and field selectors apply to events, and an object that stops (starts) matching is sent as DELETED
+(ADDED). ``timeoutSeconds`` ends the stream cleanly; ``break_watches()`` drops every open stream without
+the closing chunk (a lost connection). Approximations: one history for all kinds (``history_size`` events,
+the real cache keeps one per resource), bookmarks every ``bookmark_interval_s`` and just before the
+timeout (the apiserver sends them about once a minute and before the deadline).
+Not emulated: server-side apply (415), defaulting, admission, schema validation, ``$retainKeys`` and
 ``$setElementOrder``, version conversion (each apiVersion is its own store).
 """
 
@@ -23,8 +35,10 @@ import json
 import re
 import socket
 import threading
+import time
 import uuid
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -88,6 +102,8 @@ REASONS = {
 }
 VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 SERVICE_ACCOUNT = "system:serviceaccount:mcp-autoscale:mcp-autoscale"
+HISTORY_SIZE = 1000
+BOOKMARK_INTERVAL_S = 60.0
 
 
 class ApiError(Exception):
@@ -123,6 +139,7 @@ class Fault:
     times: int
     body: JSON | None = None
     delay_s: float = 0.0
+    watch: bool | None = None
 
 
 @dataclass
@@ -149,6 +166,17 @@ class Request:
     query: dict[str, str]
     content_type: str | None
     body: Any
+
+
+@dataclass(frozen=True)
+class Change:
+    """One persisted write in the event history (``prev``: the object before a MODIFIED)."""
+
+    rv: int
+    type: str
+    key: Key
+    obj: JSON
+    prev: JSON | None = None
 
 
 @dataclass
@@ -330,7 +358,21 @@ class Emulator:
     denials: list[Denial] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock)
     url: str = ""
+    history_size: int = HISTORY_SIZE
+    """Events kept for watches; a watch from before them gets 410 Expired."""
+    bookmark_interval_s: float = BOOKMARK_INTERVAL_S
+    watch_timeout_s: float = 1800.0
+    """A watch without ``timeoutSeconds`` ends after this long (the apiserver picks 30-60 min)."""
+    history: deque[Change] = field(default_factory=deque)
+    history_floor: int = 0
+    """Watches can resume from any resourceVersion >= this one (older events were dropped)."""
+    epoch: int = 0
+    """Bumped by ``break_watches``/``reset``/``stop``: open streams drop."""
     _server: ThreadingHTTPServer | None = None
+    _changed: threading.Condition = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._changed = threading.Condition(self.lock)
 
     # ---------------------------------------------------------------- lifecycle
     def start(self) -> Emulator:
@@ -351,6 +393,9 @@ class Emulator:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 code, body = emu.handle(self.command, self.path, self.headers.get("Content-Type"), raw)
+                if isinstance(body, WatchStream):
+                    self._stream(body)
+                    return
                 data = json.dumps(body).encode()
                 try:
                     self.send_response(code)
@@ -360,6 +405,23 @@ class Emulator:
                     self.wfile.write(data)
                 except (BrokenPipeError, ConnectionResetError):
                     self.close_connection = True  # the client gave up (a timeout test): nothing to answer
+
+            def _stream(self, stream: WatchStream) -> None:
+                """Chunked newline-delimited JSON; a dropped stream ends without the closing chunk."""
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    for event in stream.events():
+                        if event is None:
+                            self.close_connection = True
+                            return
+                        line = json.dumps(event).encode() + b"\n"
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+                    self.wfile.write(b"0\r\n\r\n")
+                except (BrokenPipeError, ConnectionResetError, OSError):
+                    self.close_connection = True  # the client stopped watching
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
@@ -371,6 +433,7 @@ class Emulator:
         return self
 
     def stop(self) -> None:
+        self.break_watches()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -385,10 +448,31 @@ class Emulator:
         times: int = 1,
         body: JSON | None = None,
         delay_s: float = 0.0,
+        watch: bool | None = None,
     ) -> None:
-        """Answer the next ``times`` matching requests with ``status`` before touching any state."""
+        """Answer the next ``times`` matching requests with ``status`` before touching any state.
+        ``watch``: True only watch requests, False only the others, None both."""
         with self.lock:
-            self.faults.append(Fault(method.upper(), re.compile(path_regex), status, times, body, delay_s))
+            self.faults.append(
+                Fault(method.upper(), re.compile(path_regex), status, times, body, delay_s, watch)
+            )
+
+    def break_watches(self) -> None:
+        """Drop every open watch stream mid-way, as a lost connection does."""
+        with self._changed:
+            self.epoch += 1
+            self._changed.notify_all()
+
+    def compact(self) -> None:
+        """Forget the event history (etcd compaction): a watch from any earlier rv gets 410 Expired."""
+        with self._changed:
+            self.history.clear()
+            self.history_floor = self.rv
+            self._changed.notify_all()
+
+    def watches(self) -> list[Request]:
+        """Logged watch requests."""
+        return [r for r in self.requests("GET") if _is_watch(r.query)]
 
     def on(self, method: str, path_regex: str, fn: Callable[[Emulator], object], times: int = 1) -> None:
         """Run ``fn(emu)`` before the next ``times`` matching requests are handled (a concurrent writer)."""
@@ -423,9 +507,12 @@ class Emulator:
         """A concurrent writer touched the object: new resourceVersion, same content."""
         group, version = _split_api_version(api_version)
         with self.lock:
-            obj = self.store[(group, version, plural, namespace, name)]
+            key = (group, version, plural, namespace, name)
+            obj = self.store[key]
+            prev = copy.deepcopy(obj)
             self.rv += 1
             obj["metadata"]["resourceVersion"] = str(self.rv)
+            self._record("MODIFIED", key, obj, prev)
             return str(self.rv)
 
     def requests(self, method: str | None = None, path: str | None = None) -> list[Request]:
@@ -453,6 +540,11 @@ class Emulator:
             self.hooks.clear()
             self.denials.clear()
             self.rv = 0
+            self.history.clear()
+            self.history_floor = 0
+            self.history_size, self.bookmark_interval_s = HISTORY_SIZE, BOOKMARK_INTERVAL_S
+            self.epoch += 1
+            self._changed.notify_all()
 
     # ---------------------------------------------------------------- request handling
     def handle(self, method: str, raw_path: str, content_type: str | None, raw: bytes) -> tuple[int, Any]:
@@ -468,7 +560,7 @@ class Emulator:
                 body = raw.decode(errors="replace")
         with self.lock:
             self.log.append(Request(method, path, query, ctype, copy.deepcopy(body)))
-            fault = self._take_fault(method, path)
+            fault = self._take_fault(method, path, _is_watch(query))
             hooks = self._take_hooks(method, path)
         if fault is not None:
             if fault.delay_s:
@@ -483,9 +575,14 @@ class Emulator:
         except ApiError as e:
             return e.code, e.status()
 
-    def _take_fault(self, method: str, path: str) -> Fault | None:
+    def _take_fault(self, method: str, path: str, watch: bool) -> Fault | None:
         for f in self.faults:
-            if f.method == method and f.path.search(path) and f.times > 0:
+            if (
+                f.method == method
+                and f.path.search(path)
+                and f.times > 0
+                and (f.watch is None or f.watch == watch)
+            ):
                 f.times -= 1
                 return f
         return None
@@ -507,8 +604,11 @@ class Emulator:
         route = self._resolve(
             Route(m["g"] or "", m["v"] or m["cv"], m["ns"], m["plural"], m["name"], m["sub"])
         )
-        if "watch" in query and query["watch"] not in ("", "false", "0"):
-            raise ApiError(405, "the emulator does not serve watches")
+        if _is_watch(query):
+            if method != "GET" or route.name is not None or route.sub is not None:
+                raise ApiError(405, "watch a collection (narrow it with fieldSelector=metadata.name=...)")
+            self._authorize("watch", route)
+            return 200, self._open_watch(route, query)
         dry = query.get("dryRun")
         if dry is not None and dry != "All":
             raise ApiError(400, f"unsupported dry run value: {dry!r} (valid: All)")
@@ -706,6 +806,7 @@ class Emulator:
         if not dry_run:
             self.rv += 1
             self.store[key] = copy.deepcopy(body)
+            self._record("ADDED", key, body, None)
         return body
 
     def _write(self, route: Route, current: JSON, change: Callable[[JSON], Any], dry_run: bool) -> JSON:
@@ -756,13 +857,66 @@ class Emulator:
         if not dry_run:
             self.rv += 1
             self.store[self._key(route)] = copy.deepcopy(result)
+            self._record("MODIFIED", self._key(route), result, current)
         return _scale_view(route, result) if route.sub == "scale" else copy.deepcopy(result)
+
+    def _record(self, kind: str, key: Key, obj: JSON, prev: JSON | None) -> None:
+        """Append one persisted write (at ``self.rv``) to the bounded history and wake the watchers."""
+        if len(self.history) >= self.history_size:
+            self.history_floor = self.history.popleft().rv
+        self.history.append(Change(self.rv, kind, key, copy.deepcopy(obj), prev))
+        self._changed.notify_all()
+
+    def _open_watch(self, route: Route, query: dict[str, str]) -> WatchStream:
+        labels = parse_label_selector(query.get("labelSelector", ""))
+        fields = parse_field_selector(query.get("fieldSelector", ""), route.plural)
+        gvp = (route.group, route.version, route.plural)
+
+        def matches(key: Key, obj: JSON) -> bool:
+            return (
+                key[:3] == gvp
+                and (route.namespace is None or key[3] == route.namespace)
+                and labels(obj.get("metadata", {}).get("labels") or {})
+                and fields(obj)
+            )
+
+        timeout = query.get("timeoutSeconds")
+        try:
+            seconds = float(timeout) if timeout else self.watch_timeout_s
+        except ValueError:
+            raise ApiError(400, f"invalid timeoutSeconds {timeout!r}") from None
+        raw_rv = query.get("resourceVersion", "")
+        stream = WatchStream(
+            self,
+            route,
+            matches,
+            cursor=self.rv,
+            deadline=time.monotonic() + seconds,
+            bookmarks=query.get("allowWatchBookmarks") in ("true", "1"),
+            epoch=self.epoch,
+        )
+        if raw_rv in ("", "0"):  # "get state and start at most recent": the current objects, as ADDED
+            stream.initial = [
+                {"type": "ADDED", "object": copy.deepcopy(obj)}
+                for key, obj in sorted(self.store.items(), key=lambda kv: tuple(str(x) for x in kv[0]))
+                if matches(key, obj)
+            ]
+            return stream
+        if not raw_rv.isdigit():
+            raise ApiError(400, f"invalid resource version {raw_rv!r}")
+        stream.cursor = int(raw_rv)
+        if stream.cursor < self.history_floor:
+            stream.initial = [{"type": "ERROR", "object": _expired(stream.cursor, self.history_floor)}]
+        return stream
 
     def _delete(self, route: Route, dry_run: bool) -> JSON:
         obj = self._stored(route)
         if not dry_run:
             self.rv += 1
             del self.store[self._key(route)]
+            gone = copy.deepcopy(obj)
+            gone["metadata"]["resourceVersion"] = str(self.rv)
+            self._record("DELETED", self._key(route), gone, None)
         return {
             "kind": "Status",
             "apiVersion": "v1",
@@ -775,6 +929,96 @@ class Emulator:
                 "uid": obj["metadata"]["uid"],
             },
         }
+
+
+def _is_watch(query: dict[str, str]) -> bool:
+    return query.get("watch", "") not in ("", "false", "0")
+
+
+def _expired(rv: int, oldest: int) -> JSON:
+    return ApiError(410, f"too old resource version: {rv} ({oldest})", reason="Expired").status()
+
+
+@dataclass
+class WatchStream:
+    """One open watch: what it matches, where it is in the history, when it ends."""
+
+    emu: Emulator
+    route: Route
+    matches: Callable[[Key, JSON], bool]
+    cursor: int
+    deadline: float
+    bookmarks: bool
+    epoch: int
+    initial: list[JSON] = field(default_factory=list)
+
+    def _event(self, change: Change) -> JSON | None:
+        """The event this watcher sees for one change (selectors can turn MODIFIED into ADDED/DELETED)."""
+        now_ok = self.matches(change.key, change.obj)
+        if change.type == "MODIFIED":
+            was_ok = change.prev is not None and self.matches(change.key, change.prev)
+            kind = {(True, True): "MODIFIED", (False, True): "ADDED", (True, False): "DELETED"}.get(
+                (was_ok, now_ok)
+            )
+        else:
+            kind = change.type if now_ok else None
+        return None if kind is None else {"type": kind, "object": copy.deepcopy(change.obj)}
+
+    def _bookmark(self) -> JSON:
+        return {
+            "type": "BOOKMARK",
+            "object": {
+                "kind": self.route.kind,
+                "apiVersion": self.route.api_version,
+                "metadata": {"resourceVersion": str(self.cursor)},
+            },
+        }
+
+    def events(self) -> Iterator[JSON | None]:
+        """Events until the deadline (then the stream ends); ``None`` means drop the connection."""
+        emu = self.emu
+        yield from self.initial
+        if any(e["type"] == "ERROR" for e in self.initial):
+            return
+        last_sent = time.monotonic()
+        while True:
+            out: list[JSON] = []
+            drop = expired = False
+            with emu._changed:
+                if self.epoch != emu.epoch:
+                    drop = True
+                elif self.cursor < emu.history_floor:
+                    expired = True  # fell behind the history window
+                else:
+                    for change in emu.history:
+                        if change.rv > self.cursor:
+                            event = self._event(change)
+                            if event is not None:
+                                out.append(event)
+                            self.cursor = change.rv
+                    self.cursor = max(self.cursor, emu.rv)
+                    now = time.monotonic()
+                    if not out and now < self.deadline:
+                        next_mark = last_sent + emu.bookmark_interval_s if self.bookmarks else self.deadline
+                        wait = min(self.deadline, next_mark) - now
+                        if wait > 0:
+                            emu._changed.wait(wait)
+                            continue
+            if drop:
+                yield None
+                return
+            if expired:
+                yield {"type": "ERROR", "object": _expired(self.cursor, emu.history_floor)}
+                return
+            now = time.monotonic()
+            if out:
+                yield from out
+                last_sent = now
+            elif self.bookmarks and (now >= self.deadline or now - last_sent >= emu.bookmark_interval_s):
+                yield self._bookmark()
+                last_sent = now
+            if now >= self.deadline:
+                return
 
 
 def _split_api_version(api_version: str) -> tuple[str, str]:

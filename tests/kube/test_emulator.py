@@ -428,3 +428,86 @@ def test_pure_patch_helpers() -> None:
     sel = parse_label_selector("a in (x, y),!b,c!=z")
     assert sel({"a": "x"}) and sel({"a": "y", "c": "q"})
     assert not sel({"a": "x", "b": "1"}) and not sel({"a": "w"}) and not sel({"a": "x", "c": "z"})
+
+
+# --------------------------------------------------------------------------------------------------
+# Watches: the "efficient detection of changes" contract the watch cache relies on
+# --------------------------------------------------------------------------------------------------
+
+
+def _events(api: client.ApiClient, rv: str, **kw: Any) -> list[tuple[str, str, str]]:
+    """(type, name, rv) of every event until the server ends the stream (timeoutSeconds)."""
+    from kubernetes import watch
+
+    apps = client.AppsV1Api(api)
+    out = []
+    for ev in watch.Watch(return_type="object").stream(
+        apps.list_namespaced_deployment, "chat", resource_version=rv, **kw
+    ):
+        meta = ev["raw_object"]["metadata"]
+        out.append((ev["type"], meta.get("name", ""), meta["resourceVersion"]))
+    return out
+
+
+def test_watch_streams_changes_after_the_lists_rv_and_applies_the_selector(
+    emu: Emulator, api_client: client.ApiClient
+) -> None:
+    apps = client.AppsV1Api(api_client)
+    emu.seed(_dep("a", tier="gold"))
+    emu.seed(_dep("b", tier="gold"))
+    listed = apps.list_namespaced_deployment("chat", label_selector="tier=gold")
+    rv = listed.metadata.resource_version
+    assert rv == str(emu.rv) and len(listed.items) == 2
+    apps.patch_namespaced_deployment_scale("a", "chat", {"spec": {"replicas": 5}})
+    apps.patch_namespaced_deployment("b", "chat", {"metadata": {"labels": {"tier": "silver"}}})
+    emu.seed(_dep("c", tier="gold"))
+    apps.delete_namespaced_deployment("c", "chat")
+    got = _events(api_client, rv, label_selector="tier=gold", timeout_seconds=0)
+    # b stopped matching the selector: a watcher with that selector sees it leave (DELETED)
+    assert [(t, n) for t, n, _ in got] == [
+        ("MODIFIED", "a"),
+        ("DELETED", "b"),
+        ("ADDED", "c"),
+        ("DELETED", "c"),
+    ]
+    assert [int(r) for _, _, r in got] == sorted(int(r) for _, _, r in got)
+    assert [r.query.get("watch") for r in emu.watches()] == ["true"]
+
+
+def test_watch_from_an_expired_rv_gets_410_expired_and_bookmarks_carry_the_rv(
+    emu: Emulator, api_client: client.ApiClient
+) -> None:
+    emu.seed(_dep("a"))
+    old = str(emu.rv)
+    emu.seed(_dep("b"))
+    emu.compact()  # the history before now is gone, as after etcd compaction
+    with pytest.raises(ApiException) as exc:
+        _events(api_client, old, timeout_seconds=5)
+    assert exc.value.status == 410 and "Expired: too old resource version" in str(exc.value.reason)
+    emu.bookmark_interval_s = 0.0
+    marks = _events(api_client, str(emu.rv), allow_watch_bookmarks=True, timeout_seconds=0)
+    assert marks and all(t == "BOOKMARK" and r == str(emu.rv) for t, _, r in marks)
+    # without a resourceVersion the watch starts with the current objects as ADDED
+    assert [(t, n) for t, n, _ in _events(api_client, "", timeout_seconds=0)] == [
+        ("ADDED", "a"),
+        ("ADDED", "b"),
+    ]
+
+
+def test_history_is_bounded_and_a_lagging_watch_is_expired(
+    emu: Emulator, api_client: client.ApiClient
+) -> None:
+    emu.history_size = 3
+    emu.seed(_dep("a"))
+    start = str(emu.rv)
+    for name in ("b", "c", "d", "e"):
+        emu.seed(_dep(name))
+    assert len(emu.history) == 3 and emu.history_floor > int(start)
+    with pytest.raises(ApiException) as exc:
+        _events(api_client, start, timeout_seconds=0)
+    assert exc.value.status == 410
+    assert [n for _, n, _ in _events(api_client, str(emu.history_floor), timeout_seconds=0)] == [
+        "c",
+        "d",
+        "e",
+    ]

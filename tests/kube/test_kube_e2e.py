@@ -115,3 +115,38 @@ def test_e2e_lease_lock(cluster: Cluster) -> None:
         pytest.fail("must not enter")
     with b.acquire("e2e/pool", timeout=5):
         assert b.holder_of("e2e/pool") == "e2e-b"
+
+
+def test_e2e_watch_cache_follows_a_scale_and_a_new_pool(backend: KubernetesBackend, cluster: Cluster) -> None:
+    """The watch cache against a real API server's watch (or the emulator's): it converges on a scale
+    change and on a new pool with no relist, and the gate's write path still reads live."""
+    import time
+
+    from mcp_autoscale.cluster.kube_cached import CachedKubernetesBackend
+
+    settings = Settings(request_timeout_s=10, kube_cache_max_stale_s=60)
+    cached = CachedKubernetesBackend.build(backend, settings)
+    ref = PoolRef(namespace=NS, name="free-pool")
+
+    def converged(want: dict[str, int]) -> bool:
+        got = {p.ref.name: p.desired_replicas for p in cached.list_pools()}
+        return all(got.get(k) == v for k, v in want.items())
+
+    def wait(want: dict[str, int]) -> None:
+        deadline = time.monotonic() + 20
+        while not converged(want):
+            assert time.monotonic() < deadline, f"cache did not converge on {want}"
+            time.sleep(0.05)
+
+    try:
+        assert converged({"free-pool": 1, "hpa-pool": 1, "keda-pool": 2}) and cached.read_notes() == []
+        cached.list_node_pools()  # every informer has listed once now
+        assert all(i.synced.is_set() for i in cached.cache.informers)
+        lists = cached.cache.stats()["lists"]
+        assert cached.scale_deployment(ref, 4, dry_run=False)[0].after == 4  # through the live backend
+        cluster.create(deployment(NS, "new-pool", model="Qwen/Qwen2.5-7B-Instruct", replicas=2))
+        wait({"free-pool": 4, "new-pool": 2})
+        assert cached.cache.stats()["lists"] == lists  # arrived on the watches
+        assert cached.read_notes() == []
+    finally:
+        cached.close()

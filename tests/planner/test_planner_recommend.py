@@ -347,6 +347,7 @@ def test_forecast_lead_time_scales_before_the_breach() -> None:
         update={
             "capacities": {"chat/llama-8b": CapacityConfig(c_in_tps=2000, c_out_tps=400)},
             "scale_out_band": 0.0,  # the lead-time arithmetic alone (hysteresis: next test)
+            "surge_ratio": 0.0,  # x1.67 in the last 5 minutes would read as a step (test_planner_surge.py)
         }
     )
     now = pool("chat/llama-8b", 4, **{**HEALTHY_8B, "prompt_tps": 5000, "gen_tps": 600})  # type: ignore[arg-type]

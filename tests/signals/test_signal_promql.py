@@ -11,10 +11,13 @@ from mcp_autoscale.signals import dialects
 from mcp_autoscale.signals.dialects.spec import MetricSpec, gauge, latency, rate
 from mcp_autoscale.signals.promql import (
     PoolGrouping,
+    any_of,
+    branch_tag,
     bucket_rate_expr,
     detection_query,
     escape_regex,
     escape_string,
+    parse_branch,
     plan,
     regex_any,
     selector,
@@ -83,12 +86,34 @@ def test_timestamp_is_taken_of_the_bare_selector() -> None:
 def test_signal_query_tags_dialects_and_shares_identical_branches() -> None:
     q = signal_query("ttft_p90_s", dialects.DIALECTS.values(), ["chat"], LABELLED, "2m")
     assert q is not None
-    tags = re.findall(r'"dialect", "([^"]+)"', q)
+    tags = re.findall(r'"app_kubernetes_io_instance", "(\w+)\|([^|"]+)\|\$1"', q)
     # vllm and vllm-v0 share the TTFT histogram: one branch pair for both; TGI has no TTFT
-    assert sorted(set(tags)) == ["dynamo", "sglang", "triton-trtllm", "vllm,vllm-v0"]
-    assert len(tags) == 2 * 4  # one bucket-rates and one timestamp branch each
-    assert q.count('"field", "buckets"') == 4 and q.count('"field", "ts"') == 4
+    assert sorted({d for _, d in tags}) == ["dynamo", "sglang", "triton-trtllm", "vllm,vllm-v0"]
+    assert sorted(f for f, _ in tags) == ["buckets"] * 4 + ["ts"] * 4
     assert "histogram_quantile" not in q  # quantiles are computed from the bucket rates, once per histogram
+
+
+def test_derived_pool_carries_the_branch_tag_in_its_one_label_replace() -> None:
+    q = signal_query("queue_depth", [dialects.get("vllm")], ["chat"], DERIVED, "2m")
+    assert q == (
+        '(sum by (namespace, pool) (label_replace(vllm:num_requests_waiting{namespace=~"chat"}, "pool", '
+        f'"value|vllm|$1", "pod", {POD_RE})) or max by (namespace, pool) (label_replace(timestamp('
+        f'vllm:num_requests_waiting{{namespace=~"chat"}}), "pool", "ts|vllm|$1", "pod", {POD_RE})))'
+    )
+    assert q.count("label_replace") == 2  # one per branch: the pool and its tag together
+
+
+def test_branches_are_ored_as_a_balanced_tree() -> None:
+    assert any_of(["a"]) == "a"
+    assert any_of(["a", "b", "c", "d"]) == "((a or b) or (c or d))"
+    assert any_of(["a", "b", "c"]) == "(a or (b or c))"
+
+
+def test_branch_tags_parse_back() -> None:
+    assert parse_branch(branch_tag("ts", "vllm,vllm-v0") + "llama-8b") == ("ts", "vllm,vllm-v0", "llama-8b")
+    assert parse_branch(branch_tag("quantile=0.9", "vllm") + "a|b") == ("quantile=0.9", "vllm", "a|b")
+    assert parse_branch("llama-8b") is None  # untagged (e.g. the detection query)
+    assert parse_branch(branch_tag("value", "vllm")) is None  # the pod name did not parse: no pool
 
 
 def test_detection_query_asks_only_for_markers() -> None:
