@@ -29,6 +29,7 @@ from mcp_autoscale.actions.build import (
 )
 from mcp_autoscale.actions.checks import live_pool, ownership_verdict
 from mcp_autoscale.approvals import (
+    DELEGATED,
     Proposal,
     ProposalStatus,
     ProposalStore,
@@ -556,6 +557,11 @@ class Gate:
                     continue
                 now = self.clock()
                 try:
+                    if p.digest is None:  # a digest removed from the file would skip the check below
+                        raise Forbidden(
+                            f"proposal {p.id} holds no digest of the action that was approved; "
+                            "nothing was run: propose the action again"
+                        )
                     self._open(p.id)  # the stored action is still the one that was approved
                 except Forbidden as err:
                     results.append(self._refuse_tampered(p, err, now))
@@ -686,7 +692,9 @@ class Gate:
         if not approver.strip():
             raise InvalidInput("approver is required (who rejects this action?)")
         p = self._open(proposal_id, digest)
-        if principal(p.action.caller) not in principals(approver):
+        # Withdrawal is for the proposer in person: a delegation (or an identity that reads like one)
+        # names people it cannot prove to be, so it needs the right to approve like anyone else.
+        if DELEGATED in approver or principal(approver) != principal(p.action.caller):
             self._check_approver(p, approver, groups)
         with self._hold(p.action):
             p = self._open(proposal_id, digest)

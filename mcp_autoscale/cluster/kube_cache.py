@@ -39,6 +39,13 @@ log = get_logger(__name__)
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 POD_ANNOTATIONS = ("prometheus.io/port", "prometheus.io/path")
 MAX_BACKOFF_S = 30.0
+SHORT_WATCH_S = 1.0
+"""A watch the server ends sooner than this without a single event vouches for nothing (client-go's
+"very short watch"): backed off as an error, never counted as the server having been heard."""
+
+
+class ShortWatch(Exception):
+    """The watch stream ended at once with no event (a proxy or server closing it, not its timeout)."""
 
 
 def trim(obj: JSON) -> JSON:
@@ -184,7 +191,7 @@ class Informer:
 
     # ------------------------------------------------------------------------------------ the loop
     def _run(self) -> None:
-        need_list, backoff = True, 0.0
+        need_list, backoff, expired_backoff = True, 0.0, 0.0
         while not self._stop.is_set():
             try:
                 if need_list or self._resync_due():
@@ -193,13 +200,17 @@ class Informer:
                         self._stop.wait(self._max_stale_s / 3)
                         continue
                 self._watch_once()
-                backoff = 0.0
+                backoff = expired_backoff = 0.0
             except ApiException as e:
                 if e.status == 410:  # the history we would resume from is gone: relist (replaces the store)
                     self.counters.expired += 1
                     metrics.kube_cache_watch("expired")
                     log.info("kube_cache.expired", what=self.query.what, rv=self.resource_version)
                     need_list = True
+                    # 410 again on a fresh list's version: back off, not a list per round trip
+                    if expired_backoff:
+                        self._stop.wait(expired_backoff * random.uniform(0.5, 1.0))
+                    expired_backoff = min(MAX_BACKOFF_S, max(0.2, expired_backoff * 2))
                     continue
                 backoff = self._failed(e, backoff)
             except Exception as e:  # transport errors, dropped streams: keep the thread alive, back off
@@ -258,6 +269,8 @@ class Informer:
 
         def opened(*args: Any, **kwargs: Any) -> Any:
             resp = q.watch_fn(*args, **kwargs)  # non-2xx raised ApiException already
+            if self._stop.is_set():  # stopped while the request was in flight: stop() had no socket to shut
+                resp.close()  # the stream then ends at once instead of blocking until its timeout
             # An accepted watch does not vouch for the data yet: its first event may be 410 Expired.
             self.counters.watches += 1
             return resp
@@ -266,6 +279,7 @@ class Informer:
         self._watch = w
         if self._stop.is_set():
             return
+        started, events = time.monotonic(), 0
         for event in w.stream(
             opened,
             *q.args,
@@ -275,10 +289,15 @@ class Informer:
             _request_timeout=(self._connect_timeout_s, timeout + self._connect_timeout_s),
             **q.kwargs,
         ):
+            events += 1
             self._apply(event)
             if self._stop.is_set():
                 w.stop()
                 return
+        if self._stop.is_set():
+            return
+        if not events and time.monotonic() - started < SHORT_WATCH_S:
+            raise ShortWatch(f"{q.what}: the watch ended at once with no event")
         self._heard()  # the server ended the stream on time: it was alive until now
 
     def _apply(self, event: JSON) -> None:

@@ -195,12 +195,38 @@ def test_execute_approved_refuses_a_proposal_changed_after_approval(gate: Gate, 
     assert gate.execute_approved() == []
 
 
+def test_execute_approved_refuses_a_proposal_whose_digest_was_removed(
+    gate: Gate, backend: FakeBackend
+) -> None:
+    pend = gate.submit(scale_in())
+    p = gate.approve_later(pend.proposal_id or "", "cli:dave")
+    tampered = p.action.model_copy(update={"params": p.action.params.model_copy(update={"replicas": 3})})
+    gate.proposals.save(p.model_copy(update={"action": tampered, "digest": None}))  # no digest, no check?
+    results = gate.execute_approved()
+    assert [r.status for r in results] == [ActionStatus.DENIED]
+    assert "holds no digest" in results[0].message and backend.writes == []
+    assert gate.proposals.get(p.id).status == ProposalStatus.FAILED
+
+
 def test_reject_needs_the_right_to_approve_unless_withdrawn(gate: Gate, backend: FakeBackend) -> None:
     pend = gate.submit(scale_in())
     with pytest.raises(Forbidden, match="may not approve"):
         gate.reject(pend.proposal_id or "", "cli:mallory", "veto")
     assert gate.proposals.get(pend.proposal_id or "").status == ProposalStatus.PENDING
     res = gate.reject(pend.proposal_id or "", "mcp-elicitation:agent-1", "withdrawn: load came back")
+    assert res.status == ActionStatus.REJECTED and backend.writes == []
+
+
+def test_only_the_proposer_in_person_may_withdraw(gate: Gate, backend: FakeBackend) -> None:
+    pend = gate.submit(scale_in())
+    pid = pend.proposal_id or ""
+    # an identity that reads like a delegation by the proposer (a token subject can say anything)
+    with pytest.raises(Forbidden, match="may not approve"):
+        gate.reject(pid, "oidc:mallory (delegated by agent-1)", "veto")
+    with pytest.raises(Forbidden, match="needs approval via cli"):
+        gate.reject(pid, "mcp-elicitation:oidc:mallory (delegated by agent-1)", "veto")
+    assert gate.proposals.get(pid).status == ProposalStatus.PENDING
+    res = gate.reject(pid, "cli:dave (delegated by cli:mallory)", "on dave's behalf")  # an approver's name
     assert res.status == ActionStatus.REJECTED and backend.writes == []
 
 

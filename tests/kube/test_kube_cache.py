@@ -17,7 +17,7 @@ from mcp import Client
 from prometheus_client import REGISTRY
 
 from mcp_autoscale.app import build_app
-from mcp_autoscale.cluster.kube_cache import KubeCache, trim_pod
+from mcp_autoscale.cluster.kube_cache import Informer, KubeCache, Query, trim_pod
 from mcp_autoscale.cluster.kube_cached import CachedKubernetesBackend
 from mcp_autoscale.cluster.kubernetes import KubernetesBackend
 from mcp_autoscale.config import Settings
@@ -314,3 +314,108 @@ def default_fleet_pools() -> list[str]:
         for o in default_fleet()
         if o["kind"] == "Deployment" and o["metadata"].get("labels", {}).get("mcp-autoscale/pool") == "true"
     ]
+
+
+class RecordedStop(threading.Event):
+    """The informer's stop event, recording its back-off waits instead of sleeping them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits: list[float] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.append(timeout or 0.0)
+        return self.is_set()
+
+
+class EmptyStream:
+    """A watch response the server (or a proxy) ends at once, with no event and no error."""
+
+    status = 200
+
+    def stream(self, amt: object = None, decode_content: object = None) -> Iterator[bytes]:
+        return iter(())
+
+    def close(self) -> None:
+        pass
+
+    def release_conn(self) -> None:
+        pass
+
+
+def _informer(watch_fn: Callable[..., object], clock: FakeClock, calls: list[str]) -> Informer:
+    def list_call() -> dict[str, object]:
+        calls.append("list")
+        return {"items": [], "metadata": {"resourceVersion": "5"}}
+
+    query = Query("deployments", "deployments", list_call, watch_fn)
+    inf = Informer(query, threading.Lock(), max_stale_s=30, resync_s=0, connect_timeout_s=1, clock=clock)
+    inf._stop = RecordedStop()
+    return inf
+
+
+def test_a_watch_that_ends_at_once_without_events_is_backed_off_and_vouches_for_nothing() -> None:
+    clock, calls = FakeClock(), list[str]()
+
+    def watch_fn(*args: object, **kwargs: object) -> EmptyStream:
+        calls.append("watch")
+        clock.advance(40)  # each empty stream "ends" past the bound
+        if calls.count("watch") == 5:
+            inf._stop.set()
+        return EmptyStream()
+
+    inf = _informer(watch_fn, clock, calls)
+    inf._run()
+    assert calls.count("watch") == 5
+    stop = inf._stop
+    assert isinstance(stop, RecordedStop) and len(stop.waits) >= 4 and all(w > 0 for w in stop.waits)
+    assert not inf.fresh() and inf.last_error == "ShortWatch"  # the cache falls back to live reads
+
+
+def test_410_on_every_fresh_list_backs_off_instead_of_relisting_in_a_hot_loop() -> None:
+    from kubernetes.client.exceptions import ApiException
+
+    clock, calls = FakeClock(), list[str]()
+
+    def watch_fn(*args: object, **kwargs: object) -> None:
+        calls.append("watch")
+        if calls.count("watch") == 6:
+            inf._stop.set()
+        raise ApiException(status=410, reason="Expired")
+
+    inf = _informer(watch_fn, clock, calls)
+    inf._run()
+    assert calls.count("list") == 6
+    stop = inf._stop
+    assert isinstance(stop, RecordedStop) and len(stop.waits) == 5  # the first 410 relists at once
+    assert all(w > 0 for w in stop.waits)
+
+
+class OpenStream(EmptyStream):
+    """A watch response that would block until the server's timeout unless it was closed first."""
+
+    def __init__(self) -> None:
+        self.closed = False
+        self.read_while_open = False
+
+    def stream(self, amt: object = None, decode_content: object = None) -> Iterator[bytes]:
+        self.read_while_open = not self.closed
+        return iter(())
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_stop_during_the_watch_request_closes_the_stream_instead_of_waiting_for_its_timeout() -> None:
+    clock, calls, responses = FakeClock(), list[str](), list[OpenStream]()
+
+    def watch_fn(*args: object, **kwargs: object) -> OpenStream:
+        calls.append("watch")
+        inf.stop()  # close() arrives while the watch request is in flight: no response to shut yet
+        responses.append(OpenStream())
+        return responses[-1]
+
+    inf = _informer(watch_fn, clock, calls)
+    inf._run()
+    assert calls == ["list", "watch"]
+    assert not responses[0].read_while_open  # with a real server: blocked until timeoutSeconds
