@@ -30,8 +30,11 @@ def run_fleet(
         spec, traces = load_fleet(path)
         settings = build_settings()
         out.mkdir(parents=True, exist_ok=True)
+        tick_s, sample_s = spec.timing
         cfg = FleetConfig(
             seed=seed,
+            tick_s=tick_s,
+            sample_s=sample_s,
             slo=settings.slo,
             planner_interval_s=interval,
             price_catalogue=settings.price_catalogue,

@@ -342,6 +342,21 @@ def _round(x: float | None, nd: int = 4) -> float | None:
     return None if x is None else round(x, nd)
 
 
+def _await_ready(twin: Twin, ref: PoolRef, replicas: int, limit_s: float = 3600.0) -> None:
+    """Idle the twin until ``replicas`` pods serve. A scenario that starts without nodes (a fleet's) would
+    otherwise load replicas that are still waiting for nodes, and the probe would read the backlog of the
+    cold start as a lack of capacity (it read ~0.6x the true capacity that way)."""
+    twin.set_arrivals(ref, lambda _now, _dt: ArrivalStep(0.0))
+    waited = 0.0
+    while twin.backend.get_pool(ref).ready_replicas < replicas:
+        if waited >= limit_s:
+            raise RuntimeError(
+                f"capacity probe: {ref.key} has no {replicas} ready replicas after {limit_s:.0f} s"
+            )
+        twin.advance(30.0)
+        waited += 30.0
+
+
 def bisect_capacity(
     make_twin: Callable[[], Twin],
     ref: PoolRef,
@@ -357,6 +372,7 @@ def bisect_capacity(
     def holds(rps_per_replica: float) -> bool:
         twin = make_twin()
         twin.pin_replicas(ref, replicas)
+        _await_ready(twin, ref, replicas)
         rate = rps_per_replica * replicas
         twin.set_arrivals(ref, lambda _now, _dt: ArrivalStep(rate, prompt_mean, output_mean))
         twin.advance(300.0)

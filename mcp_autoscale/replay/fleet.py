@@ -40,6 +40,10 @@ class FleetConfig(ReplayConfig):
     fleet_policy: FleetPolicy = field(default_factory=FleetPolicy)
     fleet_warm_max_share: float = 0.25
     """Pooled headroom per node pool: at most this share of the node pool's limit."""
+    fleet_reserve_min: int = 2
+    """The least pooled headroom per node pool with interactive pools (GPUs), from the start."""
+    fleet_reserve_node_aware: bool = False
+    """On multi-GPU nodes (H100 x8), hold the batch spare only in GPUs of nodes billed anyway."""
     fleet_reserve: Literal["batch", "warm"] = "batch"
     """Where the pooled headroom is held: warm placeholder GPUs, or a batch pool's spare."""
 
@@ -58,6 +62,8 @@ class FleetPoolResult(BaseModel):
     mean_replicas: float
     desired: list[int]
     rps: list[float]
+    ttft_missed_minutes: list[int] = []
+    """Minutes (from the start) whose TTFT p90 missed the SLO: where the pool lost them."""
 
 
 class FleetStrategyResult(BaseModel):
@@ -88,6 +94,8 @@ class FleetReport(BaseModel):
     results: list[FleetStrategyResult]
     wall_s: float
     workers: int
+    tick_s: float = 1.0
+    sample_s: float = 30.0
 
 
 class _FleetMeter:
@@ -172,6 +180,8 @@ def make_strategy(
             interval_s=cfg.planner_interval_s,
             policy=cfg.fleet_policy,
             warm_max_share=cfg.fleet_warm_max_share,
+            reserve_min=cfg.fleet_reserve_min,
+            node_aware=cfg.fleet_reserve_node_aware,
             reserve=cfg.fleet_reserve,
             audit_dir=cfg.audit_dir / "fleet" if cfg.audit_dir else None,
         )
@@ -269,6 +279,7 @@ def run_fleet_strategy(
                 mean_replicas=round(m.replica_s / duration, 3),
                 desired=m.desired[:n],
                 rps=[round(x / 60.0, 3) for x in req[:n].tolist()],
+                ttft_missed_minutes=[i for i, ok in enumerate(m.minute_ttft_ok) if not ok],
             )
         )
     node_h = {k: round(v / 3600.0, 3) for k, v in meter.node_s.items()}
@@ -351,6 +362,8 @@ def compare_fleet(
         results=results,
         wall_s=round(time.perf_counter() - wall0, 2),
         workers=workers,
+        tick_s=cfg.tick_s,
+        sample_s=cfg.sample_s,
     )
 
 

@@ -63,8 +63,8 @@ def render(report: FleetReport, command: str) -> str:
         f"`{command}`",
         "",
         f"{report.pools} pools, {report.duration_h:g} h, seed {report.seed}, TTFT p90 SLO "
-        f"{report.slo.ttft_p90_s:g} s, ITL p90 SLO {report.slo.itl_p90_s:g} s; wall {report.wall_s:.0f} s on "
-        f"{report.workers} worker(s).",
+        f"{report.slo.ttft_p90_s:g} s, ITL p90 SLO {report.slo.itl_p90_s:g} s; {report.tick_s:g} s ticks, "
+        f"{report.sample_s:g} s planner samples; wall {report.wall_s:.0f} s on {report.workers} worker(s).",
         "",
         "## Fleet totals",
         "",

@@ -27,7 +27,7 @@ from mcp_autoscale.cost.estimate import action_cost_delta
 from mcp_autoscale.models import ActionKind, ActionStatus, PoolRef, PoolState
 from mcp_autoscale.planner.fleet import FleetPolicy, PoolClaim, allocate, burst_excess, pooled_headroom
 from mcp_autoscale.policy import Match, Policy, ReplicaBounds, Rule
-from mcp_autoscale.replay.fleet_spec import FleetSpec, PoolEntry
+from mcp_autoscale.replay.fleet_spec import INSTANCES, FleetSpec, PoolEntry
 from mcp_autoscale.replay.strategies import ActionLog, KedaPlusPlanner, Strategy
 from mcp_autoscale.sim import Twin
 
@@ -143,6 +143,8 @@ class FleetPlanner(FleetStrategy):
         lead_s: float = 420.0,
         settle_s: float = 900.0,
         warm_max_share: float = 0.25,
+        reserve_min: int = 2,
+        node_aware: bool = False,
         reserve: Literal["batch", "warm"] = "batch",
         policy: FleetPolicy | None = None,
         audit_dir: Path | None = None,
@@ -151,6 +153,8 @@ class FleetPlanner(FleetStrategy):
         self.catalogue, self.inner, self.reserve = catalogue, inner, reserve
         self.period_s, self.interval_s, self.lead_s, self.settle_s = sample_s, interval_s, lead_s, settle_s
         self.warm_max_share = warm_max_share
+        self.reserve_min = reserve_min
+        self.node_aware = node_aware
         self.policy = policy or FleetPolicy()
         self._audit_dir = audit_dir
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -190,7 +194,7 @@ class FleetPlanner(FleetStrategy):
             self._capped[k] = None
         for n in spec.node_pools:
             self.warm[n.name] = 0
-            self.pooled[n.name] = 0
+            self.pooled[n.name] = self._reserve_floor(n.name)
             self._inter[n.name] = []
         self._next = dict.fromkeys(self.inner, 0.0)
 
@@ -212,6 +216,22 @@ class FleetPlanner(FleetStrategy):
         if ok:
             self.actions.add(t_s, f"{tool} {args}: {rationale}")
         return ok
+
+    def _resize(self, p: PoolEntry, replicas: int, rationale: str, t_s: float, twin: Twin) -> bool:
+        """Scale a giver down now: through its KEDA ScaledObject / HPA when one owns it (max down to
+        ``replicas``: the fast loop scales in at its next sync; a direct scale would be reverted, and the
+        gate refuses it), else the Deployment itself."""
+        owner = twin.backend.get_pool(p.ref).autoscaler
+        if owner is not None and not owner.paused:
+            args: dict[str, object] = {
+                "namespace": p.namespace,
+                "deployment": p.name,
+                "min_replicas": min(owner.min_replicas, replicas),
+                "max_replicas": replicas,
+            }
+            return self._submit("patch_hpa", args, rationale, t_s, twin)
+        args = {"namespace": p.namespace, "name": p.name, "replicas": replicas}
+        return self._submit("scale_deployment", args, rationale, t_s, twin)
 
     def _set_floor(self, key: str, floor: int) -> None:
         s = self.inner[key]
@@ -259,6 +279,10 @@ class FleetPlanner(FleetStrategy):
         # an idle batch pool would hold the spare for nothing: then the interactive pools' own U covers
         busy = self._rps(b) > 0.0 or self._queue(b) > 0.0
         spare = max(0, min(self.pooled[node_pool] - grown, room)) if busy else 0
+        per_node = INSTANCES[gpu_type][1] if gpu_type in INSTANCES else 1
+        if self.node_aware and per_node > 1:
+            # multi-GPU nodes: hold the spare only in GPUs of nodes billed anyway, never a node for it
+            spare = min(spare, -(used - spare_now) % per_node)
         if spare != spare_now:
             self._spare[b] = spare
             self._set_floor(b, self._base_floor[b] + spare)
@@ -271,9 +295,9 @@ class FleetPlanner(FleetStrategy):
                 st = states[b]
                 target = max(self._base_floor[b], st.desired_replicas - (spare_now - spare))
                 if target < st.desired_replicas:
-                    self._submit(
-                        "scale_deployment",
-                        {"namespace": batch[0].namespace, "name": batch[0].name, "replicas": target},
+                    self._resize(
+                        batch[0],
+                        target,
                         f"{b} yields {spare_now - spare} {gpu_type} of its pooled spare to "
                         f"{', '.join(p.ref.key for p in inter)}, whose replicas grew by {grown} within "
                         f"{self.lead_s:.0f} s",
@@ -310,9 +334,9 @@ class FleetPlanner(FleetStrategy):
             line = tr.sentence(gpu_type, None)
             self.trades.append(f"t={t_s / 60:.0f} min: {line}")
             giver = next(p for p in pools if p.ref.key == tr.giver)
-            self._submit(
-                "scale_deployment",
-                {"namespace": giver.namespace, "name": giver.name, "replicas": alloc.grants[tr.giver]},
+            self._resize(
+                giver,
+                alloc.grants[tr.giver],
                 f"{node_pool} at its {limit}-GPU limit: {line}",
                 t_s,
                 twin,
@@ -332,23 +356,37 @@ class FleetPlanner(FleetStrategy):
     def _per_replica_rps(self, key: str, ready: int) -> float:
         return max(1e-3, self._rps(key) / max(1, ready))
 
+    def _reserve_floor(self, node_pool: str) -> int:
+        """The least pooled headroom a node pool with hot interactive pools holds (before the burst
+        statistics exist, and when they say none)."""
+        inter = any(p.node_pool == node_pool and p.priority == "interactive" for p in self.spec.pools)
+        return self.reserve_min if inter else 0
+
     def _size_pooled(self, twin: Twin, t_s: float) -> None:
         lead = max(1, round(self.lead_s / self.period_s))
         skip = round(self.settle_s / self.period_s)  # the start-up ramp is no burst
         for n in self.spec.node_pools:
             pools = [p for p in self.spec.pools if p.node_pool == n.name and p.priority == "interactive"]
-            if not pools or min(len(self.held[p.ref.key]) for p in pools) < skip + 4 * lead:
+            if not pools:
+                continue
+            warm = self.reserve == "warm" or not any(
+                p.priority == "batch" for p in self.spec.pools if p.node_pool == n.name
+            )
+            if min(len(self.held[p.ref.key]) for p in pools) < skip + 4 * lead:
+                if warm:  # no statistics yet: the reserve floor, as warm placeholders
+                    floor = self._reserve_floor(n.name)
+                    why = f"pooled warm capacity for {', '.join(p.ref.key for p in pools)}: the reserve floor"
+                    self._warm_to(twin, n.name, floor, why + " until their burst statistics exist", t_s)
                 continue
             excess = {p.ref.key: burst_excess(self.held[p.ref.key][skip:], lead) for p in pools}
             h = pooled_headroom(n.name, excess, self.policy.headroom_quantile)
-            target = min(h.pooled_gpus, math.floor(n.limit_gpus * self.warm_max_share))
+            cap = math.floor(n.limit_gpus * self.warm_max_share)
+            target = min(max(h.pooled_gpus, self._reserve_floor(n.name)), cap)
             self.headroom_log.append(
                 {"t_s": t_s, "node_pool": n.name, "pooled": h.pooled_gpus, "per_pool": h.per_pool_gpus}
             )
             self.pooled[n.name] = target
-            if self.reserve == "batch" and any(
-                p.priority == "batch" for p in self.spec.pools if p.node_pool == n.name
-            ):
+            if not warm:
                 continue
             self._warm_to(
                 twin,

@@ -80,3 +80,31 @@ def test_fleet_cli_rejects_a_trace_argument_and_unknown_strategies(tmp_path: Pat
     assert res.exit_code == 2
     res = CliRunner().invoke(app, ["replay", "--fleet", str(path), "--strategies", "wva"])
     assert res.exit_code != 0 and "unknown wva" in res.output
+
+
+def test_a_long_fleet_replays_on_coarser_ticks_unless_it_says_otherwise(tmp_path: Path) -> None:
+    path = _fleet(tmp_path)
+    spec, _ = load_fleet(path)
+    assert spec.timing == (1.0, 30.0)  # 12 minutes: the single-pool replay's 1 s ticks, 30 s samples
+    day = tmp_path / "DAY.yaml"
+    day.write_text(FLEET.replace("duration: 12m", "duration: 7h"))
+    assert load_fleet(day)[0].timing == (10.0, 60.0)
+    day.write_text(FLEET.replace("duration: 12m", "duration: 7h\ntick_s: 5\nsample_s: 30"))
+    assert load_fleet(day)[0].timing == (5.0, 30.0)
+    day.write_text(FLEET.replace("duration: 12m", "duration: 7h\ntick_s: 7\nsample_s: 30"))
+    with pytest.raises(InvalidInput, match="whole number of ticks"):
+        load_fleet(day)
+
+
+def test_the_fleet_probe_waits_for_its_replicas_and_reads_the_single_pool_capacity(tmp_path: Path) -> None:
+    """A fleet scenario starts without nodes: a probe that loaded its pinned replicas before they served
+    read the cold start's backlog as a lack of capacity (~0.6x), and both fleet oracles over-provisioned."""
+    from mcp_autoscale.replay.evaluate import ReplayConfig, measure_capacity
+    from mcp_autoscale.replay.fleet import FleetConfig, probe_capacity
+
+    spec, traces = load_fleet(_fleet(tmp_path))
+    tr = traces["batch/summarise"]
+    prompt_mean, output_mean = float(tr.context.mean()), float(tr.generated.mean())
+    fleet_c = probe_capacity(spec, "batch/summarise", tr, FleetConfig())
+    single_c = measure_capacity(ReplayConfig(), prompt_mean, output_mean)
+    assert fleet_c[1] == pytest.approx(single_c[1], rel=0.1), (fleet_c, single_c)
