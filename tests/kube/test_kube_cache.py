@@ -188,7 +188,7 @@ def test_pods_are_kept_trimmed() -> None:
             "nodeName": "n1",
             "containers": [{"name": "c", "image": "i", "ports": [{"containerPort": 1}]}],
         },
-        "status": {"podIP": "10.0.0.1", "conditions": [{"type": "Ready", "status": "True", "reason": "r"}]},
+        "status": {"podIP": "127.0.0.1", "conditions": [{"type": "Ready", "status": "True", "reason": "r"}]},
     }
     kept = trim_pod(pod)
     assert kept["metadata"] == {
@@ -198,7 +198,7 @@ def test_pods_are_kept_trimmed() -> None:
         "annotations": {"prometheus.io/port": "9000"},
     }
     assert kept["spec"] == {"nodeName": "n1", "containers": [{"ports": [{"containerPort": 1}]}]}
-    assert kept["status"] == {"podIP": "10.0.0.1", "conditions": [{"type": "Ready", "status": "True"}]}
+    assert kept["status"] == {"podIP": "127.0.0.1", "conditions": [{"type": "Ready", "status": "True"}]}
 
 
 POLICY = """
