@@ -83,12 +83,7 @@ def test_lease_outlasts_two_intervals() -> None:
 def test_agent_replicas_standby_then_act(tmp_path: Path, api: client.ApiClient, emu: Emulator) -> None:
     """Two agent replicas: while another holds the Lease, this one starts no server, reads and calls
     nothing (exit 0, a standby report); once the Lease is free it leads and acts."""
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        "apiVersion: v1\nkind: Config\ncurrent-context: emu\n"
-        f"clusters: [{{name: emu, cluster: {{server: '{emu.url}'}}}}]\n"
-        "users: [{name: emu, user: {token: t}}]\ncontexts: [{name: emu, context: {cluster: emu, user: emu}}]\n"
-    )
+    kubeconfig = emu.write_kubeconfig(tmp_path / "kubeconfig", token="t")
     env = {"KUBECONFIG": str(kubeconfig), "HOSTNAME": "replica-b"}
     audit = tmp_path / "audit.jsonl"
     other = elector(api, "replica-a", duration_s=600)

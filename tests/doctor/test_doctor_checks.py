@@ -105,13 +105,7 @@ def kube(emulator: Emulator, tmp_path: Path) -> tuple[Emulator, dict[str, str]]:
         emulator.seed(obj)
     for obj in default_fleet():
         emulator.seed(obj)
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        "apiVersion: v1\nkind: Config\ncurrent-context: emu\n"
-        f"clusters: [{{name: emu, cluster: {{server: '{emulator.url}'}}}}]\n"
-        "users: [{name: emu, user: {token: emulator-token}}]\n"
-        "contexts: [{name: emu, context: {cluster: emu, user: emu}}]\n"
-    )
+    kubeconfig = emulator.write_kubeconfig(tmp_path / "kubeconfig")
     env = {"KUBECONFIG": str(kubeconfig), "MCP_AUTOSCALE_STATE_DIR": str(tmp_path / "state")}
     return emulator, env
 

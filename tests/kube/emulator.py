@@ -42,6 +42,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -431,6 +432,16 @@ class Emulator:
         self.url = f"http://127.0.0.1:{server.server_address[1]}"
         threading.Thread(target=server.serve_forever, name="kube-emulator", daemon=True).start()
         return self
+
+    def write_kubeconfig(self, path: Path, token: str = "emulator-token") -> Path:
+        """A kubeconfig whose one context ('emu') points at this emulator, for the real client."""
+        path.write_text(
+            "apiVersion: v1\nkind: Config\ncurrent-context: emu\n"
+            f"clusters: [{{name: emu, cluster: {{server: '{self.url}'}}}}]\n"
+            f"users: [{{name: emu, user: {{token: {token}}}}}]\n"
+            "contexts: [{name: emu, context: {cluster: emu, user: emu}}]\n"
+        )
+        return path
 
     def stop(self) -> None:
         self.break_watches()

@@ -36,13 +36,7 @@ rules:
 def kube_app_settings(emu: Emulator, tmp_path: Path, make_settings: Callable[..., Settings]) -> Settings:
     for obj in (KEDA_CRD, NODEPOOL_CRD, *default_fleet()):
         emu.seed(obj)
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        "apiVersion: v1\nkind: Config\ncurrent-context: emu\n"
-        f"clusters: [{{name: emu, cluster: {{server: '{emu.url}'}}}}]\n"
-        "users: [{name: emu, user: {token: emulator-token}}]\n"
-        "contexts: [{name: emu, context: {cluster: emu, user: emu}}]\n"
-    )
+    kubeconfig = emu.write_kubeconfig(tmp_path / "kubeconfig")
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY)
     return make_settings(backend="kubernetes", kubeconfig=kubeconfig, policy_file=policy)

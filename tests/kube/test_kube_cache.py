@@ -215,13 +215,7 @@ rules:
 
 @pytest.fixture
 def app_settings(fleet: Emulator, tmp_path: Path, make_settings: Callable[..., Settings]) -> Settings:
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        "apiVersion: v1\nkind: Config\ncurrent-context: emu\n"
-        f"clusters: [{{name: emu, cluster: {{server: '{fleet.url}'}}}}]\n"
-        "users: [{name: emu, user: {token: emulator-token}}]\n"
-        "contexts: [{name: emu, context: {cluster: emu, user: emu}}]\n"
-    )
+    kubeconfig = fleet.write_kubeconfig(tmp_path / "kubeconfig")
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY)
     return make_settings(backend="kubernetes", kubeconfig=kubeconfig, policy_file=policy)
