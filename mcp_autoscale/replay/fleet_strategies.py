@@ -298,9 +298,9 @@ class FleetPlanner(FleetStrategy):
                     self._resize(
                         batch[0],
                         target,
-                        f"{b} yields {spare_now - spare} {gpu_type} of its pooled spare to "
-                        f"{', '.join(p.ref.key for p in inter)}, whose replicas grew by {grown} within "
-                        f"{self.lead_s:.0f} s",
+                        f"{b} yields {spare_now - spare} {gpu_type}{self._usd(gpu_type, spare_now - spare)} "
+                        f"of its pooled spare to {', '.join(p.ref.key for p in inter)}, whose replicas grew "
+                        f"by {grown} within {self.lead_s:.0f} s",
                         t_s,
                         twin,
                     )
@@ -398,10 +398,17 @@ class FleetPlanner(FleetStrategy):
                 t_s,
             )
 
+    def _usd(self, gpu_type: str, gpus: int) -> str:
+        """' ($X/h)': what the GPUs a move names cost, for its rationale ('' for an unpriced GPU)."""
+        per_gpu = self.catalogue.gpu_hour(gpu_type)
+        return "" if per_gpu is None else f" (${gpus * per_gpu:.2f}/h)"
+
     def _warm_to(self, twin: Twin, node_pool: str, target: int, why: str, t_s: float) -> None:
         add = target - self.warm[node_pool]
         if add <= 0:
             return
         args: dict[str, object] = {"node_pool": node_pool, "gpus": add, "method": "balloon"}
+        gpu_type = self.spec.node_pool(node_pool).gpu_type
+        why = f"{why}; {add} warm {gpu_type}{self._usd(gpu_type, add)}"
         if self._submit("request_gpu_nodes", args, why, t_s, twin):
             self.warm[node_pool] = target

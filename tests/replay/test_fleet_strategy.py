@@ -58,7 +58,7 @@ def test_busy_batch_pool_holds_the_pooled_spare_and_yields_it_when_interactive_g
         assert fleet._spare[b] == 0 and fleet.inner[b].config.floors["batch"] == 1
         assert twin.backend.get_pool(batch).desired_replicas == 1
         audit = (tmp_path / "gate" / "fleet" / "fleet-audit.jsonl").read_text()
-        assert "yields 2 L4 of its pooled spare to chat/assistant" in audit
+        assert "yields 2 L4 ($1.61/h) of its pooled spare to chat/assistant" in audit
         assert fleet.verdicts["applied"] >= 1 and "denied" not in fleet.verdicts
     finally:
         fleet.teardown()
@@ -106,6 +106,7 @@ def test_the_pooled_reserve_starts_at_its_floor_where_interactive_pools_run_hot(
         assert warm.warm == {"gpu-l4": 2, "gpu-l40s": 0}
         audit = (tmp_path / "w" / "fleet" / "fleet-audit.jsonl").read_text()
         assert '"request_gpu_nodes"' in audit and "the reserve floor until their burst statistics" in audit
+        assert "2 warm L4 ($1.61/h)" in audit  # the rationale names what the move costs
     finally:
         warm.teardown()
     off = make_strategy("fleet", spec, traces, FleetConfig(fleet_reserve_min=0), {})
@@ -146,7 +147,7 @@ def test_a_keda_owned_batch_pool_yields_through_its_scaledobject_not_a_direct_sc
         assert owner is not None and owner.max_replicas == 1 and owner.min_replicas == 1
         assert fleet.verdicts["applied"] == 1 and "denied" not in fleet.verdicts
         audit = (tmp_path / "gate" / "fleet" / "fleet-audit.jsonl").read_text()
-        assert '"patch_hpa"' in audit and "yields 2 L4 of its pooled spare" in audit
+        assert '"patch_hpa"' in audit and "yields 2 L4 ($1.61/h) of its pooled spare" in audit
     finally:
         fleet.teardown()
 
